@@ -1,0 +1,55 @@
+/*
+ * saw-brokerd configuration: the keyword table lives in broker-config.c (declared once:
+ * defaults, parser, -T dump all come from it), parsed by the shared conf/ parser.
+ *
+ * Ownership: broker_config_load() fills *cfg, which owns every string/list in it;
+ * broker_config_free() releases them (secrets wiped). Durations are seconds.
+ */
+#ifndef SAW_BROKER_CONFIG_H
+#define SAW_BROKER_CONFIG_H
+
+#include <stdio.h>
+#include "conf/conf.h"
+
+#define BROKER_DEFAULT_CONFIG "/etc/saw/broker.conf"
+
+struct broker_config {
+	struct conf_list listen_address; /* ListenAddress HOST:PORT (repeatable), default 0.0.0.0:22 */
+	struct conf_list host_key;	 /* HostKey PATH (repeatable, required) */
+	char *state_database;		 /* StateDatabase PATH, default /var/lib/saw/broker.db */
+	char *audit_log;		 /* AuditLog PATH, default /var/log/saw/audit.jsonl */
+	char *user;			 /* User NAME: account to drop to when started as root, default saw */
+
+	char *oidc_issuer;		  /* OIDCIssuer URL (required; https unless loopback) */
+	char *oidc_client_id;		  /* OIDCClientID (required) */
+	char *oidc_client_secret_file;	  /* OIDCClientSecretFile PATH (optional) */
+	struct conf_list oidc_scopes;	  /* OIDCScopes, default "openid profile groups" */
+	char *oidc_username_claim;	  /* OIDCUsernameClaim, default preferred_username */
+	char *oidc_groups_claim;	  /* OIDCGroupsClaim, default groups */
+	struct conf_list oidc_algorithms; /* OIDCAllowedAlgorithms, default RS256 ES256 EdDSA */
+	long long oidc_timeout;		  /* OIDCTimeout, default 10s: each IdP HTTP request */
+	char *required_group;		  /* RequiredGroup (required) */
+
+	long long session_max_lifetime; /* SessionMaxLifetime, default 8h */
+	long long session_idle_timeout; /* SessionIdleTimeout, default 30m */
+	long long login_grace_time;	/* LoginGraceTime, default 5m (device flow needs a browser) */
+	int max_startups_begin;		/* MaxStartups begin:rate:full, default 10:30:100 */
+	int max_startups_rate;
+	int max_startups_full;
+	int per_source_max_startups;	/* PerSourceMaxStartups, default 10 */
+	int max_auth_tries;		/* MaxAuthTries per connection, default 6 */
+	int per_source_penalty_failures; /* PerSourcePenalty FAILURES DURATION, default 10 1m: */
+	long long per_source_penalty_time; /* that many failed logins from one address → refused for DURATION */
+};
+
+/* Parse path into cfg. All errors are printed to stderr as "file:line: Keyword: message"
+ * (every error of the file, not just the first). Returns 0, or -1 if any error. */
+int broker_config_load(const char *path, struct broker_config *cfg);
+/* Same, from memory (name is used in messages); for tests and the fuzzer. errs may be NULL. */
+int broker_config_load_buffer(const char *name, const char *buf, size_t len,
+			      struct broker_config *cfg, FILE *errs);
+/* Effective configuration, one "Keyword value" per line, parseable back to the same cfg. */
+void broker_config_dump(const struct broker_config *cfg, FILE *out);
+void broker_config_free(struct broker_config *cfg);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * Session store: the only code that knows about sqlite. Kept behind this narrow interface
+ * so that a PostgreSQL backend (several brokers) can be added without touching callers,
+ * and so that pre-auth code never holds the database handle (see docs/DESIGN.md).
+ *
+ * All calls are synchronous and short (local sqlite in WAL mode, synchronous=NORMAL, prepared
+ * statements); they run on the event loop thread that owns the store.
+ *
+ * Ownership: struct store_session strings are owned by the struct; release them with
+ * store_session_clear(). Times are seconds since the epoch.
+ */
+#ifndef SAW_BROKER_STORE_H
+#define SAW_BROKER_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define STORE_ID_LEN 32 /* hex chars of a 128-bit random session id */
+
+enum store_state { STORE_LIVE = 0, STORE_EXPIRED = 1, STORE_REVOKED = 2 };
+
+struct store_session {
+	char id[STORE_ID_LEN + 1];
+	char *iss;
+	char *sub;
+	char *sid;	/* IdP session id (may be NULL) */
+	char *username;
+	char *groups;	/* JSON array text, e.g. ["saw-users","dev"] */
+	char *key_fp;	/* bound key fingerprint, "SHA256:…" */
+	int64_t created;
+	int64_t expires;       /* absolute expiry */
+	int64_t idle_deadline; /* last activity + idle timeout */
+	enum store_state state;
+	char *end_reason; /* NULL while live */
+};
+
+struct store;
+
+/* Opens (creating schema if needed) the database at path. Returns 0 or -1 with err filled. */
+int store_open(const char *path, struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Creates a live session. s->id is generated here (random). Any older live session bound to
+ * the same key fingerprint is ended first (reason "replaced"). Returns 0 or -1. */
+int store_session_create(struct store *st, struct store_session *s);
+/* Finds the live session bound to key_fp whose absolute and idle deadlines are after now.
+ * Returns 0 and fills out, 1 if there is none, -1 on error. */
+int store_session_find_by_key(struct store *st, const char *key_fp, int64_t now,
+			      struct store_session *out);
+/* Same by id (returns the row whatever its state). */
+int store_session_get(struct store *st, const char *id, struct store_session *out);
+/* Pushes the idle deadline of a live session. */
+int store_session_touch(struct store *st, const char *id, int64_t idle_deadline);
+/* Ends a live session (STORE_EXPIRED or STORE_REVOKED) with a reason. Ending an ended one
+ * is a no-op returning 1. Returns 0 when this call ended it. */
+int store_session_end(struct store *st, const char *id, enum store_state state,
+		      const char *reason, int64_t now);
+/* Ends every live session whose deadlines passed by now; calls cb for each (may be NULL).
+ * Used once at start-up (sessions that expired while the broker was down). */
+int store_session_expire_due(struct store *st, int64_t now,
+			     void (*cb)(const struct store_session *, void *), void *arg);
+void store_session_clear(struct store_session *s);
+
+#endif
