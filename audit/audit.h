@@ -23,5 +23,7 @@ struct audit *audit_open(const char *path, struct event_base *base, char *err, s
 int audit_emit(struct audit *a, json_t *event);
 int audit_flush(struct audit *a);
 void audit_close(struct audit *a);
+/* Events lost so far (queue full, or not serializable). */
+unsigned long long audit_lost(const struct audit *a);
 
 #endif

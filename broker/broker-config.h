@@ -51,5 +51,7 @@ int broker_config_load_buffer(const char *name, const char *buf, size_t len,
 /* Effective configuration, one "Keyword value" per line, parseable back to the same cfg. */
 void broker_config_dump(const struct broker_config *cfg, FILE *out);
 void broker_config_free(struct broker_config *cfg);
+/* The keyword table itself (terminated by a NULL name), e.g. for tests and documentation. */
+const struct conf_keyword *broker_config_table(void);
 
 #endif

@@ -1,1 +1,510 @@
-/* placeholder: being written */
+/*
+ * Asynchronous HTTP client: libcurl multi-socket interface on libevent.
+ *
+ * curl tells us which sockets to watch (http_sock_cb) and when to wake it up (http_timer_cb);
+ * libevent events call curl_multi_socket_action(), after which finished transfers are
+ * collected with curl_multi_info_read() (http_check_done). User callbacks only ever run
+ * from there, i.e. from the event loop and never inside a curl callback, so they may
+ * start or cancel requests freely: curl_multi_add_handle/remove_handle are not re-entrant
+ * from curl's own callbacks, and this layout guarantees we never call them from one.
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "audit/log.h"
+#include "broker/broker-http.h"
+
+#define HTTP_USER_AGENT "saw-broker/" SAW_VERSION
+#define HTTP_MAX_CONTENT_TYPE 256
+
+struct http_sock {
+	LIST_ENTRY(http_sock) entry;
+	struct http_client *c;
+	curl_socket_t fd;
+	struct event *ev;
+};
+
+struct http_req {
+	TAILQ_ENTRY(http_req) entry;
+	struct http_client *c;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	char *content_type;
+	bool too_large;
+	bool in_callback; /* http_cancel() from its own callback must not free it twice */
+	http_done_cb cb;
+	void *arg;
+};
+
+struct http_client {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	long timeout_ms;
+	TAILQ_HEAD(, http_req) reqs;
+	LIST_HEAD(, http_sock) socks;
+};
+
+static void http_check_done(struct http_client *c);
+
+static void
+http_req_free(struct http_req *r)
+{
+	if (r == NULL)
+		return;
+	if (r->easy != NULL) {
+		/* Not inside a curl callback here (see the file comment). */
+		curl_multi_remove_handle(r->c->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+	}
+	TAILQ_REMOVE(&r->c->reqs, r, entry);
+	curl_slist_free_all(r->headers);
+	free(r->body);
+	free(r->content_type);
+	free(r);
+}
+
+static void
+http_sock_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_client *c = arg;
+	int action = 0, running = 0;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(c->multi, fd, action, &running);
+	http_check_done(c);
+}
+
+static void
+http_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_client *c = arg;
+	int running = 0;
+
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_check_done(c);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only (re)arms our timer; curl is called back from the loop. */
+static int
+http_timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct http_client *c = arg;
+	struct timeval tv;
+
+	if (timeout_ms < 0) {
+		evtimer_del(c->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
+}
+
+static void
+http_sock_free(struct http_sock *s)
+{
+	LIST_REMOVE(s, entry);
+	/* Deleted before curl closes the descriptor, so epoll never sees a stale fd. */
+	event_free(s->ev);
+	free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: one persistent libevent event per socket curl uses. */
+static int
+http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct http_client *c = arg;
+	struct http_sock *s = sockp;
+	short kind = EV_PERSIST;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			curl_multi_assign(c->multi, fd, NULL);
+			http_sock_free(s);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return -1;
+		s->c = c;
+		s->fd = fd;
+		LIST_INSERT_HEAD(&c->socks, s, entry);
+		curl_multi_assign(c->multi, fd, s);
+	} else {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+	if ((s->ev = event_new(c->base, fd, kind, http_sock_event, c)) == NULL ||
+	    event_add(s->ev, NULL) != 0) {
+		curl_multi_assign(c->multi, fd, NULL);
+		if (s->ev != NULL)
+			event_free(s->ev);
+		LIST_REMOVE(s, entry);
+		free(s);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t
+http_write_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct http_req *r = arg;
+	size_t len = size * n, cap;
+	char *p;
+
+	if (len > HTTP_MAX_BODY - r->body_len) {
+		r->too_large = true;
+		return 0; /* curl aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	if (r->body_len + len + 1 > r->body_cap) {
+		cap = r->body_cap ? r->body_cap : 4096;
+		while (cap < r->body_len + len + 1)
+			cap *= 2;
+		if (cap > HTTP_MAX_BODY + 1)
+			cap = HTTP_MAX_BODY + 1;
+		if ((p = realloc(r->body, cap)) == NULL)
+			return 0;
+		r->body = p;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return len;
+}
+
+static size_t
+http_header_cb(char *data, size_t size, size_t n, void *arg)
+{
+	static const char name[] = "content-type:";
+	struct http_req *r = arg;
+	size_t len = size * n, i = sizeof(name) - 1;
+
+	/* A new status line (e.g. after "100 Continue") starts a new header block. */
+	if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		free(r->content_type);
+		r->content_type = NULL;
+		return len;
+	}
+	if (len < i || strncasecmp(data, name, i) != 0)
+		return len;
+	while (i < len && (data[i] == ' ' || data[i] == '\t'))
+		i++;
+	while (len > i && (data[len - 1] == '\r' || data[len - 1] == '\n' ||
+			   data[len - 1] == ' ' || data[len - 1] == '\t'))
+		len--;
+	if (len - i > HTTP_MAX_CONTENT_TYPE)
+		return size * n; /* absurd value: ignore it, the body parser decides */
+	free(r->content_type);
+	r->content_type = strndup(data + i, len - i);
+	return size * n;
+}
+
+static const char *
+http_strerror(struct http_req *r, CURLcode rc)
+{
+	long oserr = 0;
+
+	switch (rc) {
+	case CURLE_OK:
+		return NULL;
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		return r->too_large || rc == CURLE_FILESIZE_EXCEEDED ? "response too large"
+								      : "out of memory";
+	case CURLE_COULDNT_CONNECT:
+		curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+		switch (oserr) {
+		case ECONNREFUSED:
+			return "connection refused";
+		case ENETUNREACH:
+			return "network unreachable";
+		case EHOSTUNREACH:
+			return "host unreachable";
+		default:
+			return "could not connect";
+		}
+	case CURLE_OPERATION_TIMEDOUT:
+		return "timed out";
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return "could not resolve host name";
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return "could not resolve proxy name";
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return "TLS error: server certificate not trusted";
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		return "TLS error";
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return "unsupported URL scheme (only http and https)";
+	case CURLE_URL_MALFORMAT:
+		return "invalid URL";
+	case CURLE_GOT_NOTHING:
+		return "empty reply from server";
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		return "connection reset";
+	case CURLE_PARTIAL_FILE:
+		return "response truncated";
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return "malformed HTTP response";
+	case CURLE_OUT_OF_MEMORY:
+		return "out of memory";
+	case CURLE_ABORTED_BY_CALLBACK:
+		return "aborted";
+	default:
+		return curl_easy_strerror(rc); /* static strings */
+	}
+}
+
+static void
+http_check_done(struct http_client *c)
+{
+	struct http_result res;
+	struct http_req *r;
+	CURLMsg *msg;
+	CURLcode rc;
+	CURL *easy;
+	int left;
+	char *priv;
+
+	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		easy = msg->easy_handle;
+		rc = msg->data.result; /* msg is invalid once the handle is removed */
+		priv = NULL;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+		r = (struct http_req *)priv;
+		if (r == NULL)
+			continue;
+
+		memset(&res, 0, sizeof(res));
+		if (rc == CURLE_OK) {
+			res.ok = 1;
+			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+		} else {
+			res.error = http_strerror(r, rc);
+		}
+		res.body = r->body != NULL ? r->body : "";
+		res.body_len = r->body_len;
+		res.content_type = r->content_type;
+
+		/* Detach from curl before user code runs: it may start or cancel requests. */
+		curl_multi_remove_handle(c->multi, easy);
+		r->in_callback = true;
+		r->cb(&res, r->arg);
+		http_req_free(r);
+	}
+}
+
+struct http_client *
+http_client_new(struct event_base *base, long timeout_ms)
+{
+	struct http_client *c = NULL;
+
+	if (timeout_ms <= 0)
+		return NULL;
+	/* Reference counted; the broker calls this before it starts any thread. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		curl_global_cleanup();
+		return NULL;
+	}
+	c->base = base;
+	c->timeout_ms = timeout_ms;
+	TAILQ_INIT(&c->reqs);
+	LIST_INIT(&c->socks);
+	if ((c->timer = evtimer_new(base, http_timer_event, c)) == NULL)
+		goto fail;
+	if ((c->multi = curl_multi_init()) == NULL)
+		goto fail;
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_sock_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	return c;
+fail:
+	if (c->timer != NULL)
+		event_free(c->timer);
+	free(c);
+	curl_global_cleanup();
+	return NULL;
+}
+
+void
+http_client_free(struct http_client *c)
+{
+	struct http_req *r;
+	struct http_sock *s;
+
+	if (c == NULL)
+		return;
+	while ((r = TAILQ_FIRST(&c->reqs)) != NULL)
+		http_req_free(r);
+	/* Closing cached connections reports CURL_POLL_REMOVE for their sockets. */
+	curl_multi_cleanup(c->multi);
+	while ((s = LIST_FIRST(&c->socks)) != NULL)
+		http_sock_free(s);
+	event_free(c->timer);
+	free(c);
+	curl_global_cleanup();
+}
+
+struct http_req *
+http_request(struct http_client *c, const char *url, const char *form_body,
+	     const char *basic_user, const char *basic_pass, long timeout_ms, http_done_cb cb,
+	     void *arg)
+{
+	struct http_req *r = NULL;
+	CURL *e;
+	struct curl_slist *h;
+
+	if (c == NULL || url == NULL || cb == NULL)
+		return NULL;
+	if (timeout_ms <= 0)
+		timeout_ms = c->timeout_ms;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->c = c;
+	r->cb = cb;
+	r->arg = arg;
+	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
+	if ((r->easy = e = curl_easy_init()) == NULL)
+		goto fail;
+	if ((h = curl_slist_append(NULL, "Accept: application/json")) == NULL)
+		goto fail;
+	r->headers = h;
+	/* Accepting "Expect: 100-continue" would only add a round trip for small forms. */
+	if ((h = curl_slist_append(r->headers, "Expect:")) == NULL)
+		goto fail;
+	r->headers = h;
+
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK)
+		goto fail;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_BODY);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	/* TLS verification is curl's default; state it so nobody "fixes" it away. */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (form_body != NULL) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(form_body));
+		if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form_body) != CURLE_OK)
+			goto fail;
+	}
+	if (basic_user != NULL) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		if (curl_easy_setopt(e, CURLOPT_USERNAME, basic_user) != CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_PASSWORD, basic_pass ? basic_pass : "") !=
+			    CURLE_OK)
+			goto fail;
+	}
+	/* The transfer starts from the event loop (curl arms our timer): cb never runs
+	 * before this function returns. */
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+		goto fail;
+	return r;
+fail:
+	if (r->easy != NULL) {
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+	}
+	http_req_free(r);
+	return NULL;
+}
+
+struct http_req *
+http_get(struct http_client *c, const char *url, http_done_cb cb, void *arg)
+{
+	return http_request(c, url, NULL, NULL, NULL, 0, cb, arg);
+}
+
+struct http_req *
+http_post_form(struct http_client *c, const char *url, const char *body, const char *basic_user,
+	       const char *basic_pass, http_done_cb cb, void *arg)
+{
+	return http_request(c, url, body ? body : "", basic_user, basic_pass, 0, cb, arg);
+}
+
+void
+http_cancel(struct http_req *r)
+{
+	if (r == NULL || r->in_callback)
+		return; /* freed by http_check_done once its callback returns */
+	http_req_free(r);
+}
+
+char *
+http_urlencode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s), i;
+	char *out, *p;
+
+	if (n > (SIZE_MAX - 1) / 3 || (out = malloc(n * 3 + 1)) == NULL)
+		return NULL;
+	/* RFC 3986 unreserved characters stay; everything else is %XX (form bodies too:
+	 * encoding space as %20 rather than '+' is valid application/x-www-form-urlencoded). */
+	for (p = out, i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			*p++ = (char)ch;
+		} else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}

@@ -38,6 +38,11 @@ struct http_req *http_post_form(struct http_client *c, const char *url, const ch
 				const char *basic_user, const char *basic_pass, http_done_cb cb,
 				void *arg);
 void http_cancel(struct http_req *r);
+/* The general form of the two above: GET when form_body is NULL, else a form POST;
+ * timeout_ms is this request's total timeout (0: the client's). */
+struct http_req *http_request(struct http_client *c, const char *url, const char *form_body,
+			      const char *basic_user, const char *basic_pass, long timeout_ms,
+			      http_done_cb cb, void *arg);
 
 /* URL-encodes s into a new string (caller frees). */
 char *http_urlencode(const char *s);

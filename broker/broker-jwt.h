@@ -64,4 +64,17 @@ enum jwt_status jwt_validate_id_token(const struct jwks *ks, const char *token, 
 /* A short plain-words description, e.g. "token signature does not verify". */
 const char *jwt_status_str(enum jwt_status st);
 
+/* Added after the first version; the declarations above are unchanged. */
+
+/* Back-Channel Logout 1.0 2.6 checks on verified claims: iss, aud, exp, iat as for an ID
+ * token (azp only if present; trusted_aud applies), then events holds the back-channel logout
+ * event as an object, sub and/or sid are non-empty strings, jti is a non-empty string (the
+ * caller's replay cache key), and nonce is absent (else JWT_BAD_CLAIMS). */
+enum jwt_status jwt_check_logout_claims(const json_t *claims, const struct jwt_expect *e);
+
+/* Copies the (unverified) header "typ" into buf, "" when absent. Returns 0, or -1 when the
+ * token is malformed or typ is not a string shorter than buflen. Call it after jwt_verify()
+ * succeeded if the answer matters: the header is covered by the signature. */
+int jwt_header_typ(const char *token, size_t len, char *buf, size_t buflen);
+
 #endif

@@ -1,1 +1,548 @@
-/* placeholder: being written */
+/*
+ * Session store on sqlite (see broker-store.h for the contract).
+ *
+ * The schema version lives in PRAGMA user_version; store_migrations[i] takes a database from
+ * version i to i + 1, each in its own transaction, so a later change appends one entry.
+ */
+#include "broker/broker-store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/log.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+static const char *const store_migrations[] = {
+	/* 0 -> 1: sessions */
+	"CREATE TABLE sessions ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" iss TEXT NOT NULL,"
+	" sub TEXT NOT NULL,"
+	" sid TEXT,"
+	" username TEXT NOT NULL,"
+	" groups TEXT NOT NULL DEFAULT '[]',"
+	" key_fp TEXT,"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" idle_deadline INTEGER NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+	" end_reason TEXT,"
+	" ended INTEGER"
+	") STRICT;"
+	/* Pubkey authentication looks up the live session of a key on every login. */
+	"CREATE INDEX sessions_live_key ON sessions(key_fp) WHERE state = 0;"
+	/* Revocation events name a user (iss, sub) or an IdP session (iss, sid). */
+	"CREATE INDEX sessions_iss_sub ON sessions(iss, sub);"
+	"CREATE INDEX sessions_iss_sid ON sessions(iss, sid) WHERE sid IS NOT NULL;",
+};
+#define STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+#define STORE_COLS                                                                              \
+	"id, iss, sub, sid, username, groups, key_fp, created, expires, idle_deadline, state, " \
+	"end_reason"
+
+enum store_stmt {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_REPLACE_KEY,
+	STMT_INSERT,
+	STMT_FIND_KEY,
+	STMT_GET,
+	STMT_TOUCH,
+	STMT_END,
+	STMT_EXPIRE_DUE,
+	STMT_COUNT
+};
+
+static const char *const store_sql[STMT_COUNT] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_REPLACE_KEY] = "UPDATE sessions SET state = 2, end_reason = 'replaced', ended = ?2"
+	                     " WHERE key_fp = ?1 AND state = 0",
+	[STMT_INSERT] = "INSERT INTO sessions (" STORE_COLS ", ended)"
+	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, NULL, NULL)",
+	[STMT_FIND_KEY] = "SELECT " STORE_COLS " FROM sessions"
+	                  " WHERE key_fp = ?1 AND state = 0 AND expires > ?2 AND idle_deadline > ?2"
+	                  " ORDER BY created DESC LIMIT 1",
+	[STMT_GET] = "SELECT " STORE_COLS " FROM sessions WHERE id = ?1",
+	/* Only ever forward: a late touch must not shorten a deadline pushed meanwhile. */
+	[STMT_TOUCH] = "UPDATE sessions SET idle_deadline = MAX(idle_deadline, ?2)"
+	               " WHERE id = ?1 AND state = 0",
+	[STMT_END] = "UPDATE sessions SET state = ?2, end_reason = ?3, ended = ?4"
+	             " WHERE id = ?1 AND state = 0",
+	[STMT_EXPIRE_DUE] = "UPDATE sessions SET state = 1, ended = ?1, end_reason ="
+	                    " CASE WHEN expires <= ?1 THEN 'expired' ELSE 'idle' END"
+	                    " WHERE state = 0 AND (expires <= ?1 OR idle_deadline <= ?1)"
+	                    " RETURNING " STORE_COLS,
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[STMT_COUNT];
+};
+
+static void store_warn(struct store *st, const char *what)
+{
+	log_warnx("session store: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+/*
+ * sqlite creates the -wal and -shm files with the mode of the database file, so creating the
+ * database 0600 ourselves (rather than changing the process umask, which is shared) keeps
+ * all three private. An existing file that is group/other accessible is tightened.
+ */
+static int store_create_file(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot open session database %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "cannot open session database %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "cannot open session database %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		if (fchmod(fd, sb.st_mode & 0700) == -1) {
+			snprintf(err, errlen,
+			         "session database %s is readable by other users and cannot be "
+			         "made private: %s",
+			         path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		log_warnx("session database %s was accessible to other users; mode set to %04o",
+		          path, (unsigned)(sb.st_mode & 0700));
+	}
+	close(fd);
+	return 0;
+}
+
+static int store_exec(struct store *st, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "session database: %s", msg != NULL ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_pragma_int(struct store *st, const char *sql, int *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "session database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errlen, "session database: %s", sqlite3_errmsg(st->db));
+		sqlite3_finalize(s);
+		return -1;
+	}
+	*out = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int store_migrate(struct store *st, const char *path, char *err, size_t errlen)
+{
+	char sql[64];
+	int version;
+
+	if (store_pragma_int(st, "PRAGMA user_version", &version, err, errlen) == -1)
+		return -1;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		         "session database %s has schema version %d but this saw-brokerd knows "
+		         "only up to %d: run a newer saw-brokerd or move the database away",
+		         path, version, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	for (; version < STORE_SCHEMA_VERSION; version++) {
+		if (store_exec(st, "BEGIN IMMEDIATE", err, errlen) == -1)
+			return -1;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+		if (store_exec(st, store_migrations[version], err, errlen) == -1 ||
+		    store_exec(st, sql, err, errlen) == -1) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		if (store_exec(st, "COMMIT", err, errlen) == -1)
+			return -1;
+		if (version > 0)
+			log_info("session database %s upgraded to schema version %d", path,
+			         version + 1);
+	}
+	return 0;
+}
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+	struct store *st = NULL;
+	char jm[16] = "";
+	sqlite3_stmt *s = NULL;
+	int i, rc;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0') {
+		snprintf(err, errlen, "no session database path configured");
+		return -1;
+	}
+	if (strcmp(path, ":memory:") != 0 && store_create_file(path, err, errlen) == -1)
+		return -1;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "session database: out of memory");
+		return -1;
+	}
+	rc = sqlite3_open_v2(path, &st->db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+	                             SQLITE_OPEN_NOFOLLOW,
+	                     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open session database %s: %s", path,
+		         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* Defensive mode: no writable_schema or similar ways to corrupt the file via SQL. */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errlen, "session database %s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	snprintf(jm, sizeof(jm), "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	s = NULL;
+	if (strcmp(jm, "wal") != 0 && strcmp(path, ":memory:") != 0) {
+		snprintf(err, errlen,
+		         "session database %s: cannot use write-ahead logging (journal mode is "
+		         "%s); put it on a local file system",
+		         path, jm);
+		goto fail;
+	}
+	/* NORMAL in WAL mode: a power cut may lose the last commits but never corrupts. */
+	if (store_exec(st, "PRAGMA synchronous = NORMAL", err, errlen) == -1 ||
+	    store_exec(st, "PRAGMA foreign_keys = ON", err, errlen) == -1 ||
+	    store_migrate(st, path, err, errlen) == -1)
+		goto fail;
+
+	for (i = 0; i < STMT_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                       &st->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "session database %s: %s", path,
+			         sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	*out = st;
+	return 0;
+fail:
+	sqlite3_finalize(s);
+	store_close(st);
+	return -1;
+}
+
+void store_close(struct store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db != NULL) {
+		sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
+		if (sqlite3_close(st->db) != SQLITE_OK)
+			store_warn(st, "close");
+	}
+	free(st);
+}
+
+/* Runs a statement without result rows and resets it. Returns 0 or -1 (logged). */
+static int store_step_done(struct store *st, enum store_stmt which, const char *what)
+{
+	sqlite3_stmt *s = st->stmt[which];
+	int rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE) {
+		store_warn(st, what);
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return 0;
+}
+
+static void store_rollback(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db))
+		return;
+	store_step_done(st, STMT_ROLLBACK, "rollback");
+}
+
+static int store_dup_col(sqlite3_stmt *s, int col, char **out)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+
+	*out = NULL;
+	if (v == NULL)
+		return sqlite3_errcode(sqlite3_db_handle(s)) == SQLITE_NOMEM ? -1 : 0;
+	if ((*out = strdup((const char *)v)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* Fills out from the current row (columns in STORE_COLS order). */
+static int store_read_row(sqlite3_stmt *s, struct store_session *out)
+{
+	const unsigned char *id = sqlite3_column_text(s, 0);
+
+	memset(out, 0, sizeof(*out));
+	if (id != NULL)
+		snprintf(out->id, sizeof(out->id), "%s", (const char *)id);
+	if (store_dup_col(s, 1, &out->iss) == -1 || store_dup_col(s, 2, &out->sub) == -1 ||
+	    store_dup_col(s, 3, &out->sid) == -1 || store_dup_col(s, 4, &out->username) == -1 ||
+	    store_dup_col(s, 5, &out->groups) == -1 || store_dup_col(s, 6, &out->key_fp) == -1 ||
+	    store_dup_col(s, 11, &out->end_reason) == -1) {
+		store_session_clear(out);
+		return -1;
+	}
+	out->created = sqlite3_column_int64(s, 7);
+	out->expires = sqlite3_column_int64(s, 8);
+	out->idle_deadline = sqlite3_column_int64(s, 9);
+	out->state = (enum store_state)sqlite3_column_int(s, 10);
+	return 0;
+}
+
+/* Runs a single-row SELECT. Returns 0 with out filled, 1 for no row, -1 on error. */
+static int store_select_one(struct store *st, enum store_stmt which, struct store_session *out,
+                            const char *what)
+{
+	sqlite3_stmt *s = st->stmt[which];
+	int rc, ret;
+
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		ret = store_read_row(s, out) == 0 ? 0 : -1;
+		if (ret == -1)
+			log_warnx("session store: %s: out of memory", what);
+	} else if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else {
+		store_warn(st, what);
+		ret = -1;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+static int store_new_id(char id[STORE_ID_LEN + 1])
+{
+	unsigned char b[STORE_ID_LEN / 2];
+	size_t i;
+
+	/* A session id is a bearer reference in logs and admin calls: it must not be guessable. */
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		log_warn("session store: getrandom");
+		return -1;
+	}
+	for (i = 0; i < sizeof(b); i++)
+		snprintf(id + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
+int store_session_create(struct store *st, struct store_session *s)
+{
+	sqlite3_stmt *q;
+
+	if (store_new_id(s->id) == -1)
+		return -1;
+	if (store_step_done(st, STMT_BEGIN, "begin") == -1)
+		return -1;
+
+	if (s->key_fp != NULL) {
+		q = st->stmt[STMT_REPLACE_KEY];
+		sqlite3_bind_text(q, 1, s->key_fp, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, s->created);
+		if (store_step_done(st, STMT_REPLACE_KEY, "end replaced sessions") == -1)
+			goto fail;
+	}
+
+	q = st->stmt[STMT_INSERT];
+	sqlite3_bind_text(q, 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, s->iss, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, s->sub, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, s->sid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, s->username, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 6, s->groups != NULL ? s->groups : "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 7, s->key_fp, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 8, s->created);
+	sqlite3_bind_int64(q, 9, s->expires);
+	sqlite3_bind_int64(q, 10, s->idle_deadline);
+	if (store_step_done(st, STMT_INSERT, "create session") == -1)
+		goto fail;
+	if (store_step_done(st, STMT_COMMIT, "commit") == -1)
+		goto fail;
+	s->state = STORE_LIVE;
+	free(s->end_reason);
+	s->end_reason = NULL;
+	return 0;
+fail:
+	store_rollback(st);
+	s->id[0] = '\0';
+	return -1;
+}
+
+int store_session_find_by_key(struct store *st, const char *key_fp, int64_t now,
+                              struct store_session *out)
+{
+	sqlite3_stmt *q = st->stmt[STMT_FIND_KEY];
+
+	if (key_fp == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, key_fp, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, now);
+	return store_select_one(st, STMT_FIND_KEY, out, "find session by key");
+}
+
+int store_session_get(struct store *st, const char *id, struct store_session *out)
+{
+	sqlite3_stmt *q = st->stmt[STMT_GET];
+
+	if (id == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	return store_select_one(st, STMT_GET, out, "get session");
+}
+
+/* Returns 0 when the update changed a row, 1 when none matched, -1 on error. */
+static int store_update(struct store *st, enum store_stmt which, const char *what)
+{
+	if (store_step_done(st, which, what) == -1)
+		return -1;
+	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+}
+
+int store_session_touch(struct store *st, const char *id, int64_t idle_deadline)
+{
+	sqlite3_stmt *q = st->stmt[STMT_TOUCH];
+
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, idle_deadline);
+	return store_update(st, STMT_TOUCH, "touch session");
+}
+
+int store_session_end(struct store *st, const char *id, enum store_state state, const char *reason,
+                      int64_t now)
+{
+	sqlite3_stmt *q = st->stmt[STMT_END];
+
+	if (state != STORE_EXPIRED && state != STORE_REVOKED) {
+		log_warnx("session store: end session %s: invalid state %d", id, (int)state);
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, (int)state);
+	sqlite3_bind_text(q, 3, reason != NULL ? reason : "ended", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, now);
+	return store_update(st, STMT_END, "end session");
+}
+
+int store_session_expire_due(struct store *st, int64_t now,
+                             void (*cb)(const struct store_session *, void *), void *arg)
+{
+	sqlite3_stmt *q = st->stmt[STMT_EXPIRE_DUE];
+	struct store_session *rows = NULL, *tmp;
+	size_t n = 0, cap = 0, i;
+	bool db_failed = false;
+	int rc, ret = 0;
+
+	/*
+	 * Rows are collected and the callbacks run only once the update is committed: the
+	 * callback may audit or call back into the store, and must see the durable state.
+	 */
+	sqlite3_bind_int64(q, 1, now);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap != 0 ? cap * 2 : 16;
+			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
+				ret = -1;
+				break;
+			}
+			rows = tmp;
+		}
+		if (store_read_row(q, &rows[n]) == -1) {
+			ret = -1;
+			break;
+		}
+		n++;
+	}
+	if (ret == -1) {
+		/* The update itself is complete (sqlite applies RETURNING updates on the first
+		 * step); only the rows not collected go unreported. */
+		log_warnx("session store: expire sessions: out of memory");
+	} else if (rc != SQLITE_DONE) {
+		/* A failed statement is rolled back as a whole: nothing ended, report nothing. */
+		store_warn(st, "expire sessions");
+		db_failed = true;
+		ret = -1;
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+
+	for (i = 0; i < n; i++) {
+		if (cb != NULL && !db_failed)
+			cb(&rows[i], arg);
+		store_session_clear(&rows[i]);
+	}
+	free(rows);
+	return ret;
+}
+
+void store_session_clear(struct store_session *s)
+{
+	if (s == NULL)
+		return;
+	free(s->iss);
+	free(s->sub);
+	free(s->sid);
+	free(s->username);
+	free(s->groups);
+	free(s->key_fp);
+	free(s->end_reason);
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,153 @@
+/*
+ * saw-brokerd internals shared by the broker-*.c files.
+ *
+ * One process, one thread, one libevent base: struct broker is the process context, made
+ * in main() and passed explicitly; there are no other mutable globals. Every libssh session
+ * is owned by exactly one struct conn and only ever touched from the event loop thread.
+ * See docs/DESIGN.md for the concurrency model and the pre-auth boundary.
+ */
+#ifndef SAW_BROKER_H
+#define SAW_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "broker/broker-config.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct audit;
+struct store;
+struct oidc;
+struct oidc_device;
+struct http_client;
+struct limits;
+struct live_session;
+
+enum conn_state {
+	CONN_KEX,	    /* key exchange in progress */
+	CONN_AUTH,	    /* user authentication in progress (pre-auth) */
+	CONN_OPEN,	    /* authenticated, bound to a live session */
+	CONN_CLOSING,	    /* disconnect sent, waiting for the output to drain */
+};
+
+/* The device-flow part of a login, owned by broker-auth.c. */
+enum login_state {
+	LOGIN_NONE,	/* no verified key yet */
+	LOGIN_KEY_OK,	/* key signature verified, no live session: device flow */
+	LOGIN_PROMPTED, /* the verification URL prompt has been sent */
+	LOGIN_CHECKING, /* the user pressed Enter; waiting for the IdP's answer */
+	LOGIN_DONE,
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) entry;	   /* broker->conns */
+	TAILQ_ENTRY(conn) session_entry;   /* live_session->conns, when CONN_OPEN */
+	struct broker *broker;
+	uint64_t id;			   /* for logs */
+	int fd;
+	ssh_session ssh;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *ev_timer;		   /* LoginGraceTime before auth, drain deadline when closing */
+	enum conn_state state;
+	bool unauth_counted;		   /* counted in the MaxStartups numbers */
+	bool read_paused;		   /* waiting for the IdP before reading the next message */
+	char src_ip[64];
+	int src_port;
+	char dst_ip[64];
+	int dst_port;
+
+	/* authentication (broker-auth.c) */
+	char *user;			   /* SSH user name of the first auth request */
+	char *key_fp;			   /* "SHA256:…" of the verified key */
+	enum login_state login;
+	struct oidc_device *device;
+	ssh_message held;		   /* kbd-int message answered once the IdP replies */
+	struct event *ev_recheck;	   /* re-prompt if Enter came before approval */
+	int auth_failures;
+	bool key_hint_sent;
+
+	/* after authentication */
+	struct live_session *session;
+	int64_t last_activity;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+struct broker {
+	struct broker_config cfg;
+	const char *config_path;
+	struct event_base *base;
+	ssh_bind bind;			/* host keys; one per process, shared by all sessions */
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct audit *audit;
+	struct store *store;
+	struct http_client *http;
+	struct oidc *oidc;
+	struct limits *limits;
+	struct conn_list conns;
+	size_t nconns;
+	size_t nunauth;
+	uint64_t next_conn_id;
+	struct live_session *sessions; /* live sessions that have connections (broker-sessions.c) */
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_sigpipe;
+	bool shutting_down;
+};
+
+/* broker-conn.c: one SSH connection on the event loop */
+void conn_accept(struct broker *b, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Close with a one-line reason the client shows ("Received disconnect …: reason"). */
+void conn_close(struct conn *c, const char *reason);
+/* Stop/resume reading the socket (used while a login waits on the IdP). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+/* Re-arm write interest if libssh has output buffered. */
+void conn_flush(struct conn *c);
+/* Authenticated: no longer counts against the pre-auth limits; grace timer stopped. */
+void conn_authenticated(struct conn *c);
+void conn_free_all(struct broker *b);
+
+/* broker-auth.c: the pre-auth state machine (publickey → device flow). Messages are owned
+ * by the caller unless the function returns 1 (then it kept the message in c->held). */
+int auth_handle_message(struct conn *c, ssh_message msg);
+void auth_conn_cleanup(struct conn *c);
+
+/* broker-chan.c: what an authenticated connection may do. */
+void chan_handle_message(struct conn *c, ssh_message msg);
+
+/* broker-sessions.c: live sessions with connections; expiry timers; closing */
+struct store_session;
+/* Attaches an authenticated connection to the live session s (copied). */
+int sessions_attach(struct broker *b, struct conn *c, const struct store_session *s);
+void sessions_detach(struct conn *c);
+/* Activity on an authenticated connection pushes its session's idle deadline. */
+void sessions_activity(struct conn *c);
+void sessions_free_all(struct broker *b);
+/* The attached session's data (borrowed) for the whoami text. */
+const struct store_session *sessions_row(const struct live_session *ls);
+
+/* broker-limits.c: pre-auth limits (MaxStartups, PerSourceMaxStartups, PerSourcePenalty) */
+struct limits *limits_new(const struct broker_config *cfg);
+void limits_free(struct limits *l);
+/* May a new unauthenticated connection from ip be accepted? NULL if yes, else the reason. */
+const char *limits_admit(struct limits *l, const char *ip, size_t nunauth, int64_t now);
+void limits_unauth_add(struct limits *l, const char *ip);
+void limits_unauth_del(struct limits *l, const char *ip);
+void limits_login_failed(struct limits *l, const char *ip, int64_t now);
+
+int64_t broker_now(void);
+/* Audit helpers (broker.c) */
+void broker_audit_ssh(struct broker *b, const struct conn *c, int activity, const char *reason);
+void broker_audit_logon(struct broker *b, const struct conn *c, const struct store_session *s,
+			bool success, const char *reason);
+void broker_audit_logoff(struct broker *b, const struct store_session *s, const char *why);
+
+#endif
