@@ -347,6 +347,7 @@ auth_publickey(struct conn *c, ssh_message msg)
 		store_session_clear(&s);
 	c->key_fp = fp;
 	c->login = LOGIN_KEY_OK;
+	c->via_device = true;
 	/* Ask the IdP for a device code now, while the client turns to kbd-int. */
 	c->device = oidc_device_start(b->oidc, auth_device_cb, c);
 	if (c->device == NULL) {

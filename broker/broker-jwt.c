@@ -53,7 +53,7 @@ struct jwks {
 struct jwt_alg {
 	const char *name;
 	enum jwk_type type;
-	size_t ec_sig_b64len; /* exact base64url length of an r||s signature, 0 for RSA */
+	size_t ec_sig_len; /* bytes of an ECDSA r||s signature; 0 for RSA (the modulus size) */
 };
 
 /* The only algorithms this file will ever verify. Anything else (none, HS*, EdDSA, ...) is
@@ -61,7 +61,7 @@ struct jwt_alg {
 static const struct jwt_alg jwt_algs[] = {
 	{ "RS256", JWK_RSA, 0 },       { "RS384", JWK_RSA, 0 },	      { "RS512", JWK_RSA, 0 },
 	{ "PS256", JWK_RSA, 0 },       { "PS384", JWK_RSA, 0 },	      { "PS512", JWK_RSA, 0 },
-	{ "ES256", JWK_EC_P256, 86 }, { "ES384", JWK_EC_P384, 128 }, { "ES512", JWK_EC_P521, 176 },
+	{ "ES256", JWK_EC_P256, 64 }, { "ES384", JWK_EC_P384, 96 }, { "ES512", JWK_EC_P521, 132 },
 };
 
 static void jwt_seterr(char *err, size_t errlen, const char *msg)
@@ -398,7 +398,7 @@ enum jwt_status jwt_verify(const struct jwks *ks, const char *token, size_t len,
 	cjose_jws_t *jws = NULL;
 	cjose_err cerr;
 	uint8_t *plain = NULL;
-	size_t plain_len = 0, i;
+	size_t plain_len = 0, sig_bytes, i;
 	enum jwt_status st;
 
 	if (claims_out != NULL)
@@ -444,9 +444,11 @@ enum jwt_status jwt_verify(const struct jwks *ks, const char *token, size_t len,
 	if ((st = jwks_pick(ks, kid != NULL ? json_string_value(kid) : NULL, a, &key)) != JWT_OK)
 		goto out;
 
-	/* cjose 0.6.2 does not check the ECDSA signature length; anything but exactly r||s of
-	 * the curve's size is not a JWS signature. */
-	if (p.sig_len == 0 || (a->ec_sig_b64len != 0 && p.sig_len != a->ec_sig_b64len)) {
+	/* A signature is exactly the modulus size (RSA) or r||s of the curve's size (ECDSA);
+	 * cjose 0.6.2 does not check the ECDSA length, so nothing else reaches it. Unpadded
+	 * base64url of n bytes is (4n + 2) / 3 characters. */
+	sig_bytes = a->ec_sig_len != 0 ? a->ec_sig_len : cjose_jwk_get_keysize(key->jwk, &cerr) / 8;
+	if (p.sig_len != (4 * sig_bytes + 2) / 3) {
 		st = JWT_BAD_SIGNATURE;
 		goto out;
 	}
@@ -550,7 +552,7 @@ static enum jwt_status jwt_check_common(const json_t *claims, const struct jwt_e
 					size_t *naud)
 {
 	const json_t *aud, *v;
-	int64_t exp, iat, skew, max_age;
+	int64_t exp, iat, nbf, skew, max_age;
 	bool ours = false;
 	size_t i;
 
@@ -583,17 +585,25 @@ static enum jwt_status jwt_check_common(const json_t *claims, const struct jwt_e
 	if (!claim_time(json_object_get(claims, "iat"), &iat) || iat > e->now + skew ||
 	    iat < e->now - max_age)
 		return JWT_BAD_IAT;
+	/* nbf is optional in both token kinds, but a token not valid yet is not valid. */
+	v = json_object_get(claims, "nbf");
+	if (v != NULL && (!claim_time(v, &nbf) || nbf > e->now + skew))
+		return JWT_BAD_CLAIMS;
 	return JWT_OK;
 }
 
 enum jwt_status jwt_check_id_claims(const json_t *claims, const struct jwt_expect *e)
 {
-	const json_t *azp;
+	const json_t *azp, *v;
 	size_t naud = 0;
 	enum jwt_status st;
 
 	if ((st = jwt_check_common(claims, e, &naud)) != JWT_OK)
 		return st;
+	/* OIDC Core 2: sub is required; callers key the user on it. */
+	v = json_object_get(claims, "sub");
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return JWT_BAD_CLAIMS;
 	/* OIDC Core 3.1.3.7 steps 4-5: several audiences need an azp, and azp is us. */
 	azp = json_object_get(claims, "azp");
 	if (azp != NULL && !claim_str_eq(azp, e->audience))

@@ -64,7 +64,9 @@ enum jwt_status jwt_validate_id_token(const struct jwks *ks, const char *token, 
 /* A short plain-words description, e.g. "token signature does not verify". */
 const char *jwt_status_str(enum jwt_status st);
 
-/* Added after the first version; the declarations above are unchanged. */
+/* Added after the first version; the declarations above are unchanged. Beyond the rules
+ * named above, jwt_check_id_claims() also refuses (JWT_BAD_CLAIMS) a missing or empty "sub"
+ * and an "nbf" later than now + skew; jwt_verify() refuses a "crit" header (JWT_MALFORMED). */
 
 /* Back-Channel Logout 1.0 2.6 checks on verified claims: iss, aud, exp, iat as for an ID
  * token (azp only if present; trusted_aud applies), then events holds the back-channel logout

@@ -89,9 +89,8 @@ broker_audit_ssh(struct broker *b, const struct conn *c, int activity, const cha
 	if (c != NULL && c->session != NULL)
 		subject_add_session(&s, sessions_row(c->session));
 	broker_emit(b, ocsf_ssh_activity((enum ocsf_ssh_activity)activity, &s,
-					 c && c->login != LOGIN_NONE && c->device
-						 ? OCSF_SSH_AUTH_KBDINT
-						 : OCSF_SSH_AUTH_PUBKEY,
+					 c && c->via_device ? OCSF_SSH_AUTH_KBDINT
+							    : OCSF_SSH_AUTH_PUBKEY,
 					 reason, ocsf_now_ms()));
 }
 

@@ -72,7 +72,7 @@ struct conn {
 	ssh_message held;		   /* kbd-int message answered once the IdP replies */
 	struct event *ev_recheck;	   /* re-prompt if Enter came before approval */
 	int auth_failures;
-	bool key_hint_sent;
+	bool via_device; /* the login went through the device flow (kbd-int) */
 
 	/* after authentication */
 	struct live_session *session;

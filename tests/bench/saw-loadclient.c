@@ -116,7 +116,7 @@ lc_login(struct lc_ctx *ctx, unsigned int ticket, ssh_key key)
 	const struct lc_opts *o = &ctx->opts;
 	ssh_session s = NULL;
 	int port = (int)o->port;
-	int no = 0;
+	int no = 0, yes = 1;
 	bool no_config = false;
 	long timeout = LC_SSH_TIMEOUT_S;
 	int rc;
@@ -133,6 +133,7 @@ lc_login(struct lc_ctx *ctx, unsigned int ticket, ssh_key key)
 	    ssh_options_set(s, SSH_OPTIONS_USER, o->user) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &no) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null") < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") < 0) {
 		lc_report_error(ctx, ticket, "cannot set session options", ssh_get_error(s));

@@ -578,6 +578,22 @@ static void test_tampered_signature(void **state)
 	assert_status(validate(k->ks, tok, algs_all, NALGS_ALL), JWT_BAD_SIGNATURE);
 	free(tok);
 
+	/* RSA signature one byte short / long */
+	tok = sign_tok(k->rsa1, "RS256", "rsa1", claims_base());
+	n = strlen(tok);
+	tok[n - 4] = '\0';
+	assert_status(validate(k->ks, tok, algs_rs256, 1), JWT_BAD_SIGNATURE);
+	free(tok);
+	tok = sign_tok(k->rsa1, "PS256", "rsa1", claims_base());
+	{
+		char *longer;
+
+		assert_true(asprintf(&longer, "%sAAAA", tok) > 0);
+		assert_status(validate(k->ks, longer, algs_all, NALGS_ALL), JWT_BAD_SIGNATURE);
+		free(longer);
+	}
+	free(tok);
+
 	/* signed by another RSA key under our kid */
 	tok = sign_tok(k->rsa2, "RS256", "rsa1", claims_base());
 	assert_status(validate(k->ks, tok, algs_rs256, 1), JWT_BAD_SIGNATURE);
@@ -828,6 +844,17 @@ static void test_claims_iat(void **state)
 	assert_status(check_with(with("iat", json_integer(INT64_MIN))), JWT_BAD_IAT);
 }
 
+static void test_claims_sub_nbf(void **state)
+{
+	assert_status(check_with(with("sub", NULL)), JWT_BAD_CLAIMS);
+	assert_status(check_with(with("sub", json_string(""))), JWT_BAD_CLAIMS);
+	assert_status(check_with(with("sub", json_integer(7))), JWT_BAD_CLAIMS);
+	assert_status(check_with(with("nbf", json_integer(NOW + 61))), JWT_BAD_CLAIMS);
+	assert_status(check_with(with("nbf", json_string("0"))), JWT_BAD_CLAIMS);
+	assert_status(check_with(with("nbf", json_integer(NOW + 60))), JWT_OK);
+	assert_status(check_with(with("nbf", json_integer(NOW - 100))), JWT_OK);
+}
+
 static void test_claims_args(void **state)
 {
 	struct jwt_expect e = expect();
@@ -1022,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_claims_aud_azp),
 		cmocka_unit_test(test_claims_exp),
 		cmocka_unit_test(test_claims_iat),
+		cmocka_unit_test(test_claims_sub_nbf),
 		cmocka_unit_test(test_claims_args),
 		cmocka_unit_test(test_logout_claims),
 		cmocka_unit_test(test_jwks_parse_errors),
