@@ -21,8 +21,8 @@ static const char *const broker_config_algs[] = {
 	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 };
 
-static int broker_config_check_user(const struct conf_keyword *kw, const char *v, char *msg,
-				    size_t msglen)
+static int
+broker_config_check_user(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[64];
 	const char *p;
@@ -42,7 +42,8 @@ static int broker_config_check_user(const struct conf_keyword *kw, const char *v
 	return 0;
 }
 
-static int broker_config_loopback(const char *host)
+static int
+broker_config_loopback(const char *host)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -61,8 +62,8 @@ static int broker_config_loopback(const char *host)
  * plain-text issuer would let anyone on the path mint identities. http:// is tolerated
  * only for a loopback IdP (tests, a local proxy).
  */
-static int broker_config_check_issuer(const struct conf_keyword *kw, const char *v, char *msg,
-				      size_t msglen)
+static int
+broker_config_check_issuer(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[80], host[256];
 	const char *auth, *end, *hend;
@@ -77,7 +78,8 @@ static int broker_config_check_issuer(const struct conf_keyword *kw, const char 
 		https = 0;
 		auth = v + 7;
 	} else {
-		snprintf(msg, msglen, "\"%s\" is not an https:// URL", conf_vis(v, vis, sizeof(vis)));
+		snprintf(msg, msglen, "\"%s\" is not an https:// URL",
+			 conf_vis(v, vis, sizeof(vis)));
 		return -1;
 	}
 	if (strpbrk(v, "?#") != NULL) {
@@ -131,8 +133,8 @@ badhost:
 }
 
 /* RFC 6749, 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
-static int broker_config_check_scope(const struct conf_keyword *kw, const char *v, char *msg,
-				     size_t msglen)
+static int
+broker_config_check_scope(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[64];
 	const unsigned char *p;
@@ -147,8 +149,9 @@ static int broker_config_check_scope(const struct conf_keyword *kw, const char *
 	return 0;
 }
 
-static int broker_config_finish_scopes(const struct conf_keyword *kw, const void *field,
-				       char *msg, size_t msglen)
+static int
+broker_config_finish_scopes(const struct conf_keyword *kw, const void *field, char *msg,
+			    size_t msglen)
 {
 	const struct conf_list *l = field;
 	size_t i;
@@ -156,12 +159,13 @@ static int broker_config_finish_scopes(const struct conf_keyword *kw, const void
 	for (i = 0; i < l->n; i++)
 		if (strcmp(l->v[i], "openid") == 0)
 			return 0;
-	snprintf(msg, msglen, "must include openid (the broker signs users in with OpenID Connect)");
+	snprintf(msg, msglen,
+		 "must include openid (the broker signs users in with OpenID Connect)");
 	return -1;
 }
 
-static int broker_config_check_alg(const struct conf_keyword *kw, const char *v, char *msg,
-				   size_t msglen)
+static int
+broker_config_check_alg(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[64];
 	size_t i;
@@ -188,8 +192,9 @@ static int broker_config_check_alg(const struct conf_keyword *kw, const char *v,
 
 /* MaxStartups begin[:rate:full], as in sshd: above begin unauthenticated connections are
  * refused with probability rate% rising linearly to 100% at full. */
-static int broker_config_parse_startups(const struct conf_keyword *kw, void *obj, int argc,
-					char **argv, char *msg, size_t msglen)
+static int
+broker_config_parse_startups(const struct conf_keyword *kw, void *obj, int argc, char **argv,
+			     char *msg, size_t msglen)
 {
 	struct broker_config *cfg = obj;
 	char buf[64], vis[64];
@@ -226,7 +231,8 @@ static int broker_config_parse_startups(const struct conf_keyword *kw, void *obj
 		return -1;
 	}
 	if (v[0] > v[2]) {
-		snprintf(msg, msglen, "begin (%lld) must not be larger than full (%lld)", v[0], v[2]);
+		snprintf(msg, msglen, "begin (%lld) must not be larger than full (%lld)", v[0],
+			 v[2]);
 		return -1;
 	}
 	if (v[1] < 1 || v[1] > 100) {
@@ -243,8 +249,8 @@ syntax:
 	return -1;
 }
 
-static void broker_config_dump_startups(const struct conf_keyword *kw, const void *obj,
-					FILE *out)
+static void
+broker_config_dump_startups(const struct conf_keyword *kw, const void *obj, FILE *out)
 {
 	const struct broker_config *cfg = obj;
 
@@ -252,8 +258,9 @@ static void broker_config_dump_startups(const struct conf_keyword *kw, const voi
 		cfg->max_startups_full);
 }
 
-static int broker_config_parse_penalty(const struct conf_keyword *kw, void *obj, int argc,
-				       char **argv, char *msg, size_t msglen)
+static int
+broker_config_parse_penalty(const struct conf_keyword *kw, void *obj, int argc, char **argv,
+			    char *msg, size_t msglen)
 {
 	struct broker_config *cfg = obj;
 	char vis[64];
@@ -278,8 +285,8 @@ static int broker_config_parse_penalty(const struct conf_keyword *kw, void *obj,
 	return 0;
 }
 
-static void broker_config_dump_penalty(const struct conf_keyword *kw, const void *obj,
-				       FILE *out)
+static void
+broker_config_dump_penalty(const struct conf_keyword *kw, const void *obj, FILE *out)
 {
 	const struct broker_config *cfg = obj;
 	char buf[64];
@@ -290,83 +297,148 @@ static void broker_config_dump_penalty(const struct conf_keyword *kw, const void
 }
 
 #define F(field) offsetof(struct broker_config, field)
-#define DAY	 86400LL
+#define DAY 86400LL
 
 static const struct conf_keyword broker_keywords[] = {
-	{ .name = "ListenAddress", .type = CONF_ADDRESS, .offset = F(listen_address),
-	  .def = "0.0.0.0:22", .flags = CONF_MULTI },
-	{ .name = "HostKey", .type = CONF_PATH, .offset = F(host_key),
+	{ .name = "ListenAddress",
+	  .type = CONF_ADDRESS,
+	  .offset = F(listen_address),
+	  .def = "0.0.0.0:22",
+	  .flags = CONF_MULTI },
+	{ .name = "HostKey",
+	  .type = CONF_PATH,
+	  .offset = F(host_key),
 	  .flags = CONF_MULTI | CONF_REQUIRED },
-	{ .name = "StateDatabase", .type = CONF_PATH, .offset = F(state_database),
+	{ .name = "StateDatabase",
+	  .type = CONF_PATH,
+	  .offset = F(state_database),
 	  .def = "/var/lib/saw/broker.db" },
-	{ .name = "AuditLog", .type = CONF_PATH, .offset = F(audit_log),
+	{ .name = "AuditLog",
+	  .type = CONF_PATH,
+	  .offset = F(audit_log),
 	  .def = "/var/log/saw/audit.jsonl" },
-	{ .name = "User", .type = CONF_STRING, .offset = F(user), .def = "saw",
+	{ .name = "User",
+	  .type = CONF_STRING,
+	  .offset = F(user),
+	  .def = "saw",
 	  .check = broker_config_check_user },
 
-	{ .name = "OIDCIssuer", .type = CONF_STRING, .offset = F(oidc_issuer),
-	  .flags = CONF_REQUIRED, .check = broker_config_check_issuer },
-	{ .name = "OIDCClientID", .type = CONF_STRING, .offset = F(oidc_client_id),
+	{ .name = "OIDCIssuer",
+	  .type = CONF_STRING,
+	  .offset = F(oidc_issuer),
+	  .flags = CONF_REQUIRED,
+	  .check = broker_config_check_issuer },
+	{ .name = "OIDCClientID",
+	  .type = CONF_STRING,
+	  .offset = F(oidc_client_id),
 	  .flags = CONF_REQUIRED },
-	{ .name = "OIDCClientSecretFile", .type = CONF_PATH,
-	  .offset = F(oidc_client_secret_file) },
-	{ .name = "OIDCScopes", .type = CONF_WORDS, .offset = F(oidc_scopes),
-	  .def = "openid profile groups", .flags = CONF_MULTI, .check = broker_config_check_scope,
+	{ .name = "OIDCClientSecretFile", .type = CONF_PATH, .offset = F(oidc_client_secret_file) },
+	{ .name = "OIDCScopes",
+	  .type = CONF_WORDS,
+	  .offset = F(oidc_scopes),
+	  .def = "openid profile groups",
+	  .flags = CONF_MULTI,
+	  .check = broker_config_check_scope,
 	  .finish = broker_config_finish_scopes },
-	{ .name = "OIDCUsernameClaim", .type = CONF_STRING, .offset = F(oidc_username_claim),
+	{ .name = "OIDCUsernameClaim",
+	  .type = CONF_STRING,
+	  .offset = F(oidc_username_claim),
 	  .def = "preferred_username" },
-	{ .name = "OIDCGroupsClaim", .type = CONF_STRING, .offset = F(oidc_groups_claim),
+	{ .name = "OIDCGroupsClaim",
+	  .type = CONF_STRING,
+	  .offset = F(oidc_groups_claim),
 	  .def = "groups" },
-	{ .name = "OIDCAllowedAlgorithms", .type = CONF_WORDS, .offset = F(oidc_algorithms),
-	  .def = "RS256 ES256 EdDSA", .flags = CONF_MULTI, .check = broker_config_check_alg },
-	{ .name = "OIDCTimeout", .type = CONF_DURATION, .offset = F(oidc_timeout), .def = "10s",
-	  .min = 1, .max = 300 },
-	{ .name = "RequiredGroup", .type = CONF_STRING, .offset = F(required_group),
+	{ .name = "OIDCAllowedAlgorithms",
+	  .type = CONF_WORDS,
+	  .offset = F(oidc_algorithms),
+	  .def = "RS256 ES256 EdDSA",
+	  .flags = CONF_MULTI,
+	  .check = broker_config_check_alg },
+	{ .name = "OIDCTimeout",
+	  .type = CONF_DURATION,
+	  .offset = F(oidc_timeout),
+	  .def = "10s",
+	  .min = 1,
+	  .max = 300 },
+	{ .name = "RequiredGroup",
+	  .type = CONF_STRING,
+	  .offset = F(required_group),
 	  .flags = CONF_REQUIRED },
 
-	{ .name = "SessionMaxLifetime", .type = CONF_DURATION, .offset = F(session_max_lifetime),
-	  .def = "8h", .min = 60, .max = 7 * DAY },
-	{ .name = "SessionIdleTimeout", .type = CONF_DURATION, .offset = F(session_idle_timeout),
-	  .def = "30m", .min = 60, .max = 7 * DAY },
-	{ .name = "LoginGraceTime", .type = CONF_DURATION, .offset = F(login_grace_time),
-	  .def = "5m", .min = 10, .max = 3600 },
-	{ .name = "MaxStartups", .type = CONF_CUSTOM, .offset = F(max_startups_begin),
-	  .def = "10:30:100", .parse = broker_config_parse_startups,
+	{ .name = "SessionMaxLifetime",
+	  .type = CONF_DURATION,
+	  .offset = F(session_max_lifetime),
+	  .def = "8h",
+	  .min = 60,
+	  .max = 7 * DAY },
+	{ .name = "SessionIdleTimeout",
+	  .type = CONF_DURATION,
+	  .offset = F(session_idle_timeout),
+	  .def = "30m",
+	  .min = 60,
+	  .max = 7 * DAY },
+	{ .name = "LoginGraceTime",
+	  .type = CONF_DURATION,
+	  .offset = F(login_grace_time),
+	  .def = "5m",
+	  .min = 10,
+	  .max = 3600 },
+	{ .name = "MaxStartups",
+	  .type = CONF_CUSTOM,
+	  .offset = F(max_startups_begin),
+	  .def = "10:30:100",
+	  .parse = broker_config_parse_startups,
 	  .dump = broker_config_dump_startups },
-	{ .name = "PerSourceMaxStartups", .type = CONF_INT, .offset = F(per_source_max_startups),
-	  .def = "10", .min = 1, .max = 100000 },
-	{ .name = "MaxAuthTries", .type = CONF_INT, .offset = F(max_auth_tries), .def = "6",
-	  .min = 1, .max = 100 },
-	{ .name = "PerSourcePenalty", .type = CONF_CUSTOM,
-	  .offset = F(per_source_penalty_failures), .def = "10 1m",
-	  .parse = broker_config_parse_penalty, .dump = broker_config_dump_penalty },
+	{ .name = "PerSourceMaxStartups",
+	  .type = CONF_INT,
+	  .offset = F(per_source_max_startups),
+	  .def = "10",
+	  .min = 1,
+	  .max = 100000 },
+	{ .name = "MaxAuthTries",
+	  .type = CONF_INT,
+	  .offset = F(max_auth_tries),
+	  .def = "6",
+	  .min = 1,
+	  .max = 100 },
+	{ .name = "PerSourcePenalty",
+	  .type = CONF_CUSTOM,
+	  .offset = F(per_source_penalty_failures),
+	  .def = "10 1m",
+	  .parse = broker_config_parse_penalty,
+	  .dump = broker_config_dump_penalty },
 	{ .name = NULL },
 };
 
-const struct conf_keyword *broker_config_table(void)
+const struct conf_keyword *
+broker_config_table(void)
 {
 	return broker_keywords;
 }
 
-int broker_config_load_buffer(const char *name, const char *buf, size_t len,
-			      struct broker_config *cfg, FILE *errs)
+int
+broker_config_load_buffer(const char *name, const char *buf, size_t len, struct broker_config *cfg,
+			  FILE *errs)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	return conf_parse_buffer(broker_keywords, cfg, name, buf, len, errs);
 }
 
-int broker_config_load(const char *path, struct broker_config *cfg)
+int
+broker_config_load(const char *path, struct broker_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	return conf_parse_file(broker_keywords, cfg, path, stderr);
 }
 
-void broker_config_dump(const struct broker_config *cfg, FILE *out)
+void
+broker_config_dump(const struct broker_config *cfg, FILE *out)
 {
 	conf_dump(broker_keywords, cfg, out);
 }
 
-void broker_config_free(struct broker_config *cfg)
+void
+broker_config_free(struct broker_config *cfg)
 {
 	conf_free(broker_keywords, cfg);
 }

@@ -59,18 +59,20 @@ struct jwt_alg {
 /* The only algorithms this file will ever verify. Anything else (none, HS*, EdDSA, ...) is
  * JWT_BAD_ALG whatever the caller's allow-list says. */
 static const struct jwt_alg jwt_algs[] = {
-	{ "RS256", JWK_RSA, 0 },       { "RS384", JWK_RSA, 0 },	      { "RS512", JWK_RSA, 0 },
-	{ "PS256", JWK_RSA, 0 },       { "PS384", JWK_RSA, 0 },	      { "PS512", JWK_RSA, 0 },
+	{ "RS256", JWK_RSA, 0 },      { "RS384", JWK_RSA, 0 },	    { "RS512", JWK_RSA, 0 },
+	{ "PS256", JWK_RSA, 0 },      { "PS384", JWK_RSA, 0 },	    { "PS512", JWK_RSA, 0 },
 	{ "ES256", JWK_EC_P256, 64 }, { "ES384", JWK_EC_P384, 96 }, { "ES512", JWK_EC_P521, 132 },
 };
 
-static void jwt_seterr(char *err, size_t errlen, const char *msg)
+static void
+jwt_seterr(char *err, size_t errlen, const char *msg)
 {
 	if (err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s", msg);
 }
 
-static bool b64url_char(unsigned char c)
+static bool
+b64url_char(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 	       c == '-' || c == '_';
@@ -78,7 +80,8 @@ static bool b64url_char(unsigned char c)
 
 /* Strict unpadded base64url: the only form JWS and JWK use, and the only one we let reach
  * cjose's decoder. A length of 1 mod 4 can never be valid. */
-static bool b64url_valid(const char *s, size_t len)
+static bool
+b64url_valid(const char *s, size_t len)
 {
 	size_t i;
 
@@ -94,7 +97,8 @@ static bool b64url_valid(const char *s, size_t len)
 /* ---------------------------------------------------------------------------------------- */
 /* JWKS                                                                                     */
 
-static void jwks_key_clear(struct jwks_key *k)
+static void
+jwks_key_clear(struct jwks_key *k)
 {
 	if (k->jwk != NULL)
 		cjose_jwk_release(k->jwk);
@@ -103,7 +107,8 @@ static void jwks_key_clear(struct jwks_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
-void jwks_free(struct jwks *ks)
+void
+jwks_free(struct jwks *ks)
 {
 	size_t i;
 
@@ -114,13 +119,15 @@ void jwks_free(struct jwks *ks)
 	free(ks);
 }
 
-size_t jwks_count(const struct jwks *ks)
+size_t
+jwks_count(const struct jwks *ks)
 {
 	return ks != NULL ? ks->n : 0;
 }
 
 /* Copies member name of src into dst if it is a strict base64url string of a sane length. */
-static bool jwk_copy_b64(json_t *dst, const json_t *src, const char *name, size_t maxlen)
+static bool
+jwk_copy_b64(json_t *dst, const json_t *src, const char *name, size_t maxlen)
 {
 	const json_t *v = json_object_get(src, name);
 	const char *s;
@@ -135,7 +142,8 @@ static bool jwk_copy_b64(json_t *dst, const json_t *src, const char *name, size_
 	return json_object_set_new(dst, name, json_stringn(s, len)) == 0;
 }
 
-static bool jwk_is_for_signatures(const json_t *k)
+static bool
+jwk_is_for_signatures(const json_t *k)
 {
 	const json_t *use = json_object_get(k, "use");
 	const json_t *ops = json_object_get(k, "key_ops");
@@ -148,7 +156,7 @@ static bool jwk_is_for_signatures(const json_t *k)
 		return true;
 	if (!json_is_array(ops))
 		return false;
-	json_array_foreach (ops, i, op) {
+	json_array_foreach(ops, i, op) {
 		if (json_is_string(op) && strcmp(json_string_value(op), "verify") == 0)
 			return true;
 	}
@@ -158,7 +166,8 @@ static bool jwk_is_for_signatures(const json_t *k)
 /* Turns one member of "keys" into a usable verification key. Returns 1 when added, 0 when
  * the key is skipped on purpose (encryption key, symmetric key, unsupported type, weak or
  * malformed key), never an error: one odd key must not take the whole set down. */
-static int jwks_add(struct jwks *ks, const json_t *k)
+static int
+jwks_add(struct jwks *ks, const json_t *k)
 {
 	const json_t *kty, *crv, *kid, *alg;
 	json_t *pub = NULL;
@@ -235,7 +244,8 @@ out:
 	return ret;
 }
 
-struct jwks *jwks_parse(const char *json, size_t len, char *err, size_t errlen)
+struct jwks *
+jwks_parse(const char *json, size_t len, char *err, size_t errlen)
 {
 	struct jwks *ks = NULL;
 	json_t *root = NULL;
@@ -269,7 +279,7 @@ struct jwks *jwks_parse(const char *json, size_t len, char *err, size_t errlen)
 		jwt_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
-	json_array_foreach (keys, i, k)
+	json_array_foreach(keys, i, k)
 		jwks_add(ks, k);
 	if (ks->n == 0) {
 		jwt_seterr(err, errlen,
@@ -295,7 +305,8 @@ struct jwt_parts {
 
 /* Compact serialization: exactly three base64url parts; the signature may be empty here so
  * that "alg":"none" is reported as what it is (JWT_BAD_ALG), and is refused later. */
-static bool jwt_split(const char *token, size_t len, struct jwt_parts *p)
+static bool
+jwt_split(const char *token, size_t len, struct jwt_parts *p)
 {
 	size_t i, dots[2], ndots = 0;
 
@@ -323,7 +334,8 @@ static bool jwt_split(const char *token, size_t len, struct jwt_parts *p)
 }
 
 /* Decodes a base64url part holding a JSON object. Returns a new reference or NULL. */
-static json_t *jwt_decode_object(const char *b64, size_t len, size_t maxlen)
+static json_t *
+jwt_decode_object(const char *b64, size_t len, size_t maxlen)
 {
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
@@ -342,22 +354,25 @@ static json_t *jwt_decode_object(const char *b64, size_t len, size_t maxlen)
 	return obj;
 }
 
-static json_t *jwt_header(const char *token, size_t len, struct jwt_parts *p)
+static json_t *
+jwt_header(const char *token, size_t len, struct jwt_parts *p)
 {
 	if (!jwt_split(token, len, p))
 		return NULL;
 	return jwt_decode_object(p->hdr, p->hdr_len, JWT_HDR_MAX);
 }
 
-static bool jwks_key_fits(const struct jwks_key *k, const struct jwt_alg *a)
+static bool
+jwks_key_fits(const struct jwks_key *k, const struct jwt_alg *a)
 {
 	return k->type == a->type && (k->alg == NULL || strcmp(k->alg, a->name) == 0);
 }
 
 /* Key choice: with a kid, the first key of that kid that fits the alg; without one, the
  * only key that fits, since trying several would let the token pick among them. */
-static enum jwt_status jwks_pick(const struct jwks *ks, const char *kid, const struct jwt_alg *a,
-				 const struct jwks_key **out)
+static enum jwt_status
+jwks_pick(const struct jwks *ks, const char *kid, const struct jwt_alg *a,
+	  const struct jwks_key **out)
 {
 	const struct jwks_key *found = NULL;
 	size_t i, nkid = 0, nfit = 0;
@@ -387,8 +402,9 @@ static enum jwt_status jwks_pick(const struct jwks *ks, const char *kid, const s
 	return JWT_OK;
 }
 
-enum jwt_status jwt_verify(const struct jwks *ks, const char *token, size_t len,
-			   const char *const *algs, size_t nalgs, json_t **claims_out)
+enum jwt_status
+jwt_verify(const struct jwks *ks, const char *token, size_t len, const char *const *algs,
+	   size_t nalgs, json_t **claims_out)
 {
 	struct jwt_parts p;
 	const struct jwt_alg *a = NULL;
@@ -482,7 +498,8 @@ out:
 	return st;
 }
 
-int jwt_header_typ(const char *token, size_t len, char *buf, size_t buflen)
+int
+jwt_header_typ(const char *token, size_t len, char *buf, size_t buflen)
 {
 	struct jwt_parts p;
 	json_t *hdr;
@@ -508,14 +525,16 @@ int jwt_header_typ(const char *token, size_t len, char *buf, size_t buflen)
 /* ---------------------------------------------------------------------------------------- */
 /* Claims                                                                                   */
 
-static bool claim_str_eq(const json_t *v, const char *want)
+static bool
+claim_str_eq(const json_t *v, const char *want)
 {
 	return json_is_string(v) && want != NULL && json_string_length(v) == strlen(want) &&
 	       memcmp(json_string_value(v), want, strlen(want)) == 0;
 }
 
 /* A NumericDate within [0, JWT_TIME_MAX]; fractions are truncated. */
-static bool claim_time(const json_t *v, int64_t *out)
+static bool
+claim_time(const json_t *v, int64_t *out)
 {
 	double d;
 
@@ -534,7 +553,8 @@ static bool claim_time(const json_t *v, int64_t *out)
 	return true;
 }
 
-static bool aud_trusted(const json_t *v, const struct jwt_expect *e)
+static bool
+aud_trusted(const json_t *v, const struct jwt_expect *e)
 {
 	size_t i;
 
@@ -548,8 +568,8 @@ static bool aud_trusted(const json_t *v, const struct jwt_expect *e)
 }
 
 /* iss, aud, exp, iat: the checks ID tokens and logout tokens share. Sets *naud. */
-static enum jwt_status jwt_check_common(const json_t *claims, const struct jwt_expect *e,
-					size_t *naud)
+static enum jwt_status
+jwt_check_common(const json_t *claims, const struct jwt_expect *e, size_t *naud)
 {
 	const json_t *aud, *v;
 	int64_t exp, iat, nbf, skew, max_age;
@@ -566,7 +586,7 @@ static enum jwt_status jwt_check_common(const json_t *claims, const struct jwt_e
 		ours = claim_str_eq(aud, e->audience);
 		*naud = 1;
 	} else if (json_is_array(aud)) {
-		json_array_foreach (aud, i, v) {
+		json_array_foreach(aud, i, v) {
 			if (!aud_trusted(v, e))
 				return JWT_BAD_AUD;
 			if (claim_str_eq(v, e->audience))
@@ -592,7 +612,8 @@ static enum jwt_status jwt_check_common(const json_t *claims, const struct jwt_e
 	return JWT_OK;
 }
 
-enum jwt_status jwt_check_id_claims(const json_t *claims, const struct jwt_expect *e)
+enum jwt_status
+jwt_check_id_claims(const json_t *claims, const struct jwt_expect *e)
 {
 	const json_t *azp, *v;
 	size_t naud = 0;
@@ -613,7 +634,8 @@ enum jwt_status jwt_check_id_claims(const json_t *claims, const struct jwt_expec
 	return JWT_OK;
 }
 
-enum jwt_status jwt_check_logout_claims(const json_t *claims, const struct jwt_expect *e)
+enum jwt_status
+jwt_check_logout_claims(const json_t *claims, const struct jwt_expect *e)
 {
 	const json_t *events, *ev, *sub, *sid, *jti, *azp;
 	size_t naud = 0;
@@ -645,9 +667,9 @@ enum jwt_status jwt_check_logout_claims(const json_t *claims, const struct jwt_e
 	return JWT_OK;
 }
 
-enum jwt_status jwt_validate_id_token(const struct jwks *ks, const char *token, size_t len,
-				      const char *const *algs, size_t nalgs,
-				      const struct jwt_expect *e, json_t **claims_out)
+enum jwt_status
+jwt_validate_id_token(const struct jwks *ks, const char *token, size_t len, const char *const *algs,
+		      size_t nalgs, const struct jwt_expect *e, json_t **claims_out)
 {
 	json_t *claims = NULL;
 	enum jwt_status st;
@@ -667,7 +689,8 @@ enum jwt_status jwt_validate_id_token(const struct jwks *ks, const char *token, 
 	return JWT_OK;
 }
 
-const char *jwt_status_str(enum jwt_status st)
+const char *
+jwt_status_str(enum jwt_status st)
 {
 	switch (st) {
 	case JWT_OK:

@@ -19,9 +19,9 @@
 
 enum jwt_status {
 	JWT_OK = 0,
-	JWT_MALFORMED,	   /* not a compact JWS, bad base64/JSON, oversized */
-	JWT_BAD_ALG,	   /* alg not on the allow-list (incl. none, HS*), or alg/key type mismatch */
-	JWT_UNKNOWN_KID,   /* no key with that kid (caller may refresh the JWKS once) */
+	JWT_MALFORMED,	 /* not a compact JWS, bad base64/JSON, oversized */
+	JWT_BAD_ALG,	 /* alg not on the allow-list (incl. none, HS*), or alg/key type mismatch */
+	JWT_UNKNOWN_KID, /* no key with that kid (caller may refresh the JWKS once) */
 	JWT_BAD_SIGNATURE, /* signature does not verify */
 	JWT_BAD_ISS,
 	JWT_BAD_AUD, /* our client id missing, or an audience we do not trust */
@@ -44,13 +44,13 @@ enum jwt_status jwt_verify(const struct jwks *ks, const char *token, size_t len,
 			   const char *const *algs, size_t nalgs, json_t **claims_out);
 
 struct jwt_expect {
-	const char *issuer;	      /* exact match */
-	const char *audience;	      /* our client id: must be in aud */
+	const char *issuer;		/* exact match */
+	const char *audience;		/* our client id: must be in aud */
 	const char *const *trusted_aud; /* other audiences tolerated (may be NULL) */
 	size_t ntrusted_aud;
-	int64_t now;		      /* seconds */
-	int64_t skew;		      /* tolerance for exp/iat, e.g. 60 */
-	int64_t max_age;	      /* iat older than now - max_age is refused, e.g. 600 */
+	int64_t now;	 /* seconds */
+	int64_t skew;	 /* tolerance for exp/iat, e.g. 60 */
+	int64_t max_age; /* iat older than now - max_age is refused, e.g. 600 */
 };
 
 /* OIDC Core 3.1.3.7 checks on verified claims: iss, aud, azp, exp, iat. */

@@ -30,18 +30,18 @@ struct conf_state {
 	FILE *errs;
 	unsigned int nerr;
 	int gave_up;
-	size_t *first; /* line a keyword was first given on, 0: not given */
-	size_t *last;  /* line it was last given on */
-	unsigned char *bad; /* an error was reported for this keyword */
+	size_t *first;		       /* line a keyword was first given on, 0: not given */
+	size_t *last;		       /* line it was last given on */
+	unsigned char *bad;	       /* an error was reported for this keyword */
 	char words[CONF_MAX_LINE + 2]; /* the current line's arguments, NUL-separated */
 	char *argv[CONF_MAX_ARGS];
 };
 
-static void conf_verror(FILE *errs, const char *name, size_t line, const char *kw,
-			const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void conf_verror(FILE *errs, const char *name, size_t line, const char *kw, const char *fmt,
+			va_list ap) __attribute__((format(printf, 5, 0)));
 
-static void conf_verror(FILE *errs, const char *name, size_t line, const char *kw,
-			const char *fmt, va_list ap)
+static void
+conf_verror(FILE *errs, const char *name, size_t line, const char *kw, const char *fmt, va_list ap)
 {
 	if (errs == NULL)
 		return;
@@ -58,8 +58,8 @@ static void conf_verror(FILE *errs, const char *name, size_t line, const char *k
 static void conf_vreport(struct conf_state *st, size_t line, const char *kw, const char *fmt,
 			 va_list ap) __attribute__((format(printf, 4, 0)));
 
-static void conf_vreport(struct conf_state *st, size_t line, const char *kw, const char *fmt,
-			 va_list ap)
+static void
+conf_vreport(struct conf_state *st, size_t line, const char *kw, const char *fmt, va_list ap)
 {
 	if (st->gave_up)
 		return;
@@ -76,7 +76,8 @@ static void conf_vreport(struct conf_state *st, size_t line, const char *kw, con
 static void conf_error(struct conf_state *st, size_t line, const char *kw, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void conf_error(struct conf_state *st, size_t line, const char *kw, const char *fmt, ...)
+static void
+conf_error(struct conf_state *st, size_t line, const char *kw, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,8 +91,9 @@ static void conf_error(struct conf_state *st, size_t line, const char *kw, const
 static void conf_kwerror(struct conf_state *st, size_t line, const struct conf_keyword *kw,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void conf_kwerror(struct conf_state *st, size_t line, const struct conf_keyword *kw,
-			 const char *fmt, ...)
+static void
+conf_kwerror(struct conf_state *st, size_t line, const struct conf_keyword *kw, const char *fmt,
+	     ...)
 {
 	va_list ap;
 
@@ -101,7 +103,8 @@ static void conf_kwerror(struct conf_state *st, size_t line, const struct conf_k
 	va_end(ap);
 }
 
-const char *conf_vis(const char *s, char *buf, size_t len)
+const char *
+conf_vis(const char *s, char *buf, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
@@ -137,7 +140,8 @@ const char *conf_vis(const char *s, char *buf, size_t len)
 
 /* --- value helpers --------------------------------------------------------------------- */
 
-int conf_parse_int(const char *s, long long min, long long max, long long *out)
+int
+conf_parse_int(const char *s, long long min, long long max, long long *out)
 {
 	int neg = 0, overflow = 0;
 	unsigned long long v = 0, limit;
@@ -175,7 +179,8 @@ int conf_parse_int(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int conf_parse_bool(const char *s, int *out)
+int
+conf_parse_bool(const char *s, int *out)
 {
 	if (strcasecmp(s, "yes") == 0)
 		*out = 1;
@@ -190,7 +195,8 @@ int conf_parse_bool(const char *s, int *out)
  * Durations: one or more NUMBER UNIT pairs (1h30m), or a bare number of seconds. A bare
  * number inside a combination ("1h30") is refused: it is ambiguous (30 seconds? minutes?).
  */
-int conf_parse_duration(const char *s, long long *out)
+int
+conf_parse_duration(const char *s, long long *out)
 {
 	long long total = 0;
 	int overflow = 0, parts = 0;
@@ -251,7 +257,8 @@ int conf_parse_duration(const char *s, long long *out)
 	return 0;
 }
 
-int conf_format_duration(long long secs, char *buf, size_t len)
+int
+conf_format_duration(long long secs, char *buf, size_t len)
 {
 	static const struct {
 		long long mult;
@@ -283,7 +290,8 @@ int conf_format_duration(long long secs, char *buf, size_t len)
 	return 0;
 }
 
-int conf_parse_size(const char *s, long long *out)
+int
+conf_parse_size(const char *s, long long *out)
 {
 	long long v = 0;
 	int shift = 0, overflow = 0;
@@ -326,7 +334,8 @@ int conf_parse_size(const char *s, long long *out)
 	return 0;
 }
 
-int conf_format_size(long long bytes, char *buf, size_t len)
+int
+conf_format_size(long long bytes, char *buf, size_t len)
 {
 	static const char units[] = "TGMK";
 	int shift, w;
@@ -346,7 +355,8 @@ int conf_format_size(long long bytes, char *buf, size_t len)
 }
 
 /* A DNS name (letters, digits, '-', labels of 1..63) or a dotted-quad IPv4 address. */
-static int conf_valid_host(const char *h, size_t n)
+static int
+conf_valid_host(const char *h, size_t n)
 {
 	size_t i, label = 0;
 	int alldigits = 1;
@@ -386,7 +396,8 @@ static int conf_valid_host(const char *h, size_t n)
 	return 1;
 }
 
-int conf_address_split(const char *addr, char *host, size_t hostlen, unsigned int *port)
+int
+conf_address_split(const char *addr, char *host, size_t hostlen, unsigned int *port)
 {
 	const char *h, *colon, *p;
 	size_t hn;
@@ -431,14 +442,16 @@ int conf_address_split(const char *addr, char *host, size_t hostlen, unsigned in
 	return 0;
 }
 
-static int conf_needs_quotes(const char *s)
+static int
+conf_needs_quotes(const char *s)
 {
 	if (*s == '\0')
 		return 1;
 	return strpbrk(s, " \t#\"\\") != NULL;
 }
 
-void conf_print_arg(FILE *out, const char *s)
+void
+conf_print_arg(FILE *out, const char *s)
 {
 	if (!conf_needs_quotes(s)) {
 		fputs(s, out);
@@ -455,17 +468,20 @@ void conf_print_arg(FILE *out, const char *s)
 
 /* --- parsing ----------------------------------------------------------------------------- */
 
-static void *conf_field(const struct conf_keyword *kw, void *obj)
+static void *
+conf_field(const struct conf_keyword *kw, void *obj)
 {
 	return (char *)obj + kw->offset;
 }
 
-static const void *conf_cfield(const struct conf_keyword *kw, const void *obj)
+static const void *
+conf_cfield(const struct conf_keyword *kw, const void *obj)
 {
 	return (const char *)obj + kw->offset;
 }
 
-static void conf_wipe_free(char *s)
+static void
+conf_wipe_free(char *s)
 {
 	if (s == NULL)
 		return;
@@ -473,7 +489,8 @@ static void conf_wipe_free(char *s)
 	free(s);
 }
 
-static void conf_list_free(struct conf_list *l)
+static void
+conf_list_free(struct conf_list *l)
 {
 	size_t i;
 
@@ -484,7 +501,8 @@ static void conf_list_free(struct conf_list *l)
 	l->n = 0;
 }
 
-static int conf_list_append(struct conf_list *l, const char *s)
+static int
+conf_list_append(struct conf_list *l, const char *s)
 {
 	char **nv;
 	char *d;
@@ -505,7 +523,8 @@ static int conf_list_append(struct conf_list *l, const char *s)
  * bytes but tab, at most CONF_MAX_LINE bytes. Returns the number of arguments, or -1 after
  * reporting an error.
  */
-static int conf_split(struct conf_state *st, const char *p, size_t n, size_t lineno)
+static int
+conf_split(struct conf_state *st, const char *p, size_t n, size_t lineno)
 {
 	char vis[64];
 	size_t i = 0, o = 0;
@@ -572,8 +591,8 @@ bad:
 	return -1;
 }
 
-static int conf_in_range(const struct conf_keyword *kw, long long v, long long tmin,
-			 long long tmax)
+static int
+conf_in_range(const struct conf_keyword *kw, long long v, long long tmin, long long tmax)
 {
 	long long min = tmin, max = tmax;
 
@@ -585,7 +604,8 @@ static int conf_in_range(const struct conf_keyword *kw, long long v, long long t
 }
 
 /* The bounds of a keyword for a message, formatted like the values. */
-static void conf_range_text(const struct conf_keyword *kw, char *buf, size_t len)
+static void
+conf_range_text(const struct conf_keyword *kw, char *buf, size_t len)
 {
 	char a[32], b[32];
 
@@ -603,8 +623,8 @@ static void conf_range_text(const struct conf_keyword *kw, char *buf, size_t len
 }
 
 /* Generic checks of one string argument, then the keyword's own. */
-static int conf_check_string(const struct conf_keyword *kw, const char *v, char *msg,
-			     size_t msglen)
+static int
+conf_check_string(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[80];
 
@@ -613,7 +633,8 @@ static int conf_check_string(const struct conf_keyword *kw, const char *v, char 
 		return -1;
 	}
 	if (kw->type == CONF_PATH && v[0] != '/') {
-		snprintf(msg, msglen, "\"%s\" is not an absolute path", conf_vis(v, vis, sizeof(vis)));
+		snprintf(msg, msglen, "\"%s\" is not an absolute path",
+			 conf_vis(v, vis, sizeof(vis)));
 		return -1;
 	}
 	if (kw->type == CONF_ADDRESS && conf_address_split(v, NULL, 0, NULL) != 0) {
@@ -626,7 +647,8 @@ static int conf_check_string(const struct conf_keyword *kw, const char *v, char 
 	return 0;
 }
 
-static int conf_list_has(const struct conf_list *l, const char *s)
+static int
+conf_list_has(const struct conf_list *l, const char *s)
 {
 	size_t i;
 
@@ -637,8 +659,8 @@ static int conf_list_has(const struct conf_list *l, const char *s)
 }
 
 /* Apply argc arguments to keyword kw (line 0: its default). */
-static void conf_apply(struct conf_state *st, const struct conf_keyword *kw, int argc,
-		       char **argv, size_t line)
+static void
+conf_apply(struct conf_state *st, const struct conf_keyword *kw, int argc, char **argv, size_t line)
 {
 	void *field = conf_field(kw, st->obj);
 	char msg[512], vis[80], range[80];
@@ -733,7 +755,8 @@ static void conf_apply(struct conf_state *st, const struct conf_keyword *kw, int
 		} else if (r != 0) {
 			if (kw->min != 0 || kw->max != 0) {
 				conf_range_text(kw, range, sizeof(range));
-				conf_kwerror(st, line, kw, "%s is out of range: give a value between %s",
+				conf_kwerror(st, line, kw,
+					     "%s is out of range: give a value between %s",
 					     conf_vis(argv[0], vis, sizeof(vis)), range);
 			} else {
 				conf_kwerror(st, line, kw, "%s is too large",
@@ -748,7 +771,8 @@ static void conf_apply(struct conf_state *st, const struct conf_keyword *kw, int
 	}
 }
 
-static const struct conf_keyword *conf_lookup(const struct conf_keyword *table, const char *name)
+static const struct conf_keyword *
+conf_lookup(const struct conf_keyword *table, const char *name)
 {
 	for (; table->name != NULL; table++)
 		if (strcasecmp(table->name, name) == 0)
@@ -756,7 +780,8 @@ static const struct conf_keyword *conf_lookup(const struct conf_keyword *table, 
 	return NULL;
 }
 
-static void conf_line(struct conf_state *st, const char *p, size_t n, size_t lineno)
+static void
+conf_line(struct conf_state *st, const char *p, size_t n, size_t lineno)
 {
 	const struct conf_keyword *kw;
 	char vis[64];
@@ -777,7 +802,8 @@ static void conf_line(struct conf_state *st, const char *p, size_t n, size_t lin
 			return;
 		}
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			conf_error(st, lineno, NULL, "line contains a control character (\\x%02x)", c);
+			conf_error(st, lineno, NULL, "line contains a control character (\\x%02x)",
+				   c);
 			return;
 		}
 	}
@@ -799,7 +825,8 @@ static void conf_line(struct conf_state *st, const char *p, size_t n, size_t lin
 }
 
 /* Defaults, required keywords and finish hooks, once every line has been read. */
-static void conf_complete(struct conf_state *st)
+static void
+conf_complete(struct conf_state *st)
 {
 	const struct conf_keyword *kw;
 	char msg[512];
@@ -834,8 +861,9 @@ static void conf_complete(struct conf_state *st)
 	}
 }
 
-int conf_parse_buffer(const struct conf_keyword *table, void *obj, const char *name,
-		      const char *buf, size_t len, FILE *errs)
+int
+conf_parse_buffer(const struct conf_keyword *table, void *obj, const char *name, const char *buf,
+		  size_t len, FILE *errs)
 {
 	struct conf_state *st = NULL;
 	size_t pos = 0, lineno = 0, n;
@@ -886,7 +914,8 @@ out:
 	return ret;
 }
 
-int conf_parse_file(const struct conf_keyword *table, void *obj, const char *path, FILE *errs)
+int
+conf_parse_file(const struct conf_keyword *table, void *obj, const char *path, FILE *errs)
 {
 	struct stat sb;
 	char *buf = NULL;
@@ -947,7 +976,8 @@ out:
 
 /* --- dump and free ----------------------------------------------------------------------- */
 
-void conf_dump(const struct conf_keyword *table, const void *obj, FILE *out)
+void
+conf_dump(const struct conf_keyword *table, const void *obj, FILE *out)
 {
 	const struct conf_keyword *kw;
 	char buf[64];
@@ -1023,7 +1053,8 @@ void conf_dump(const struct conf_keyword *table, const void *obj, FILE *out)
 	}
 }
 
-void conf_free(const struct conf_keyword *table, void *obj)
+void
+conf_free(const struct conf_keyword *table, void *obj)
 {
 	const struct conf_keyword *kw;
 

@@ -39,9 +39,9 @@ struct conf_list {
 	size_t n;
 };
 
-#define CONF_MAX_LINE	4096	       /* bytes per line, without the line end */
-#define CONF_MAX_FILE	(1024 * 1024) /* bytes per file */
-#define CONF_MAX_ERRORS 100	       /* errors printed before giving up */
+#define CONF_MAX_LINE 4096	    /* bytes per line, without the line end */
+#define CONF_MAX_FILE (1024 * 1024) /* bytes per file */
+#define CONF_MAX_ERRORS 100	    /* errors printed before giving up */
 
 enum conf_type {
 	CONF_STRING,   /* char *: one argument */
@@ -55,18 +55,19 @@ enum conf_type {
 	CONF_CUSTOM,   /* parse and dump hooks do everything */
 };
 
+/* Flags. CONF_MULTI: the keyword may repeat and its field is a struct conf_list (STRING,
+ * PATH, ADDRESS take one argument per occurrence, WORDS one or more). */
 #define CONF_REQUIRED 0x01 /* missing from the file is an error (give no default) */
-#define CONF_MULTI    0x02 /* may repeat; the field is a struct conf_list (STRING, PATH,
-			      ADDRESS: one argument per occurrence; WORDS: one or more) */
-#define CONF_SECRET   0x04 /* the value itself is never dumped */
+#define CONF_MULTI 0x02	   /* may repeat, every occurrence appends */
+#define CONF_SECRET 0x04   /* the value itself is never dumped */
 
 /* Hook messages are written to msg (at most msglen bytes) in plain words, without the
  * file, line or keyword: the parser adds those. Hooks return 0, or -1 with msg set. */
 struct conf_keyword {
 	const char *name; /* canonical spelling, used in messages and the dump */
 	enum conf_type type;
-	size_t offset; /* of the field in the configuration object (offsetof) */
-	const char *def; /* default, in configuration syntax (quoted if needed); NULL: none */
+	size_t offset;	    /* of the field in the configuration object (offsetof) */
+	const char *def;    /* default, in configuration syntax (quoted if needed); NULL: none */
 	unsigned int flags; /* CONF_REQUIRED, CONF_MULTI, CONF_SECRET */
 	long long min, max; /* INT, DURATION, SIZE bounds; both 0: the type's own range */
 

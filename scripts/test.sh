@@ -14,7 +14,7 @@
 # that build); the summary at the end lists them all and the exit status is non-zero if any
 # failed. Works as root, without a terminal, on a fresh clone.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 src=$(pwd)
 
 quick=0
@@ -154,8 +154,9 @@ fi
 
 if [ "$quick" -eq 0 ]; then
 	# 4. libFuzzer: every fuzz/* test, each bounded by SAW_FUZZ_SECONDS.
+	# (tests/fuzz/*.cmake read SAW_FUZZ_SECONDS at configure time.)
 	if build "clang libFuzzer" build-fuzz -DCMAKE_C_COMPILER=clang -DSAW_FUZZ=ON \
-		-DSAW_SANITIZE=OFF -DSAW_E2E=OFF; then
+		-DSAW_SANITIZE=OFF -DSAW_E2E=OFF -DSAW_FUZZ_SECONDS="$SAW_FUZZ_SECONDS"; then
 		run_ctest "fuzz (${SAW_FUZZ_SECONDS}s each)" build-fuzz -R '^fuzz/'
 	else
 		record SKIP "fuzz" "$(date +%s)" "build failed"

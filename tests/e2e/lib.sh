@@ -253,6 +253,7 @@ make_key() {
 }
 
 # Options of every test ssh client: no user config, no known_hosts, no agent, askpass allowed.
+# shellcheck disable=SC2054 # the comma in PreferredAuthentications is meant
 SAW_SSH_OPTS=(-F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 	-o GlobalKnownHostsFile=/dev/null -o BatchMode=no -o IdentitiesOnly=yes -o IdentityAgent=none
 	-o PreferredAuthentications=publickey,keyboard-interactive -o ConnectTimeout=10

@@ -16,12 +16,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Must match the seeds in corpus/jwt/ so that valid pairs get past the claim checks. */
 #define FUZZ_NOW INT64_C(1700000000)
 
-static const char *const fuzz_algs[] = { "RS256", "RS384", "RS512", "PS256", "PS384",
-					 "PS512", "ES256", "ES384", "ES512", "EdDSA",
-					 "HS256", "none" };
+static const char *const fuzz_algs[] = { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+					 "ES256", "ES384", "ES512", "EdDSA", "HS256", "none" };
 static const char *const fuzz_trusted[] = { "other-trusted-client" };
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct jwt_expect e = {
 		.issuer = "https://idp.example.test",
@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tok = (const char *)nul + 1;
 		toklen = size - (size_t)(nul - data) - 1;
 	}
-	if (jwt_validate_id_token(ks, tok, toklen, fuzz_algs, sizeof(fuzz_algs) / sizeof(*fuzz_algs),
-				  &e, &claims) == JWT_OK) {
+	if (jwt_validate_id_token(ks, tok, toklen, fuzz_algs,
+				  sizeof(fuzz_algs) / sizeof(*fuzz_algs), &e, &claims) == JWT_OK) {
 		(void)jwt_check_logout_claims(claims, &e);
 		json_decref(claims);
 	}

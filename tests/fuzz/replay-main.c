@@ -22,7 +22,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 #define REPLAY_MAX_INPUT (64 * 1024 * 1024)
 
-static int replay_file(const char *path, size_t *count)
+static int
+replay_file(const char *path, size_t *count)
 {
 	struct stat sb;
 	uint8_t *buf = NULL;
@@ -57,7 +58,8 @@ out:
 	return ret;
 }
 
-static int replay_dir(const char *dir, size_t *count)
+static int
+replay_dir(const char *dir, size_t *count)
 {
 	struct dirent **names = NULL;
 	struct stat sb;
@@ -80,7 +82,8 @@ static int replay_dir(const char *dir, size_t *count)
 	return ret;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct stat sb;
 	size_t count = 0;

@@ -18,40 +18,40 @@
 #include "conf/conf.h"
 
 /* The four required keywords, lines 1-4. */
-#define REQ                                    \
+#define REQ                                       \
 	"HostKey /etc/saw/ssh_host_ed25519_key\n" \
 	"OIDCIssuer https://idp.example.com\n"    \
 	"OIDCClientID saw-broker\n"               \
 	"RequiredGroup saw-users\n"
 
-static const char full_config[] =
-	"# every keyword, none at its default\n"
-	"ListenAddress 192.0.2.10:2222\n"
-	"ListenAddress [2001:db8::1]:22\n"
-	"HostKey /etc/saw/ssh_host_ed25519_key\n"
-	"HostKey /etc/saw/ssh_host_ecdsa_key\n"
-	"StateDatabase /srv/saw/state.db\n"
-	"AuditLog /srv/saw/audit.jsonl\n"
-	"User _saw\n"
-	"OIDCIssuer https://login.example.com/realms/corp\n"
-	"OIDCClientID \"saw broker\"\n"
-	"OIDCClientSecretFile /etc/saw/oidc-secret\n"
-	"OIDCScopes openid email groups\n"
-	"OIDCUsernameClaim email\n"
-	"OIDCGroupsClaim \"https://example.com/claims/groups\"\n"
-	"OIDCAllowedAlgorithms ES384 PS256\n"
-	"OIDCTimeout 1m30s\n"
-	"RequiredGroup \"SAW \\\"agents\\\" \\\\ team #1\"\n"
-	"SessionMaxLifetime 12h\n"
-	"SessionIdleTimeout 45m\n"
-	"LoginGraceTime 2m\n"
-	"MaxStartups 20:50:200\n"
-	"PerSourceMaxStartups 3\n"
-	"MaxAuthTries 4\n"
-	"PerSourcePenalty 5 2h\n";
+static const char full_config[] = "# every keyword, none at its default\n"
+				  "ListenAddress 192.0.2.10:2222\n"
+				  "ListenAddress [2001:db8::1]:22\n"
+				  "HostKey /etc/saw/ssh_host_ed25519_key\n"
+				  "HostKey /etc/saw/ssh_host_ecdsa_key\n"
+				  "StateDatabase /srv/saw/state.db\n"
+				  "AuditLog /srv/saw/audit.jsonl\n"
+				  "User _saw\n"
+				  "OIDCIssuer https://login.example.com/realms/corp\n"
+				  "OIDCClientID \"saw broker\"\n"
+				  "OIDCClientSecretFile /etc/saw/oidc-secret\n"
+				  "OIDCScopes openid email groups\n"
+				  "OIDCUsernameClaim email\n"
+				  "OIDCGroupsClaim \"https://example.com/claims/groups\"\n"
+				  "OIDCAllowedAlgorithms ES384 PS256\n"
+				  "OIDCTimeout 1m30s\n"
+				  "RequiredGroup \"SAW \\\"agents\\\" \\\\ team #1\"\n"
+				  "SessionMaxLifetime 12h\n"
+				  "SessionIdleTimeout 45m\n"
+				  "LoginGraceTime 2m\n"
+				  "MaxStartups 20:50:200\n"
+				  "PerSourceMaxStartups 3\n"
+				  "MaxAuthTries 4\n"
+				  "PerSourcePenalty 5 2h\n";
 
 /* Parse text; returns the result and leaves the error output in *errs (caller frees). */
-static int load(const char *text, size_t len, struct broker_config *cfg, char **errs)
+static int
+load(const char *text, size_t len, struct broker_config *cfg, char **errs)
 {
 	size_t elen = 0;
 	FILE *f;
@@ -65,7 +65,8 @@ static int load(const char *text, size_t len, struct broker_config *cfg, char **
 	return r;
 }
 
-static char *dump(const struct broker_config *cfg)
+static char *
+dump(const struct broker_config *cfg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -77,7 +78,8 @@ static char *dump(const struct broker_config *cfg)
 	return buf;
 }
 
-static void expect_ok(const char *text, struct broker_config *cfg)
+static void
+expect_ok(const char *text, struct broker_config *cfg)
 {
 	char *errs;
 	int r = load(text, strlen(text), cfg, &errs);
@@ -90,7 +92,8 @@ static void expect_ok(const char *text, struct broker_config *cfg)
 }
 
 /* text must fail with exactly the error output want. */
-static void expect_errors(const char *text, size_t len, const char *want)
+static void
+expect_errors(const char *text, size_t len, const char *want)
 {
 	struct broker_config cfg;
 	char *errs;
@@ -105,12 +108,14 @@ static void expect_errors(const char *text, size_t len, const char *want)
 	free(errs);
 }
 
-static void expect_error(const char *text, const char *want)
+static void
+expect_error(const char *text, const char *want)
 {
 	expect_errors(text, strlen(text), want);
 }
 
-static void assert_list(const struct conf_list *l, size_t n, ...)
+static void
+assert_list(const struct conf_list *l, size_t n, ...)
 {
 	va_list ap;
 	size_t i;
@@ -122,7 +127,8 @@ static void assert_list(const struct conf_list *l, size_t n, ...)
 	va_end(ap);
 }
 
-static void test_full_config(void **state)
+static void
+test_full_config(void **state)
 {
 	struct broker_config cfg;
 
@@ -159,7 +165,8 @@ static void test_full_config(void **state)
 	assert_int_equal(cfg.oidc_scopes.n, 0);
 }
 
-static void test_defaults(void **state)
+static void
+test_defaults(void **state)
 {
 	struct broker_config cfg;
 
@@ -191,7 +198,8 @@ static void test_defaults(void **state)
 	broker_config_free(&cfg);
 }
 
-static void test_case_insensitive(void **state)
+static void
+test_case_insensitive(void **state)
 {
 	struct broker_config cfg;
 
@@ -211,7 +219,8 @@ static void test_case_insensitive(void **state)
 	expect_error(REQ "User a\nUSER b\n", "test.conf:6: User: given twice (first at line 5)\n");
 }
 
-static void test_quotes(void **state)
+static void
+test_quotes(void **state)
 {
 	struct broker_config cfg;
 
@@ -232,10 +241,12 @@ static void test_quotes(void **state)
 	assert_list(&cfg.oidc_scopes, 2, "openid", "email");
 	broker_config_free(&cfg);
 	/* "\tsaw" is not a valid user name, which the message shows escaped */
-	expect_error(REQ "User \"\tsaw\"\n", "test.conf:5: User: \"\\x09saw\" is not a valid user name\n");
+	expect_error(REQ "User \"\tsaw\"\n",
+		     "test.conf:5: User: \"\\x09saw\" is not a valid user name\n");
 }
 
-static void test_comments(void **state)
+static void
+test_comments(void **state)
 {
 	struct broker_config cfg;
 
@@ -258,7 +269,8 @@ static void test_comments(void **state)
 	broker_config_free(&cfg);
 }
 
-static void test_repeated(void **state)
+static void
+test_repeated(void **state)
 {
 	struct broker_config cfg;
 
@@ -282,21 +294,26 @@ static void test_repeated(void **state)
 		     "test.conf:6: MaxStartups: given twice (first at line 5)\n");
 }
 
-static void test_each_error(void **state)
+static void
+test_each_error(void **state)
 {
 	static const struct {
 		const char *line, *want;
 	} cases[] = {
 		{ "Frobnicate yes", "test.conf:5: Frobnicate: unknown keyword" },
-		{ "Fr\xc3\xa9" "d x", "test.conf:5: Fr\\xc3\\xa9d: unknown keyword" },
+		{ "Fr\xc3\xa9"
+		  "d x",
+		  "test.conf:5: Fr\\xc3\\xa9d: unknown keyword" },
 		{ "User", "test.conf:5: User: missing argument" },
 		{ "User   # comment", "test.conf:5: User: missing argument" },
 		{ "User a b",
 		  "test.conf:5: User: too many arguments (expected one; quote a value that "
 		  "contains spaces)" },
 		{ "User \"\"", "test.conf:5: User: empty value" },
-		{ "User root", "test.conf:5: User: must not be root: the broker drops to this account" },
-		{ "MaxAuthTries lots", "test.conf:5: MaxAuthTries: \"lots\" is not a whole number" },
+		{ "User root",
+		  "test.conf:5: User: must not be root: the broker drops to this account" },
+		{ "MaxAuthTries lots",
+		  "test.conf:5: MaxAuthTries: \"lots\" is not a whole number" },
 		{ "MaxAuthTries 0",
 		  "test.conf:5: MaxAuthTries: 0 is out of range: give a number between 1 and 100" },
 		{ "MaxAuthTries 99999999999",
@@ -311,8 +328,9 @@ static void test_each_error(void **state)
 		  "1h30m)" },
 		{ "OIDCTimeout 10m",
 		  "test.conf:5: OIDCTimeout: 10m is out of range: give a value between 1s and 5m" },
-		{ "OIDCTimeout 0", "test.conf:5: OIDCTimeout: 0 is out of range: give a value between "
-				   "1s and 5m" },
+		{ "OIDCTimeout 0",
+		  "test.conf:5: OIDCTimeout: 0 is out of range: give a value between "
+		  "1s and 5m" },
 		{ "SessionMaxLifetime 99999999999999999999d",
 		  "test.conf:5: SessionMaxLifetime: 99999999999999999999d is out of range: give a "
 		  "value between 1m and 7d" },
@@ -329,8 +347,7 @@ static void test_each_error(void **state)
 		{ "User a\rb", "test.conf:5: line contains a control character (\\x0d)" },
 		{ "StateDatabase broker.db",
 		  "test.conf:5: StateDatabase: \"broker.db\" is not an absolute path" },
-		{ "HostKey key",
-		  "test.conf:5: HostKey: \"key\" is not an absolute path" },
+		{ "HostKey key", "test.conf:5: HostKey: \"key\" is not an absolute path" },
 		{ "ListenAddress ::1:22",
 		  "test.conf:5: ListenAddress: \"::1:22\" is not HOST:PORT (e.g. 0.0.0.0:22 or "
 		  "[::]:22)" },
@@ -353,7 +370,8 @@ static void test_each_error(void **state)
 		  "OpenID Connect)" },
 		{ "OIDCScopes openid a\\b",
 		  "test.conf:5: OIDCScopes: \"a\\b\" is not a valid OAuth scope" },
-		{ "OIDCScopes openid openid", "test.conf:5: OIDCScopes: \"openid\" is given twice" },
+		{ "OIDCScopes openid openid",
+		  "test.conf:5: OIDCScopes: \"openid\" is given twice" },
 		{ "MaxStartups 20:30:10",
 		  "test.conf:5: MaxStartups: begin (20) must not be larger than full (10)" },
 		{ "MaxStartups 0", "test.conf:5: MaxStartups: begin must be at least 1" },
@@ -391,7 +409,8 @@ static void test_each_error(void **state)
 	}
 }
 
-static void test_required(void **state)
+static void
+test_required(void **state)
 {
 	expect_error("", "test.conf: HostKey is required\n"
 			 "test.conf: OIDCIssuer is required\n"
@@ -404,7 +423,8 @@ static void test_required(void **state)
 		     "(http:// is accepted only for localhost, 127.0.0.0/8 and [::1])\n");
 }
 
-static void test_multiple_errors(void **state)
+static void
+test_multiple_errors(void **state)
 {
 	expect_error("# header\n"
 		     "HostKey relative\n"
@@ -423,7 +443,8 @@ static void test_multiple_errors(void **state)
 		     "test.conf: RequiredGroup is required\n");
 }
 
-static void test_too_many_errors(void **state)
+static void
+test_too_many_errors(void **state)
 {
 	struct broker_config cfg;
 	char *text, *errs, *p;
@@ -443,7 +464,8 @@ static void test_too_many_errors(void **state)
 	free(text);
 }
 
-static void test_line_limits(void **state)
+static void
+test_line_limits(void **state)
 {
 	static const char nul[] = REQ "User sa\0w\nMaxAuthTries 0\n";
 	char *text, want[128];
@@ -478,7 +500,8 @@ static void test_line_limits(void **state)
 		      "100\n");
 }
 
-static void test_file_size(void **state)
+static void
+test_file_size(void **state)
 {
 	struct broker_config cfg;
 	char *text, *errs;
@@ -500,7 +523,8 @@ static void test_file_size(void **state)
 	free(text);
 }
 
-static void test_issuer(void **state)
+static void
+test_issuer(void **state)
 {
 	static const char *const good[] = {
 		"https://idp.example.com",
@@ -538,16 +562,18 @@ static void test_issuer(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		snprintf(text, sizeof(text), "HostKey /k\nOIDCClientID c\nRequiredGroup g\n"
-					     "OIDCIssuer %s\n",
+		snprintf(text, sizeof(text),
+			 "HostKey /k\nOIDCClientID c\nRequiredGroup g\n"
+			 "OIDCIssuer %s\n",
 			 good[i]);
 		expect_ok(text, &cfg);
 		assert_string_equal(cfg.oidc_issuer, good[i]);
 		broker_config_free(&cfg);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), "HostKey /k\nOIDCClientID c\nRequiredGroup g\n"
-					     "OIDCIssuer %s\n",
+		snprintf(text, sizeof(text),
+			 "HostKey /k\nOIDCClientID c\nRequiredGroup g\n"
+			 "OIDCIssuer %s\n",
 			 bad[i]);
 		assert_int_equal(load(text, strlen(text), &cfg, &errs), -1);
 		if (strncmp(errs, "test.conf:4: OIDCIssuer: ", 25) != 0 ||
@@ -557,7 +583,8 @@ static void test_issuer(void **state)
 	}
 }
 
-static void assert_list_equal(const struct conf_list *a, const struct conf_list *b)
+static void
+assert_list_equal(const struct conf_list *a, const struct conf_list *b)
 {
 	size_t i;
 
@@ -566,7 +593,8 @@ static void assert_list_equal(const struct conf_list *a, const struct conf_list 
 		assert_string_equal(a->v[i], b->v[i]);
 }
 
-static void assert_str_equal(const char *a, const char *b)
+static void
+assert_str_equal(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		assert_ptr_equal(a, b);
@@ -574,7 +602,8 @@ static void assert_str_equal(const char *a, const char *b)
 		assert_string_equal(a, b);
 }
 
-static void assert_config_equal(const struct broker_config *a, const struct broker_config *b)
+static void
+assert_config_equal(const struct broker_config *a, const struct broker_config *b)
 {
 	assert_list_equal(&a->listen_address, &b->listen_address);
 	assert_list_equal(&a->host_key, &b->host_key);
@@ -602,7 +631,8 @@ static void assert_config_equal(const struct broker_config *a, const struct brok
 	assert_int_equal(a->per_source_penalty_time, b->per_source_penalty_time);
 }
 
-static void roundtrip(const char *text)
+static void
+roundtrip(const char *text)
 {
 	struct broker_config a, b;
 	char *d1, *d2;
@@ -619,7 +649,8 @@ static void roundtrip(const char *text)
 	free(d2);
 }
 
-static void test_dump_roundtrip(void **state)
+static void
+test_dump_roundtrip(void **state)
 {
 	roundtrip(full_config);
 	roundtrip(REQ);
@@ -627,14 +658,16 @@ static void test_dump_roundtrip(void **state)
 		      "PerSourcePenalty 3 86400\nLoginGraceTime 1h\n");
 }
 
-static void test_dump_roundtrip_weird(void **state)
+static void
+test_dump_roundtrip_weird(void **state)
 {
 	roundtrip("HostKey \"/k with space\"\nHostKey \"/k#hash\"\nHostKey \"/k\\\"q\"\n"
 		  "HostKey /k\\back\nOIDCIssuer http://[::1]:80\nOIDCClientID \"\\\\\"\n"
 		  "RequiredGroup \"\tTAB\"\n");
 }
 
-static void test_dump_defaults(void **state)
+static void
+test_dump_defaults(void **state)
 {
 	struct broker_config cfg;
 	char *d;
@@ -672,7 +705,8 @@ static void test_dump_defaults(void **state)
 	broker_config_free(&cfg);
 }
 
-static void test_durations(void **state)
+static void
+test_durations(void **state)
 {
 	static const struct {
 		const char *s;
@@ -716,10 +750,12 @@ static void test_durations(void **state)
 		long long v;
 		const char *s;
 	} fmt[] = {
-		{ 0, "0s" },	      { 1, "1s" },	   { 59, "59s" },
-		{ 60, "1m" },	      { 90, "1m30s" },	   { 3600, "1h" },
-		{ 5400, "1h30m" },    { 28800, "8h" },	   { 86400, "1d" },
-		{ 90061, "1d1h1m1s" }, { 1209600, "14d" }, { LLONG_MAX, "106751991167300d15h30m7s" },
+		{ 0, "0s" },	    { 1, "1s" },
+		{ 59, "59s" },	    { 60, "1m" },
+		{ 90, "1m30s" },    { 3600, "1h" },
+		{ 5400, "1h30m" },  { 28800, "8h" },
+		{ 86400, "1d" },    { 90061, "1d1h1m1s" },
+		{ 1209600, "14d" }, { LLONG_MAX, "106751991167300d15h30m7s" },
 	};
 	char buf[64];
 	long long v;
@@ -746,7 +782,8 @@ static void test_durations(void **state)
 	assert_int_equal(conf_format_duration(0, buf, 2), -ERANGE);
 }
 
-static void test_sizes(void **state)
+static void
+test_sizes(void **state)
 {
 	static const struct {
 		const char *s;
@@ -776,9 +813,15 @@ static void test_sizes(void **state)
 		long long v;
 		const char *s;
 	} fmt[] = {
-		{ 0, "0" },	    { 1, "1" },		    { 1023, "1023" },
-		{ 1024, "1K" },	    { 1536, "1536" },	    { 3072, "3K" },
-		{ 1048576, "1M" },  { 2147483648LL, "2G" }, { 1099511627776LL, "1T" },
+		{ 0, "0" },
+		{ 1, "1" },
+		{ 1023, "1023" },
+		{ 1024, "1K" },
+		{ 1536, "1536" },
+		{ 3072, "3K" },
+		{ 1048576, "1M" },
+		{ 2147483648LL, "2G" },
+		{ 1099511627776LL, "1T" },
 		{ LLONG_MAX, "9223372036854775807" },
 	};
 	char buf[64];
@@ -804,7 +847,8 @@ static void test_sizes(void **state)
 	assert_int_equal(conf_format_size(65536, buf, 3), -ERANGE);
 }
 
-static void test_ints_bools(void **state)
+static void
+test_ints_bools(void **state)
 {
 	long long v;
 	int b;
@@ -814,8 +858,7 @@ static void test_ints_bools(void **state)
 	assert_int_equal(conf_parse_int("9223372036854775807", LLONG_MIN, LLONG_MAX, &v), 0);
 	assert_true(v == LLONG_MAX);
 	assert_int_equal(conf_parse_int("9223372036854775808", LLONG_MIN, LLONG_MAX, &v), -ERANGE);
-	assert_int_equal(conf_parse_int("-9223372036854775809", LLONG_MIN, LLONG_MAX, &v),
-			 -ERANGE);
+	assert_int_equal(conf_parse_int("-9223372036854775809", LLONG_MIN, LLONG_MAX, &v), -ERANGE);
 	assert_int_equal(conf_parse_int("-3", -5, 5, &v), 0);
 	assert_int_equal(v, -3);
 	assert_int_equal(conf_parse_int("6", -5, 5, &v), -ERANGE);
@@ -832,18 +875,19 @@ static void test_ints_bools(void **state)
 	assert_int_equal(conf_parse_bool("", &b), -EINVAL);
 }
 
-static void test_addresses(void **state)
+static void
+test_addresses(void **state)
 {
 	static const char *const good[] = {
-		"0.0.0.0:22",	 "[::]:22",	 "[::1]:2222",	    "broker.example.com:22",
-		"localhost:65535", "10.1.2.3:00022", "a-b.c:1",	    "[2001:db8::1]:443",
+		"0.0.0.0:22",	   "[::]:22",	     "[::1]:2222", "broker.example.com:22",
+		"localhost:65535", "10.1.2.3:00022", "a-b.c:1",	   "[2001:db8::1]:443",
 	};
 	static const char *const bad[] = {
-		"0.0.0.0",   ":22",	  "host:",	 "host:0",	 "host:65536",
-		"::1:22",    "[::1]22",	  "[::1]:",	 "[zz]:22",	 "[]:22",
-		"999.1.1.1:22", "1.2.3:22", "a..b:22",	 "-a:22",	 "a-:22",
-		"a.:22",     ".a:22",	  "host:+22",	 "host:-1",	 "host:123456",
-		"ho_st:22",  "*:22",	  "[1.2.3.4]:22", "host:22:22", "",
+		"0.0.0.0",	":22",	    "host:",	    "host:0",	  "host:65536",
+		"::1:22",	"[::1]22",  "[::1]:",	    "[zz]:22",	  "[]:22",
+		"999.1.1.1:22", "1.2.3:22", "a..b:22",	    "-a:22",	  "a-:22",
+		"a.:22",	".a:22",    "host:+22",	    "host:-1",	  "host:123456",
+		"ho_st:22",	"*:22",	    "[1.2.3.4]:22", "host:22:22", "",
 	};
 	char host[64];
 	unsigned int port;
@@ -864,7 +908,8 @@ static void test_addresses(void **state)
 	assert_int_equal(conf_address_split("broker.example.com:22", host, 5, &port), -ERANGE);
 }
 
-static void test_vis(void **state)
+static void
+test_vis(void **state)
 {
 	char buf[16], big[200];
 
@@ -876,14 +921,16 @@ static void test_vis(void **state)
 	assert_int_equal(strlen(conf_vis(big, buf, sizeof(buf))), sizeof(buf) - 1);
 }
 
-static const char *srcdir(void)
+static const char *
+srcdir(void)
 {
 	const char *d = getenv("SAW_TEST_SRCDIR");
 
 	return d != NULL ? d : ".";
 }
 
-static void test_load_file(void **state)
+static void
+test_load_file(void **state)
 {
 	struct broker_config cfg;
 	char path[] = "/tmp/torture_conf.XXXXXX", example[4096];
@@ -911,7 +958,8 @@ static void test_load_file(void **state)
 }
 
 /* Every keyword of the table is documented in saw-broker.conf(5). */
-static void test_manpage(void **state)
+static void
+test_manpage(void **state)
 {
 	const struct conf_keyword *kw;
 	char path[4096], want[128], *text;
@@ -934,7 +982,8 @@ static void test_manpage(void **state)
 	free(text);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),

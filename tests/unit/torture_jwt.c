@@ -39,7 +39,8 @@ static const char *const algs_all[] = { "RS256", "RS384", "RS512", "PS256", "ES2
 
 static const char *const trusted[] = { "other-trusted-client" };
 
-static struct jwt_expect expect(void)
+static struct jwt_expect
+expect(void)
 {
 	struct jwt_expect e = {
 		.issuer = ISS,
@@ -53,16 +54,18 @@ static struct jwt_expect expect(void)
 	return e;
 }
 
-static json_t *claims_base(void)
+static json_t *
+claims_base(void)
 {
 	json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", ISS, "aud", CLIENT, "sub",
-			      "alice", "exp", (json_int_t)(NOW + 300), "iat", (json_int_t)(NOW - 10),
-			      "nonce", "n-0S6_WzA2Mj");
+			      "alice", "exp", (json_int_t)(NOW + 300), "iat",
+			      (json_int_t)(NOW - 10), "nonce", "n-0S6_WzA2Mj");
 	assert_non_null(c);
 	return c;
 }
 
-static char *dump(json_t *c)
+static char *
+dump(json_t *c)
 {
 	char *s = json_dumps(c, JSON_COMPACT);
 
@@ -72,7 +75,8 @@ static char *dump(json_t *c)
 }
 
 /* Public JWK JSON object of k with kid (and use, when not NULL). */
-static json_t *pub_jwk(const cjose_jwk_t *k, const char *kid, const char *use)
+static json_t *
+pub_jwk(const cjose_jwk_t *k, const char *kid, const char *use)
 {
 	cjose_err cerr;
 	char *s = cjose_jwk_to_json(k, false, &cerr);
@@ -90,7 +94,8 @@ static json_t *pub_jwk(const cjose_jwk_t *k, const char *kid, const char *use)
 }
 
 /* Builds {"keys":[...]} from NULL-terminated (key, kid) pairs; caller frees. */
-static char *jwks_json(const cjose_jwk_t *k, const char *kid, ...)
+static char *
+jwks_json(const cjose_jwk_t *k, const char *kid, ...)
 {
 	json_t *arr = json_array(), *set;
 	char *out;
@@ -111,7 +116,8 @@ static char *jwks_json(const cjose_jwk_t *k, const char *kid, ...)
 	return out;
 }
 
-static struct jwks *parse_ok(const char *json)
+static struct jwks *
+parse_ok(const char *json)
 {
 	char err[256] = "";
 	struct jwks *ks = jwks_parse(json, strlen(json), err, sizeof(err));
@@ -121,7 +127,8 @@ static struct jwks *parse_ok(const char *json)
 	return ks;
 }
 
-static void parse_fails(const char *json, size_t len)
+static void
+parse_fails(const char *json, size_t len)
 {
 	char err[256] = "";
 
@@ -129,7 +136,8 @@ static void parse_fails(const char *json, size_t len)
 	assert_true(strlen(err) > 0);
 }
 
-static char *sign_raw(const cjose_jwk_t *k, json_t *hdr, const char *payload)
+static char *
+sign_raw(const cjose_jwk_t *k, json_t *hdr, const char *payload)
 {
 	cjose_err cerr;
 	cjose_jws_t *jws;
@@ -148,7 +156,8 @@ static char *sign_raw(const cjose_jwk_t *k, json_t *hdr, const char *payload)
 }
 
 /* Signs claims (consumed) with alg and kid (may be NULL). */
-static char *sign_tok(const cjose_jwk_t *k, const char *alg, const char *kid, json_t *claims)
+static char *
+sign_tok(const cjose_jwk_t *k, const char *alg, const char *kid, json_t *claims)
 {
 	json_t *hdr = json_pack("{s:s}", "alg", alg);
 	char *payload = json_dumps(claims, JSON_COMPACT);
@@ -162,7 +171,8 @@ static char *sign_tok(const cjose_jwk_t *k, const char *alg, const char *kid, js
 	return tok;
 }
 
-static char *b64u(const char *s, size_t len)
+static char *
+b64u(const char *s, size_t len)
 {
 	cjose_err cerr;
 	char *out = NULL;
@@ -173,7 +183,8 @@ static char *b64u(const char *s, size_t len)
 }
 
 /* header-json . payload-json . sig (raw text, may be "") */
-static char *craft(const char *hdr, const char *payload, const char *sig)
+static char *
+craft(const char *hdr, const char *payload, const char *sig)
 {
 	char *h = b64u(hdr, strlen(hdr)), *p = b64u(payload, strlen(payload)), *out;
 
@@ -183,8 +194,8 @@ static char *craft(const char *hdr, const char *payload, const char *sig)
 	return out;
 }
 
-static enum jwt_status validate(const struct jwks *ks, const char *tok, const char *const *algs,
-				size_t nalgs)
+static enum jwt_status
+validate(const struct jwks *ks, const char *tok, const char *const *algs, size_t nalgs)
 {
 	struct jwt_expect e = expect();
 	json_t *claims = (json_t *)0x1;
@@ -200,17 +211,18 @@ static enum jwt_status validate(const struct jwks *ks, const char *tok, const ch
 	return st;
 }
 
-#define assert_status(got, want)                                                               \
-	do {                                                                                   \
-		enum jwt_status _g = (got), _w = (want);                                       \
-		if (_g != _w)                                                                  \
-			fail_msg("got \"%s\", want \"%s\"", jwt_status_str(_g),                \
-				 jwt_status_str(_w));                                          \
+#define assert_status(got, want)                                                \
+	do {                                                                    \
+		enum jwt_status _g = (got), _w = (want);                        \
+		if (_g != _w)                                                   \
+			fail_msg("got \"%s\", want \"%s\"", jwt_status_str(_g), \
+				 jwt_status_str(_w));                           \
 	} while (0)
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int group_setup(void **state)
+static int
+group_setup(void **state)
 {
 	static const uint8_t e[] = { 1, 0, 1 };
 	struct keys *k = calloc(1, sizeof(*k));
@@ -234,7 +246,8 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static int group_teardown(void **state)
+static int
+group_teardown(void **state)
 {
 	struct keys *k = *state;
 
@@ -252,7 +265,8 @@ static int group_teardown(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Good tokens                                                                              */
 
-static void test_rs256_ok(void **state)
+static void
+test_rs256_ok(void **state)
 {
 	struct keys *k = *state;
 	struct jwt_expect e = expect();
@@ -268,7 +282,8 @@ static void test_rs256_ok(void **state)
 	free(tok);
 }
 
-static void test_es256_ok(void **state)
+static void
+test_es256_ok(void **state)
 {
 	struct keys *k = *state;
 	static const char *const algs[] = { "ES256" };
@@ -281,7 +296,8 @@ static void test_es256_ok(void **state)
 	free(tok);
 }
 
-static void test_other_rsa_algs_ok(void **state)
+static void
+test_other_rsa_algs_ok(void **state)
 {
 	struct keys *k = *state;
 	static const char *const names[] = { "RS384", "RS512", "PS256" };
@@ -295,7 +311,8 @@ static void test_other_rsa_algs_ok(void **state)
 	}
 }
 
-static void test_no_kid(void **state)
+static void
+test_no_kid(void **state)
 {
 	struct keys *k = *state;
 	struct jwks *two;
@@ -327,7 +344,8 @@ static void test_no_kid(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Algorithm attacks                                                                        */
 
-static void test_alg_none(void **state)
+static void
+test_alg_none(void **state)
 {
 	struct keys *k = *state;
 	static const char *const hdrs[] = {
@@ -357,7 +375,8 @@ static void test_alg_none(void **state)
 	free(payload);
 }
 
-static char *rsa_pem(const cjose_jwk_t *k)
+static char *
+rsa_pem(const cjose_jwk_t *k)
 {
 	cjose_err cerr;
 	RSA *rsa = cjose_jwk_get_keydata(k, &cerr);
@@ -374,7 +393,8 @@ static char *rsa_pem(const cjose_jwk_t *k)
 }
 
 /* The key confusion attack: HS256 keyed with bytes of the IdP's *public* key. */
-static void test_hs256_with_public_key(void **state)
+static void
+test_hs256_with_public_key(void **state)
 {
 	struct keys *k = *state;
 	char *secrets[3];
@@ -405,7 +425,8 @@ static void test_hs256_with_public_key(void **state)
 	}
 }
 
-static void test_hs256_oct_in_jwks(void **state)
+static void
+test_hs256_oct_in_jwks(void **state)
 {
 	struct keys *k = *state;
 	cjose_err cerr;
@@ -441,7 +462,8 @@ static void test_hs256_oct_in_jwks(void **state)
 	free(oct_json);
 }
 
-static void test_alg_not_allowed(void **state)
+static void
+test_alg_not_allowed(void **state)
 {
 	struct keys *k = *state;
 	char *tok = sign_tok(k->rsa1, "RS384", "rsa1", claims_base());
@@ -464,7 +486,8 @@ static void test_alg_not_allowed(void **state)
 	}
 }
 
-static void test_alg_key_mismatch(void **state)
+static void
+test_alg_key_mismatch(void **state)
 {
 	struct keys *k = *state;
 	char *payload = dump(claims_base()), *tok;
@@ -478,15 +501,17 @@ static void test_alg_key_mismatch(void **state)
 	assert_status(validate(k->ks, tok, algs_all, NALGS_ALL), JWT_BAD_ALG);
 	free(tok);
 	/* ES384 header, kid of the P-256 key: wrong curve */
-	tok = craft("{\"alg\":\"ES384\",\"kid\":\"ec1\"}", payload,
-		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	tok = craft(
+		"{\"alg\":\"ES384\",\"kid\":\"ec1\"}", payload,
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 	assert_status(validate(k->ks, tok, algs_all, NALGS_ALL), JWT_BAD_ALG);
 	free(tok);
 	free(payload);
 }
 
-static void test_jwk_alg_and_use(void **state)
+static void
+test_jwk_alg_and_use(void **state)
 {
 	struct keys *k = *state;
 	json_t *a = pub_jwk(k->rsa1, "rsa1", "sig"), *b = pub_jwk(k->rsa2, "enc1", "enc");
@@ -522,7 +547,8 @@ static void test_jwk_alg_and_use(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Tampering, kid and rotation                                                              */
 
-static void test_tampered_payload(void **state)
+static void
+test_tampered_payload(void **state)
 {
 	struct keys *k = *state;
 	char *tok = sign_tok(k->rsa1, "RS256", "rsa1", claims_base());
@@ -553,7 +579,8 @@ static void test_tampered_payload(void **state)
 	free(tok);
 }
 
-static void test_tampered_signature(void **state)
+static void
+test_tampered_signature(void **state)
 {
 	struct keys *k = *state;
 	char *tok = sign_tok(k->rsa1, "RS256", "rsa1", claims_base());
@@ -600,7 +627,8 @@ static void test_tampered_signature(void **state)
 	free(tok);
 }
 
-static void test_unknown_kid_and_rotation(void **state)
+static void
+test_unknown_kid_and_rotation(void **state)
 {
 	struct keys *k = *state;
 	char *tok = sign_tok(k->rsa2, "RS256", "rsa2", claims_base());
@@ -628,17 +656,29 @@ static void test_unknown_kid_and_rotation(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Malformed tokens                                                                         */
 
-static void test_malformed(void **state)
+static void
+test_malformed(void **state)
 {
 	struct keys *k = *state;
 	char *tok = sign_tok(k->rsa1, "RS256", "rsa1", claims_base());
 	size_t len = strlen(tok), i;
 	char *big, *s;
 	static const char *const junk[] = {
-		"", ".", "..", "...", "a.b", "a.b.c.d", "garbage", "eyJhbGciOiJSUzI1NiJ9",
-		"eyJhbGciOiJSUzI1NiJ9.e30", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA.AAAA",
-		"!!!.???.***", "eyJhbGciOiJSUzI1NiJ9..AAAA", ".e30.AAAA",
-		"eyJhbGciOiJSUzI1NiJ9=.e30.AAAA", "e.e30.AAAA",
+		"",
+		".",
+		"..",
+		"...",
+		"a.b",
+		"a.b.c.d",
+		"garbage",
+		"eyJhbGciOiJSUzI1NiJ9",
+		"eyJhbGciOiJSUzI1NiJ9.e30",
+		"eyJhbGciOiJSUzI1NiJ9.e30.AAAA.AAAA",
+		"!!!.???.***",
+		"eyJhbGciOiJSUzI1NiJ9..AAAA",
+		".e30.AAAA",
+		"eyJhbGciOiJSUzI1NiJ9=.e30.AAAA",
+		"e.e30.AAAA",
 	};
 
 	for (i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
@@ -647,8 +687,7 @@ static void test_malformed(void **state)
 
 	/* every truncation of a valid token is refused, none crashes */
 	for (i = 0; i < len; i++) {
-		enum jwt_status st =
-			jwt_verify(k->ks, tok, i, algs_rs256, 1, NULL);
+		enum jwt_status st = jwt_verify(k->ks, tok, i, algs_rs256, 1, NULL);
 
 		assert_int_not_equal(st, JWT_OK);
 	}
@@ -674,13 +713,13 @@ static void test_malformed(void **state)
 	memcpy(big, tok, len);
 	memset(big + len, 'A', JWT_MAX_LEN + 1 - len);
 	big[JWT_MAX_LEN + 1] = '\0';
-	assert_status(jwt_verify(k->ks, big, JWT_MAX_LEN + 1, algs_rs256, 1, NULL),
-		      JWT_MALFORMED);
+	assert_status(jwt_verify(k->ks, big, JWT_MAX_LEN + 1, algs_rs256, 1, NULL), JWT_MALFORMED);
 	free(big);
 	free(tok);
 }
 
-static void test_bad_header(void **state)
+static void
+test_bad_header(void **state)
 {
 	struct keys *k = *state;
 	char *payload = dump(claims_base()), *tok;
@@ -702,7 +741,8 @@ static void test_bad_header(void **state)
 	free(payload);
 }
 
-static void test_non_object_claims(void **state)
+static void
+test_non_object_claims(void **state)
 {
 	struct keys *k = *state;
 	static const char *const payloads[] = {
@@ -729,7 +769,8 @@ static void test_non_object_claims(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Claims                                                                                   */
 
-static enum jwt_status check_with(json_t *c)
+static enum jwt_status
+check_with(json_t *c)
 {
 	struct jwt_expect e = expect();
 	enum jwt_status st = jwt_check_id_claims(c, &e);
@@ -738,7 +779,8 @@ static enum jwt_status check_with(json_t *c)
 	return st;
 }
 
-static json_t *with(const char *name, json_t *v)
+static json_t *
+with(const char *name, json_t *v)
 {
 	json_t *c = claims_base();
 
@@ -749,22 +791,26 @@ static json_t *with(const char *name, json_t *v)
 	return c;
 }
 
-static void test_claims_iss(void **state)
+static void
+test_claims_iss(void **state)
 {
 	struct keys *k = *state;
-	char *tok = sign_tok(k->rsa1, "RS256", "rsa1", with("iss", json_string("https://evil.test")));
+	char *tok =
+		sign_tok(k->rsa1, "RS256", "rsa1", with("iss", json_string("https://evil.test")));
 
 	assert_status(validate(k->ks, tok, algs_rs256, 1), JWT_BAD_ISS);
 	free(tok);
 	assert_status(check_with(with("iss", json_string(ISS "/"))), JWT_BAD_ISS);
 	assert_status(check_with(with("iss", json_string("https://idp.example.tes"))), JWT_BAD_ISS);
-	assert_status(check_with(with("iss", json_string("HTTPS://idp.example.test"))), JWT_BAD_ISS);
+	assert_status(check_with(with("iss", json_string("HTTPS://idp.example.test"))),
+		      JWT_BAD_ISS);
 	assert_status(check_with(with("iss", json_pack("[s]", ISS))), JWT_BAD_ISS);
 	assert_status(check_with(with("iss", NULL)), JWT_BAD_ISS);
 	assert_status(check_with(claims_base()), JWT_OK);
 }
 
-static void test_claims_aud_azp(void **state)
+static void
+test_claims_aud_azp(void **state)
 {
 	struct keys *k = *state;
 	json_t *c;
@@ -804,7 +850,8 @@ static void test_claims_aud_azp(void **state)
 	assert_status(check_with(with("azp", json_string(CLIENT))), JWT_OK);
 }
 
-static void test_claims_exp(void **state)
+static void
+test_claims_exp(void **state)
 {
 	struct keys *k = *state;
 	char *tok;
@@ -825,7 +872,8 @@ static void test_claims_exp(void **state)
 	assert_status(check_with(with("exp", json_true())), JWT_EXPIRED);
 }
 
-static void test_claims_iat(void **state)
+static void
+test_claims_iat(void **state)
 {
 	struct keys *k = *state;
 	char *tok;
@@ -844,7 +892,8 @@ static void test_claims_iat(void **state)
 	assert_status(check_with(with("iat", json_integer(INT64_MIN))), JWT_BAD_IAT);
 }
 
-static void test_claims_sub_nbf(void **state)
+static void
+test_claims_sub_nbf(void **state)
 {
 	assert_status(check_with(with("sub", NULL)), JWT_BAD_CLAIMS);
 	assert_status(check_with(with("sub", json_string(""))), JWT_BAD_CLAIMS);
@@ -855,7 +904,8 @@ static void test_claims_sub_nbf(void **state)
 	assert_status(check_with(with("nbf", json_integer(NOW - 100))), JWT_OK);
 }
 
-static void test_claims_args(void **state)
+static void
+test_claims_args(void **state)
 {
 	struct jwt_expect e = expect();
 	json_t *c = claims_base();
@@ -868,7 +918,8 @@ static void test_claims_args(void **state)
 	json_decref(c);
 }
 
-static json_t *logout_base(void)
+static json_t *
+logout_base(void)
 {
 	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:{s:{}}}", "iss", ISS, "aud",
 			      CLIENT, "sub", "alice", "sid", "08a5019c", "exp",
@@ -879,7 +930,8 @@ static json_t *logout_base(void)
 	return c;
 }
 
-static void test_logout_claims(void **state)
+static void
+test_logout_claims(void **state)
 {
 	struct jwt_expect e = expect();
 	json_t *c = logout_base();
@@ -928,7 +980,8 @@ static void test_logout_claims(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* JWKS parsing                                                                             */
 
-static void test_jwks_parse_errors(void **state)
+static void
+test_jwks_parse_errors(void **state)
 {
 	struct keys *k = *state;
 	static const char *const bad[] = {
@@ -997,10 +1050,12 @@ static void test_jwks_parse_errors(void **state)
 	jwks_free(NULL);
 }
 
-static void test_header_typ_and_strings(void **state)
+static void
+test_header_typ_and_strings(void **state)
 {
 	struct keys *k = *state;
-	json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "RS256", "kid", "rsa1", "typ", "logout+jwt");
+	json_t *hdr =
+		json_pack("{s:s,s:s,s:s}", "alg", "RS256", "kid", "rsa1", "typ", "logout+jwt");
 	char *payload = dump(logout_base());
 	char *tok = sign_raw(k->rsa1, hdr, payload);
 	char buf[32];
@@ -1026,7 +1081,8 @@ static void test_header_typ_and_strings(void **state)
 	assert_non_null(jwt_status_str((enum jwt_status)99));
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rs256_ok),
