@@ -23,9 +23,19 @@ enum ocsf_class {
 	OCSF_CLASS_API_ACTIVITY = 6003,
 };
 
-enum ocsf_auth_activity { OCSF_AUTH_LOGON = 1, OCSF_AUTH_LOGOFF = 2 };
-enum ocsf_ssh_activity { OCSF_SSH_OPEN = 1, OCSF_SSH_CLOSE = 2, OCSF_SSH_REFUSE = 5 };
-enum ocsf_ssh_auth_type { OCSF_SSH_AUTH_KBDINT = 4, OCSF_SSH_AUTH_PUBKEY = 6 };
+enum ocsf_auth_activity {
+	OCSF_AUTH_LOGON = 1,
+	OCSF_AUTH_LOGOFF = 2
+};
+enum ocsf_ssh_activity {
+	OCSF_SSH_OPEN = 1,
+	OCSF_SSH_CLOSE = 2,
+	OCSF_SSH_REFUSE = 5
+};
+enum ocsf_ssh_auth_type {
+	OCSF_SSH_AUTH_KBDINT = 4,
+	OCSF_SSH_AUTH_PUBKEY = 6
+};
 
 /* Who and where an event is about. Every member may be NULL / 0. */
 struct ocsf_subject {

@@ -77,8 +77,8 @@ auth_refuse(struct conn *c, const char *sentence, const char *detail)
 {
 	struct broker *b = c->broker;
 
-	log_info("conn %llu from %s: login of %s refused: %s", (unsigned long long)c->id,
-		 c->src_ip, c->user ? c->user : "?", detail ? detail : sentence);
+	log_info("conn %llu from %s: login of %s refused: %s", (unsigned long long)c->id, c->src_ip,
+		 c->user ? c->user : "?", detail ? detail : sentence);
 	broker_audit_logon(b, c, NULL, false, detail ? detail : sentence);
 	broker_audit_ssh(b, c, OCSF_SSH_REFUSE, detail ? detail : sentence);
 	limits_login_failed(b->limits, c->src_ip, broker_now());
@@ -90,8 +90,9 @@ static void
 auth_too_many(struct conn *c)
 {
 	if (++c->auth_failures >= c->broker->cfg.max_auth_tries)
-		auth_refuse(c, "Too many authentication failures; check which key you use and "
-			       "connect again.",
+		auth_refuse(c,
+			    "Too many authentication failures; check which key you use and "
+			    "connect again.",
 			    "too many authentication failures");
 }
 
@@ -262,7 +263,7 @@ auth_send_prompt(struct conn *c, ssh_message msg, const char *note)
 	int64_t left = oidc_device_expires_at(c->device) - broker_now();
 	char instruction[1024], prompt[1024];
 	const char *prompts[1];
-	char echo[1] = {0};
+	char echo[1] = { 0 };
 
 	if (uri == NULL)
 		uri = oidc_device_verification_uri(c->device);
@@ -273,8 +274,8 @@ auth_send_prompt(struct conn *c, ssh_message msg, const char *note)
 		 "(code %s, valid for %lld minutes).",
 		 note ? note : "", note ? "\n" : "", c->user, code ? code : "?",
 		 (long long)(left / 60));
-	snprintf(prompt, sizeof(prompt), "Open %s\nthen press Enter once you have approved: ",
-		 uri ? uri : "(no URL)");
+	snprintf(prompt, sizeof(prompt),
+		 "Open %s\nthen press Enter once you have approved: ", uri ? uri : "(no URL)");
 	prompts[0] = prompt;
 	ssh_message_auth_interactive_request(msg, "SAW broker login", instruction, 1, prompts,
 					     echo);
@@ -401,7 +402,7 @@ auth_kbdint(struct conn *c, ssh_message msg)
 	if (c->ev_recheck == NULL)
 		c->ev_recheck = evtimer_new(c->broker->base, auth_recheck_cb, c);
 	if (c->ev_recheck != NULL) {
-		struct timeval tv = {AUTH_RECHECK_SECONDS, 0};
+		struct timeval tv = { AUTH_RECHECK_SECONDS, 0 };
 		evtimer_add(c->ev_recheck, &tv);
 	}
 	return auth_hold(c, msg);

@@ -78,11 +78,11 @@ chan_whoami_text(const struct conn *c, bool as_json, char *out, size_t len)
 	int n;
 
 	if (as_json) {
-		obj = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I}", "user", s->username,
-				"sub", s->sub, "issuer", s->iss,
-				"groups", json_loads(s->groups ? s->groups : "[]", 0, NULL),
-				"session", s->id, "key", s->key_fp, "created", (json_int_t)s->created,
-				"expires", (json_int_t)s->expires, "idle_timeout",
+		obj = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I}", "user",
+				s->username, "sub", s->sub, "issuer", s->iss, "groups",
+				json_loads(s->groups ? s->groups : "[]", 0, NULL), "session", s->id,
+				"key", s->key_fp, "created", (json_int_t)s->created, "expires",
+				(json_int_t)s->expires, "idle_timeout",
 				(json_int_t)c->broker->cfg.session_idle_timeout);
 		if (obj == NULL)
 			return -1;

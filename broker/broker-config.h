@@ -14,11 +14,12 @@
 #define BROKER_DEFAULT_CONFIG "/etc/saw/broker.conf"
 
 struct broker_config {
-	struct conf_list listen_address; /* ListenAddress HOST:PORT (repeatable), default 0.0.0.0:22 */
-	struct conf_list host_key;	 /* HostKey PATH (repeatable, required) */
-	char *state_database;		 /* StateDatabase PATH, default /var/lib/saw/broker.db */
-	char *audit_log;		 /* AuditLog PATH, default /var/log/saw/audit.jsonl */
-	char *user;			 /* User NAME: account to drop to when started as root, default saw */
+	struct conf_list
+		listen_address;	   /* ListenAddress HOST:PORT (repeatable), default 0.0.0.0:22 */
+	struct conf_list host_key; /* HostKey PATH (repeatable, required) */
+	char *state_database;	   /* StateDatabase PATH, default /var/lib/saw/broker.db */
+	char *audit_log;	   /* AuditLog PATH, default /var/log/saw/audit.jsonl */
+	char *user; /* User NAME: account to drop to when started as root, default saw */
 
 	char *oidc_issuer;		  /* OIDCIssuer URL (required; https unless loopback) */
 	char *oidc_client_id;		  /* OIDCClientID (required) */
@@ -32,14 +33,15 @@ struct broker_config {
 
 	long long session_max_lifetime; /* SessionMaxLifetime, default 8h */
 	long long session_idle_timeout; /* SessionIdleTimeout, default 30m */
-	long long login_grace_time;	/* LoginGraceTime, default 5m (device flow needs a browser) */
-	int max_startups_begin;		/* MaxStartups begin:rate:full, default 10:30:100 */
+	long long login_grace_time; /* LoginGraceTime, default 5m (device flow needs a browser) */
+	int max_startups_begin;	    /* MaxStartups begin:rate:full, default 10:30:100 */
 	int max_startups_rate;
 	int max_startups_full;
-	int per_source_max_startups;	/* PerSourceMaxStartups, default 10 */
-	int max_auth_tries;		/* MaxAuthTries per connection, default 6 */
+	int per_source_max_startups;	 /* PerSourceMaxStartups, default 10 */
+	int max_auth_tries;		 /* MaxAuthTries per connection, default 6 */
 	int per_source_penalty_failures; /* PerSourcePenalty FAILURES DURATION, default 10 1m: */
-	long long per_source_penalty_time; /* that many failed logins from one address → refused for DURATION */
+	long long
+		per_source_penalty_time; /* that many failed logins from one address → refused for DURATION */
 };
 
 /* Parse path into cfg. All errors are printed to stderr as "file:line: Keyword: message"

@@ -105,16 +105,14 @@ conn_accept(struct broker *b, int fd, const struct sockaddr *sa, socklen_t salen
 	c->state = CONN_KEX;
 	addr_to_text(sa, c->src_ip, sizeof(c->src_ip), &c->src_port);
 	if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
-		addr_to_text((struct sockaddr *)&local, c->dst_ip, sizeof(c->dst_ip),
-			     &c->dst_port);
+		addr_to_text((struct sockaddr *)&local, c->dst_ip, sizeof(c->dst_ip), &c->dst_port);
 
 	/* Pre-auth admission: MaxStartups, PerSourceMaxStartups, PerSourcePenalty. */
 	refusal = limits_admit(b->limits, c->src_ip, b->nunauth, broker_now());
 	if (refusal != NULL || b->shutting_down) {
 		if (refusal == NULL)
 			refusal = "broker is shutting down";
-		log_info("refused connection from %s port %d: %s", c->src_ip, c->src_port,
-			 refusal);
+		log_info("refused connection from %s port %d: %s", c->src_ip, c->src_port, refusal);
 		broker_audit_ssh(b, c, OCSF_SSH_REFUSE, refusal);
 		close(fd);
 		free(c);
@@ -241,7 +239,8 @@ conn_step(struct conn *c)
 		c->state = CONN_AUTH;
 		/* Before a key is verified only publickey can succeed; keyboard-interactive is
 		 * offered so that a client without keys hears why it is refused. */
-		ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE);
+		ssh_set_auth_methods(c->ssh,
+				     SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE);
 	}
 	for (n = 0; n < CONN_MAX_MESSAGES_PER_TURN; n++) {
 		if (c->read_paused || c->state == CONN_CLOSING)
@@ -271,7 +270,7 @@ conn_step(struct conn *c)
 void
 conn_close(struct conn *c, const char *reason)
 {
-	struct timeval zero = {0, 0};
+	struct timeval zero = { 0, 0 };
 	ssh_message msg;
 	int n;
 

@@ -102,11 +102,11 @@ limits_admit(struct limits *l, const char *ip, size_t nunauth, int64_t now)
 	if (nunauth >= (size_t)cfg->max_startups_begin &&
 	    cfg->max_startups_full > cfg->max_startups_begin) {
 		/* drop with probability rate% at begin, rising to 100% at full */
-		unsigned int p = (unsigned int)cfg->max_startups_rate +
-				 (unsigned int)((100 - cfg->max_startups_rate) *
-						(nunauth - (size_t)cfg->max_startups_begin) /
-						(size_t)(cfg->max_startups_full -
-							 cfg->max_startups_begin));
+		unsigned int p =
+			(unsigned int)cfg->max_startups_rate +
+			(unsigned int)((100 - cfg->max_startups_rate) *
+				       (nunauth - (size_t)cfg->max_startups_begin) /
+				       (size_t)(cfg->max_startups_full - cfg->max_startups_begin));
 		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 			r = 0;
 		if (r % 100 < p)

@@ -32,11 +32,11 @@ enum oidc_device_event {
 
 enum oidc_failure {
 	OIDC_FAIL_NONE = 0,
-	OIDC_FAIL_UNREACHABLE, /* IdP down, timeout, 5xx, discovery not done */
-	OIDC_FAIL_DENIED,      /* access_denied: the user refused in the browser */
-	OIDC_FAIL_EXPIRED,     /* expired_token: not approved in time */
+	OIDC_FAIL_UNREACHABLE,	 /* IdP down, timeout, 5xx, discovery not done */
+	OIDC_FAIL_DENIED,	 /* access_denied: the user refused in the browser */
+	OIDC_FAIL_EXPIRED,	 /* expired_token: not approved in time */
 	OIDC_FAIL_INVALID_TOKEN, /* ID token failed validation */
-	OIDC_FAIL_PROTOCOL,    /* any other error answer from the IdP */
+	OIDC_FAIL_PROTOCOL,	 /* any other error answer from the IdP */
 };
 
 typedef void (*oidc_device_cb)(struct oidc_device *d, enum oidc_device_event ev, void *arg);

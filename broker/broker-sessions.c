@@ -44,9 +44,9 @@ static void
 sessions_arm(struct live_session *ls)
 {
 	int64_t now = broker_now();
-	int64_t due = ls->row.expires < ls->row.idle_deadline ? ls->row.expires
-							       : ls->row.idle_deadline;
-	struct timeval tv = {0, 0};
+	int64_t due = ls->row.expires < ls->row.idle_deadline ? ls->row.expires :
+								ls->row.idle_deadline;
+	struct timeval tv = { 0, 0 };
 
 	if (due > now)
 		tv.tv_sec = (time_t)(due - now);
@@ -70,8 +70,7 @@ sessions_unlink(struct live_session *ls)
 }
 
 static void
-sessions_end(struct live_session *ls, enum store_state state, const char *why,
-	     const char *sentence)
+sessions_end(struct live_session *ls, enum store_state state, const char *why, const char *sentence)
 {
 	struct broker *b = ls->broker;
 	struct conn *c;

@@ -17,16 +17,20 @@
 
 #define STORE_ID_LEN 32 /* hex chars of a 128-bit random session id */
 
-enum store_state { STORE_LIVE = 0, STORE_EXPIRED = 1, STORE_REVOKED = 2 };
+enum store_state {
+	STORE_LIVE = 0,
+	STORE_EXPIRED = 1,
+	STORE_REVOKED = 2
+};
 
 struct store_session {
 	char id[STORE_ID_LEN + 1];
 	char *iss;
 	char *sub;
-	char *sid;	/* IdP session id (may be NULL) */
+	char *sid; /* IdP session id (may be NULL) */
 	char *username;
-	char *groups;	/* JSON array text, e.g. ["saw-users","dev"] */
-	char *key_fp;	/* bound key fingerprint, "SHA256:…" */
+	char *groups; /* JSON array text, e.g. ["saw-users","dev"] */
+	char *key_fp; /* bound key fingerprint, "SHA256:…" */
 	int64_t created;
 	int64_t expires;       /* absolute expiry */
 	int64_t idle_deadline; /* last activity + idle timeout */
@@ -53,8 +57,8 @@ int store_session_get(struct store *st, const char *id, struct store_session *ou
 int store_session_touch(struct store *st, const char *id, int64_t idle_deadline);
 /* Ends a live session (STORE_EXPIRED or STORE_REVOKED) with a reason. Ending an ended one
  * is a no-op returning 1. Returns 0 when this call ended it. */
-int store_session_end(struct store *st, const char *id, enum store_state state,
-		      const char *reason, int64_t now);
+int store_session_end(struct store *st, const char *id, enum store_state state, const char *reason,
+		      int64_t now);
 /* Ends every live session whose deadlines passed by now; calls cb for each (may be NULL).
  * Used once at start-up (sessions that expired while the broker was down). */
 int store_session_expire_due(struct store *st, int64_t now,

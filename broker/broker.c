@@ -28,8 +28,7 @@
 #include "broker/broker-store.h"
 #include "broker/broker.h"
 
-static void __attribute__((noreturn))
-usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: saw-brokerd [-dtTV] [-f config_file]\n");
 	exit(2);
@@ -89,8 +88,8 @@ broker_audit_ssh(struct broker *b, const struct conn *c, int activity, const cha
 	if (c != NULL && c->session != NULL)
 		subject_add_session(&s, sessions_row(c->session));
 	broker_emit(b, ocsf_ssh_activity((enum ocsf_ssh_activity)activity, &s,
-					 c && c->via_device ? OCSF_SSH_AUTH_KBDINT
-							    : OCSF_SSH_AUTH_PUBKEY,
+					 c && c->via_device ? OCSF_SSH_AUTH_KBDINT :
+							      OCSF_SSH_AUTH_PUBKEY,
 					 reason, ocsf_now_ms()));
 }
 
@@ -118,8 +117,8 @@ broker_audit_logoff(struct broker *b, const struct store_session *row, const cha
 /* ---- listeners ----------------------------------------------------------------------- */
 
 static void
-listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		   int salen, void *arg)
+listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
 {
 	conn_accept(arg, fd, sa, (socklen_t)salen);
 }
@@ -134,7 +133,7 @@ static void
 listener_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct broker *b = arg;
-	struct timeval tv = {1, 0};
+	struct timeval tv = { 1, 0 };
 	int err = EVUTIL_SOCKET_ERROR();
 
 	/* Out of descriptors: back off for a second instead of spinning (tmux does this). */
@@ -192,8 +191,9 @@ broker_load_host_keys(struct broker *b, bool check_only)
 		const char *path = b->cfg.host_key.v[i];
 
 		if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL, &key) != SSH_OK) {
-			fprintf(stderr, "%s: HostKey %s: cannot load the private key (missing, "
-					"unreadable or not an OpenSSH/PEM private key)\n",
+			fprintf(stderr,
+				"%s: HostKey %s: cannot load the private key (missing, "
+				"unreadable or not an OpenSSH/PEM private key)\n",
 				b->config_path, path);
 			errors++;
 			continue;
@@ -245,7 +245,7 @@ static void
 broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct broker *b = arg;
-	struct timeval tv = {0, 200000};
+	struct timeval tv = { 0, 200000 };
 	size_t i;
 
 	if (sig == SIGHUP) {

@@ -31,10 +31,10 @@ struct limits;
 struct live_session;
 
 enum conn_state {
-	CONN_KEX,	    /* key exchange in progress */
-	CONN_AUTH,	    /* user authentication in progress (pre-auth) */
-	CONN_OPEN,	    /* authenticated, bound to a live session */
-	CONN_CLOSING,	    /* disconnect sent, waiting for the output to drain */
+	CONN_KEX,     /* key exchange in progress */
+	CONN_AUTH,    /* user authentication in progress (pre-auth) */
+	CONN_OPEN,    /* authenticated, bound to a live session */
+	CONN_CLOSING, /* disconnect sent, waiting for the output to drain */
 };
 
 /* The device-flow part of a login, owned by broker-auth.c. */
@@ -47,30 +47,30 @@ enum login_state {
 };
 
 struct conn {
-	TAILQ_ENTRY(conn) entry;	   /* broker->conns */
-	TAILQ_ENTRY(conn) session_entry;   /* live_session->conns, when CONN_OPEN */
+	TAILQ_ENTRY(conn) entry;	 /* broker->conns */
+	TAILQ_ENTRY(conn) session_entry; /* live_session->conns, when CONN_OPEN */
 	struct broker *broker;
-	uint64_t id;			   /* for logs */
+	uint64_t id; /* for logs */
 	int fd;
 	ssh_session ssh;
 	struct event *ev_read;
 	struct event *ev_write;
-	struct event *ev_timer;		   /* LoginGraceTime before auth, drain deadline when closing */
+	struct event *ev_timer; /* LoginGraceTime before auth, drain deadline when closing */
 	enum conn_state state;
-	bool unauth_counted;		   /* counted in the MaxStartups numbers */
-	bool read_paused;		   /* waiting for the IdP before reading the next message */
+	bool unauth_counted; /* counted in the MaxStartups numbers */
+	bool read_paused;    /* waiting for the IdP before reading the next message */
 	char src_ip[64];
 	int src_port;
 	char dst_ip[64];
 	int dst_port;
 
 	/* authentication (broker-auth.c) */
-	char *user;			   /* SSH user name of the first auth request */
-	char *key_fp;			   /* "SHA256:…" of the verified key */
+	char *user;   /* SSH user name of the first auth request */
+	char *key_fp; /* "SHA256:…" of the verified key */
 	enum login_state login;
 	struct oidc_device *device;
-	ssh_message held;		   /* kbd-int message answered once the IdP replies */
-	struct event *ev_recheck;	   /* re-prompt if Enter came before approval */
+	ssh_message held;	  /* kbd-int message answered once the IdP replies */
+	struct event *ev_recheck; /* re-prompt if Enter came before approval */
 	int auth_failures;
 	bool via_device; /* the login went through the device flow (kbd-int) */
 
@@ -85,7 +85,7 @@ struct broker {
 	struct broker_config cfg;
 	const char *config_path;
 	struct event_base *base;
-	ssh_bind bind;			/* host keys; one per process, shared by all sessions */
+	ssh_bind bind; /* host keys; one per process, shared by all sessions */
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct audit *audit;
