@@ -18,7 +18,7 @@
 /* JOSE signature algorithms we accept for ID tokens: asymmetric only. "none" would accept
  * unsigned tokens and HS* would make the client secret a verification key. */
 static const char *const broker_config_algs[] = {
-	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
 };
 
 static int
@@ -173,18 +173,23 @@ broker_config_check_alg(const struct conf_keyword *kw, const char *v, char *msg,
 	for (i = 0; i < sizeof(broker_config_algs) / sizeof(broker_config_algs[0]); i++)
 		if (strcmp(v, broker_config_algs[i]) == 0)
 			return 0;
-	if (strcasecmp(v, "none") == 0) {
+	if (strcmp(v, "EdDSA") == 0) {
+		/* cjose 0.6.2 (Debian 12) has no OKP keys: an EdDSA token could never verify. */
+		snprintf(msg, msglen,
+			 "EdDSA is not supported by this build (cjose 0.6 has no "
+			 "Ed25519 keys); use RS256 or ES256");
+	} else if (strcasecmp(v, "none") == 0) {
 		snprintf(msg, msglen, "\"%s\" is never allowed: ID tokens must be signed",
 			 conf_vis(v, vis, sizeof(vis)));
 	} else if (strncasecmp(v, "HS", 2) == 0) {
 		snprintf(msg, msglen,
 			 "\"%s\" is not allowed: HMAC algorithms would make the client secret a "
-			 "verification key; use RS256, ES256 or EdDSA",
+			 "verification key; use RS256 or ES256",
 			 conf_vis(v, vis, sizeof(vis)));
 	} else {
 		snprintf(msg, msglen,
 			 "unknown algorithm \"%s\" (use RS256, RS384, RS512, PS256, PS384, PS512, "
-			 "ES256, ES384, ES512 or EdDSA; names are case-sensitive)",
+			 "ES256, ES384 or ES512; names are case-sensitive)",
 			 conf_vis(v, vis, sizeof(vis)));
 	}
 	return -1;
@@ -351,7 +356,7 @@ static const struct conf_keyword broker_keywords[] = {
 	{ .name = "OIDCAllowedAlgorithms",
 	  .type = CONF_WORDS,
 	  .offset = F(oidc_algorithms),
-	  .def = "RS256 ES256 EdDSA",
+	  .def = "RS256 ES256",
 	  .flags = CONF_MULTI,
 	  .check = broker_config_check_alg },
 	{ .name = "OIDCTimeout",
@@ -369,19 +374,19 @@ static const struct conf_keyword broker_keywords[] = {
 	  .type = CONF_DURATION,
 	  .offset = F(session_max_lifetime),
 	  .def = "8h",
-	  .min = 60,
+	  .min = 1, /* seconds are useful in tests and demos; keep hours in production */
 	  .max = 7 * DAY },
 	{ .name = "SessionIdleTimeout",
 	  .type = CONF_DURATION,
 	  .offset = F(session_idle_timeout),
 	  .def = "30m",
-	  .min = 60,
+	  .min = 1,
 	  .max = 7 * DAY },
 	{ .name = "LoginGraceTime",
 	  .type = CONF_DURATION,
 	  .offset = F(login_grace_time),
 	  .def = "5m",
-	  .min = 10,
+	  .min = 1,
 	  .max = 3600 },
 	{ .name = "MaxStartups",
 	  .type = CONF_CUSTOM,

@@ -27,7 +27,7 @@ struct broker_config {
 	struct conf_list oidc_scopes;	  /* OIDCScopes, default "openid profile groups" */
 	char *oidc_username_claim;	  /* OIDCUsernameClaim, default preferred_username */
 	char *oidc_groups_claim;	  /* OIDCGroupsClaim, default groups */
-	struct conf_list oidc_algorithms; /* OIDCAllowedAlgorithms, default RS256 ES256 EdDSA */
+	struct conf_list oidc_algorithms; /* OIDCAllowedAlgorithms, default RS256 ES256 */
 	long long oidc_timeout;		  /* OIDCTimeout, default 10s: each IdP HTTP request */
 	char *required_group;		  /* RequiredGroup (required) */
 
@@ -42,6 +42,15 @@ struct broker_config {
 	int per_source_penalty_failures; /* PerSourcePenalty FAILURES DURATION, default 10 1m: */
 	long long
 		per_source_penalty_time; /* that many failed logins from one address → refused for DURATION */
+	/* issue #3: workspaces, tunnels, jump hosts */
+	char *admin_socket;	       /* AdminSocket PATH, default /run/saw/broker.sock */
+	char *admin_socket_group;      /* AdminSocketGroup NAME: may use the socket besides root */
+	struct conf_list corp_service; /* CorpService NAME HOST:PORT (repeatable): raw
+					  "NAME HOST:PORT" strings, validated by the parser */
+	struct conf_list jump_host;    /* JumpHost HOST:PORT USER KEYFILE (repeatable, at most 2):
+					  raw "HOST:PORT USER KEYFILE" strings, validated */
+	char *jump_host_known_hosts;   /* JumpHostKnownHosts PATH (required if JumpHost is set) */
+	long long workspace_keepalive; /* WorkspaceKeepalive, default 15s: dead-peer detection */
 };
 
 /* Parse path into cfg. All errors are printed to stderr as "file:line: Keyword: message"
