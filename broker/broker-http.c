@@ -213,8 +213,8 @@ http_header_cb(char *data, size_t size, size_t n, void *arg)
 		return len;
 	while (i < len && (data[i] == ' ' || data[i] == '\t'))
 		i++;
-	while (len > i && (data[len - 1] == '\r' || data[len - 1] == '\n' ||
-			   data[len - 1] == ' ' || data[len - 1] == '\t'))
+	while (len > i && (data[len - 1] == '\r' || data[len - 1] == '\n' || data[len - 1] == ' ' ||
+			   data[len - 1] == '\t'))
 		len--;
 	if (len - i > HTTP_MAX_CONTENT_TYPE)
 		return size * n; /* absurd value: ignore it, the body parser decides */
@@ -233,8 +233,8 @@ http_strerror(struct http_req *r, CURLcode rc)
 		return NULL;
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
-		return r->too_large || rc == CURLE_FILESIZE_EXCEEDED ? "response too large"
-								      : "out of memory";
+		return r->too_large || rc == CURLE_FILESIZE_EXCEEDED ? "response too large" :
+								       "out of memory";
 	case CURLE_COULDNT_CONNECT:
 		curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
 		switch (oserr) {
@@ -388,9 +388,8 @@ http_client_free(struct http_client *c)
 }
 
 struct http_req *
-http_request(struct http_client *c, const char *url, const char *form_body,
-	     const char *basic_user, const char *basic_pass, long timeout_ms, http_done_cb cb,
-	     void *arg)
+http_request(struct http_client *c, const char *url, const char *form_body, const char *basic_user,
+	     const char *basic_pass, long timeout_ms, http_done_cb cb, void *arg)
 {
 	struct http_req *r = NULL;
 	CURL *e;
@@ -443,8 +442,7 @@ http_request(struct http_client *c, const char *url, const char *form_body,
 	if (basic_user != NULL) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		if (curl_easy_setopt(e, CURLOPT_USERNAME, basic_user) != CURLE_OK ||
-		    curl_easy_setopt(e, CURLOPT_PASSWORD, basic_pass ? basic_pass : "") !=
-			    CURLE_OK)
+		    curl_easy_setopt(e, CURLOPT_PASSWORD, basic_pass ? basic_pass : "") != CURLE_OK)
 			goto fail;
 	}
 	/* The transfer starts from the event loop (curl arms our timer): cb never runs

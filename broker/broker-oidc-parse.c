@@ -78,8 +78,8 @@ oidc_load_object(const char *body, size_t len, char *err, size_t errlen)
  * that is not printable ASCII.
  */
 static int
-oidc_get_str(json_t *obj, const char *key, bool required, size_t max, bool allow_space,
-	     char **out, char *err, size_t errlen)
+oidc_get_str(json_t *obj, const char *key, bool required, size_t max, bool allow_space, char **out,
+	     char *err, size_t errlen)
 {
 	json_t *v = json_object_get(obj, key);
 	const char *s;
@@ -138,8 +138,8 @@ oidc_get_url(json_t *obj, const char *key, char **out, char *err, size_t errlen)
  * *out untouched when absent and !required.
  */
 static int
-oidc_get_int(json_t *obj, const char *key, bool required, int64_t min, int64_t max,
-	     int64_t *out, char *err, size_t errlen)
+oidc_get_int(json_t *obj, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
+	     char *err, size_t errlen)
 {
 	json_t *v = json_object_get(obj, key);
 	json_int_t n;
@@ -239,8 +239,9 @@ oidc_parse_discovery(const char *body, size_t len, const char *expected_issuer,
 	/* OIDC Discovery 4.3: exactly the issuer we were configured with, or an attacker
 	 * who controls another issuer's document could make us accept its tokens. */
 	if (expected_issuer == NULL || strcmp(out->issuer, expected_issuer) != 0) {
-		oidc_seterr(err, errlen, "\"issuer\" in the discovery document is %s, "
-					 "not the configured OIDCIssuer",
+		oidc_seterr(err, errlen,
+			    "\"issuer\" in the discovery document is %s, "
+			    "not the configured OIDCIssuer",
 			    out->issuer);
 		goto out;
 	}
@@ -322,17 +323,17 @@ oidc_copy_clean(char *buf, size_t buflen, const char *s)
 }
 
 int
-oidc_parse_token_error(const char *body, size_t len, enum oidc_token_error *code,
-		       char *code_str, size_t code_len, char *desc, size_t desc_len)
+oidc_parse_token_error(const char *body, size_t len, enum oidc_token_error *code, char *code_str,
+		       size_t code_len, char *desc, size_t desc_len)
 {
 	static const struct {
 		const char *name;
 		enum oidc_token_error code;
 	} known[] = {
-		{"authorization_pending", OIDC_TOKEN_ERR_PENDING},
-		{"slow_down", OIDC_TOKEN_ERR_SLOW_DOWN},
-		{"access_denied", OIDC_TOKEN_ERR_DENIED},
-		{"expired_token", OIDC_TOKEN_ERR_EXPIRED},
+		{ "authorization_pending", OIDC_TOKEN_ERR_PENDING },
+		{ "slow_down", OIDC_TOKEN_ERR_SLOW_DOWN },
+		{ "access_denied", OIDC_TOKEN_ERR_DENIED },
+		{ "expired_token", OIDC_TOKEN_ERR_EXPIRED },
 	};
 	json_t *j, *e, *d;
 	const char *s;
@@ -362,8 +363,7 @@ oidc_parse_token_error(const char *body, size_t len, enum oidc_token_error *code
 }
 
 int
-oidc_parse_token_response(const char *body, size_t len, char **id_token, char *err,
-			  size_t errlen)
+oidc_parse_token_response(const char *body, size_t len, char **id_token, char *err, size_t errlen)
 {
 	json_t *j;
 	int rc;

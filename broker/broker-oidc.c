@@ -33,8 +33,8 @@
 #define OIDC_DISCOVERY_PATH "/.well-known/openid-configuration"
 #define OIDC_DEFAULT_SCOPE "openid profile groups"
 #define OIDC_DEFAULT_TIMEOUT 10
-#define OIDC_BACKOFF_MIN 1	       /* seconds, doubled per failure ... */
-#define OIDC_BACKOFF_MAX 60	       /* ... up to this */
+#define OIDC_BACKOFF_MIN 1	    /* seconds, doubled per failure ... */
+#define OIDC_BACKOFF_MAX 60	    /* ... up to this */
 #define OIDC_JWKS_REFRESH_MIN 30000 /* ms between two JWKS fetches triggered by unknown kids */
 #define OIDC_CLOCK_SKEW 60
 #define OIDC_ID_TOKEN_MAX_AGE 600
@@ -66,12 +66,12 @@ struct oidc_device {
 	void *arg;
 	enum oidc_dev_state state;
 	struct oidc_device_auth auth;
-	int64_t expires_at;	 /* wall clock, for display */
-	int64_t expires_ms;	 /* monotonic, for the decision */
+	int64_t expires_at;   /* wall clock, for display */
+	int64_t expires_ms;   /* monotonic, for the decision */
 	int64_t last_poll_ms; /* monotonic: when the last token request was sent */
-	int64_t interval;	 /* seconds; grows by 5 with each slow_down */
-	bool poll_soon;		 /* oidc_device_poll_now() while a poll was in flight */
-	bool poll_failing;	 /* for logging network trouble once */
+	int64_t interval;     /* seconds; grows by 5 with each slow_down */
+	bool poll_soon;	      /* oidc_device_poll_now() while a poll was in flight */
+	bool poll_failing;    /* for logging network trouble once */
 	struct http_req *req;
 	struct event *timer;
 	char *id_token; /* held across a JWKS refresh; wiped */
@@ -107,12 +107,12 @@ struct oidc {
 	char last_err[OIDC_DETAIL_LEN];
 
 	struct http_req *refresh_req;
-	int64_t last_jwks_ms; /* monotonic time of the last JWKS fetch, -1 never */
+	int64_t last_jwks_ms; /* monotonic time of the last unknown-kid refresh, -1 never */
 	LIST_HEAD(, oidc_device) devices;
 	TAILQ_HEAD(, oidc_device) jwks_waiters;
 };
 
-static const char *const oidc_default_algs[] = {"RS256", "ES256", "EdDSA"};
+static const char *const oidc_default_algs[] = { "RS256", "ES256", "EdDSA" };
 
 static void oidc_boot_start(struct oidc *o);
 static void oidc_device_validate(struct oidc_device *d, char *id_token);
@@ -146,7 +146,7 @@ static void
 oidc_boot_fail(struct oidc *o, const char *fmt, ...)
 {
 	char msg[OIDC_DETAIL_LEN];
-	struct timeval tv = {o->backoff, 0};
+	struct timeval tv = { o->backoff, 0 };
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -262,7 +262,8 @@ oidc_boot_start(struct oidc *o)
 		o->boot_req = http_request(o->http, o->discovery_url, NULL, NULL, NULL,
 					   o->timeout_ms, oidc_discovery_done, o);
 	} else {
-		o->last_jwks_ms = oidc_mono_ms();
+		/* Not counted against the refresh rate limit: keys rotated just after our
+		 * start must still be picked up. */
 		o->boot_req = http_request(o->http, o->disc.jwks_uri, NULL, NULL, NULL,
 					   o->timeout_ms, oidc_boot_jwks_done, o);
 	}
@@ -337,8 +338,7 @@ oidc_read_secret(const char *path, char **out)
 		goto out;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
-		log_warnx("OIDCClientSecretFile %s is readable by other users; chmod 600 it",
-			  path);
+		log_warnx("OIDCClientSecretFile %s is readable by other users; chmod 600 it", path);
 	while (len < sizeof(buf)) {
 		n = read(fd, buf + len, sizeof(buf) - len);
 		if (n == -1 && errno == EINTR)
@@ -641,12 +641,14 @@ oidc_token_done(const struct http_result *res, void *arg)
 			d->interval += OIDC_SLOW_DOWN_STEP;
 		goto again;
 	case OIDC_TOKEN_ERR_DENIED:
-		oidc_device_fail(d, OIDC_FAIL_DENIED, "the user denied the login at the identity "
-						      "provider");
+		oidc_device_fail(d, OIDC_FAIL_DENIED,
+				 "the user denied the login at the identity "
+				 "provider");
 		return;
 	case OIDC_TOKEN_ERR_EXPIRED:
-		oidc_device_fail(d, OIDC_FAIL_EXPIRED, "the login code expired before it was "
-						       "approved");
+		oidc_device_fail(d, OIDC_FAIL_EXPIRED,
+				 "the login code expired before it was "
+				 "approved");
 		return;
 	case OIDC_TOKEN_ERR_OTHER:
 	default:
@@ -776,21 +778,22 @@ oidc_device_start(struct oidc *o, oidc_device_cb cb, void *arg)
 		if (asprintf(&body, "client_id=%s&scope=%s", o->client_id_enc, o->scope_enc) == -1)
 			body = NULL; /* undefined after a failure */
 		else
-			d->req = http_request(o->http, o->disc.device_authorization_endpoint,
-					      body, o->basic_user, o->basic_pass, o->timeout_ms,
+			d->req = http_request(o->http, o->disc.device_authorization_endpoint, body,
+					      o->basic_user, o->basic_pass, o->timeout_ms,
 					      oidc_device_auth_done, d);
 		free(body);
 		if (d->req != NULL) {
 			d->state = DEV_AUTHORIZING;
 		} else {
 			d->failure = OIDC_FAIL_UNREACHABLE;
-			snprintf(d->detail, sizeof(d->detail), "device authorization: cannot "
-							       "start an HTTP request (out of memory?)");
+			snprintf(d->detail, sizeof(d->detail),
+				 "device authorization: cannot "
+				 "start an HTTP request (out of memory?)");
 		}
 	}
 	if (d->state == DEV_FAIL_PENDING) {
 		/* Reported from the loop: the caller must get d before its callback runs. */
-		struct timeval tv = {0, 0};
+		struct timeval tv = { 0, 0 };
 
 		evtimer_add(d->timer, &tv);
 	}

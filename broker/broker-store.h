@@ -65,4 +65,27 @@ int store_session_expire_due(struct store *st, int64_t now,
 			     void (*cb)(const struct store_session *, void *), void *arg);
 void store_session_clear(struct store_session *s);
 
+/* ---- workspaces (issue #3) ---------------------------------------------------------- */
+
+struct store_workspace {
+	char *name;	 /* [a-z0-9][a-z0-9-]{0,62}, unique */
+	char *owner_sub; /* IdP subject of the owner */
+	char *pubkey;	 /* "ssh-ed25519 AAAA…" (the workspace's own key, as registered) */
+	char *key_fp;	 /* "SHA256:…" of pubkey */
+	char *profile;	 /* "corporate" | "public" */
+	int64_t created;
+	int killed; /* issue #4: kill switch */
+};
+
+/* Returns 0, 1 if the name (or the key) is already registered, -1 on error. */
+int store_workspace_add(struct store *st, const struct store_workspace *w);
+/* Returns 0, 1 if there is no such workspace, -1 on error. */
+int store_workspace_remove(struct store *st, const char *name);
+int store_workspace_get(struct store *st, const char *name, struct store_workspace *out);
+int store_workspace_find_by_key(struct store *st, const char *key_fp, struct store_workspace *out);
+/* Calls cb for each workspace by name; stops early if cb returns non-zero. */
+int store_workspace_list(struct store *st, int (*cb)(const struct store_workspace *, void *),
+			 void *arg);
+void store_workspace_clear(struct store_workspace *w);
+
 #endif

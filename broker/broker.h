@@ -98,6 +98,7 @@ struct broker {
 	size_t nunauth;
 	uint64_t next_conn_id;
 	struct live_session *sessions; /* live sessions that have connections (broker-sessions.c) */
+	struct admin *admin;	       /* broker-admin.c */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_sigpipe;
 	bool shutting_down;
 };
@@ -142,6 +143,16 @@ const char *limits_admit(struct limits *l, const char *ip, size_t nunauth, int64
 void limits_unauth_add(struct limits *l, const char *ip);
 void limits_unauth_del(struct limits *l, const char *ip);
 void limits_login_failed(struct limits *l, const char *ip, int64_t now);
+
+/* broker-admin.c: the local admin socket (AdminSocket, SO_PEERCRED) that sawctl talks to. */
+struct admin;
+int admin_open(struct broker *b); /* 0, or -1 after logging why */
+void admin_close(struct broker *b);
+
+/* broker-workspace.c: workspaces' connections, for the admin API and routing. */
+bool workspace_is_online(struct broker *b, const char *name);
+/* Drops the workspace's tunnel connection (removed, killed…) with a reason. */
+void workspace_disconnect(struct broker *b, const char *name, const char *reason);
 
 int64_t broker_now(void);
 /* Audit helpers (broker.c) */

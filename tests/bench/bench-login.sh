@@ -6,7 +6,7 @@
 #
 # Measures, with the same load client (saw-loadclient) and the same ed25519 user key:
 #   - complete logins per second with 8 concurrent clients (connect, publickey auth, session
-#     channel, exec, exit status, disconnect), with p50/p99 latency and the server's CPU time
+#     channel, exec whoami, exit status, disconnect), with p50/p99 latency and the server's CPU time
 #     per login;
 #   - memory per idle authenticated connection: PSS of the server's process tree with 1000
 #     connections held, minus the PSS before, divided by 1000.
@@ -24,14 +24,17 @@ usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
 	cat <<'EOF'
 Environment:
-  SAW_LOADCLIENT        the load client (default: build*/tests/saw-loadclient of this tree)
-  SAW_BROKERD           saw-brokerd (default: build/broker/saw-brokerd of this tree)
+  SAW_BUILD_DIR         the build directory (default: build/ of this tree): saw-brokerd and
+                        saw-loadclient are taken from it
+  SAW_LOADCLIENT        the load client (default: SAW_BUILD_DIR's, else the newest build*/ one)
   SAW_BENCH_CLIENTS     concurrent clients for the rate run (8)
   SAW_BENCH_RATE_N      logins per server in the rate run (400)
-  SAW_BENCH_RATE_SECONDS  time bound of each rate run (60)
+  SAW_BENCH_RATE_SECONDS  time bound of each rate run (120)
   SAW_BENCH_HOLD_N      connections held for the memory figure (1000)
   SAW_BENCH_HOLD_SECONDS  time bound of each hold run (300)
   SAW_BENCH_USER        SSH user for sshd (the current user)
+  SAW_BENCH_LOGIN       the IdP login bound to the key when the broker comes from lib.sh (alice)
+  SAW_BENCH_KEEP=1      keep the scratch directory (logs)
 How the broker is provided, first match wins:
   SAW_BENCH_BROKER_PORT, SAW_BENCH_BROKER_PID, SAW_BENCH_BROKER_KEY [, SAW_BENCH_BROKER_USER]
       a broker you started yourself, and a private key already bound to a live session on it.
@@ -63,19 +66,20 @@ done
 
 clients=${SAW_BENCH_CLIENTS:-8}
 rate_n=${SAW_BENCH_RATE_N:-400}
-rate_s=${SAW_BENCH_RATE_SECONDS:-60}
+rate_s=${SAW_BENCH_RATE_SECONDS:-120}
 hold_n=${SAW_BENCH_HOLD_N:-1000}
 hold_s=${SAW_BENCH_HOLD_SECONDS:-300}
 clk_tck=$(getconf CLK_TCK)
 
+# The load client: $SAW_LOADCLIENT, else that of $SAW_BUILD_DIR (default build/), else the
+# newest one in this tree's build*/ directories.
 loadclient=${SAW_LOADCLIENT:-}
 if [[ -z $loadclient ]]; then
-	for c in "$src/build/tests/saw-loadclient" "$src"/build*/tests/saw-loadclient; do
-		if [[ -x $c ]]; then
-			loadclient=$c
-			break
-		fi
-	done
+	loadclient=${SAW_BUILD_DIR:-$src/build}/tests/saw-loadclient
+	if [[ ! -x $loadclient ]]; then
+		# shellcheck disable=SC2012 # names come from our own build directories
+		loadclient=$(ls -t "$src"/build*/tests/saw-loadclient 2>/dev/null | head -1 || true)
+	fi
 fi
 [[ -n $loadclient && -x $loadclient ]] ||
 	bench_die "no saw-loadclient: build it (make -C build saw-loadclient) or set SAW_LOADCLIENT"
@@ -86,19 +90,29 @@ HOLD_PID=
 broker_cmd_pid=
 lib_cleanup=
 cleanup() {
+	local rc=$?
 	if [[ -n ${HOLD_PID:-} ]]; then kill "$HOLD_PID" 2>/dev/null || true; fi
 	bench_stop_sshd
 	if [[ -n $broker_cmd_pid ]]; then
 		kill "$broker_cmd_pid" 2>/dev/null || true
 		wait "$broker_cmd_pid" 2>/dev/null || true
 	fi
-	if [[ -n $lib_cleanup ]]; then $lib_cleanup || true; fi
 	if [[ -n ${SAW_BENCH_KEEP:-} ]]; then
 		bench_log "scratch directory kept: $tmp"
 	else
 		rm -rf "$tmp"
 	fi
+	# lib.sh's cleanup reads the exit status from $? and exits with it.
+	if [[ -n $lib_cleanup ]]; then
+		export SAW_KEEP_TMP=${SAW_BENCH_KEEP:-0}
+		if ((rc == 0)); then
+			$lib_cleanup
+		else
+			bench_status "$rc" || $lib_cleanup
+		fi
+	fi
 }
+bench_status() { return "$1"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
@@ -129,7 +143,8 @@ cpu_ticks() {
 # run_rate NAME PORT USER KEY SERVERPID : warm-up, then the rate run. Sets RATE_LINE, RATE_CPU_MS.
 run_rate() {
 	local name=$1 port=$2 user=$3 key=$4 pid=$5 t0 t1 rc=0
-	local args=(-H 127.0.0.1 -p "$port" -u "$user" -i "$key")
+	# whoami: one of the broker's commands, and a command any sshd user can run.
+	local args=(-H 127.0.0.1 -p "$port" -u "$user" -i "$key" -e whoami)
 	bench_log "$name: warm-up (16 logins)"
 	"$loadclient" rate "${args[@]}" -c "$clients" -n 16 -t 30 >/dev/null 2>"$tmp/$name-warmup.err" ||
 		bench_die "$name: warm-up logins failed: $(head -3 "$tmp/$name-warmup.err")"
@@ -187,17 +202,27 @@ bench_stop_sshd
 # broker_via_lib : start the IdP and the broker with tests/e2e/lib.sh and bind the key with one
 # device-flow login by the stock ssh client. Sets b_port, b_pid, b_user, b_key.
 broker_via_lib() {
-	local lib=$src/tests/e2e/lib.sh f
+	local lib=$src/tests/e2e/lib.sh f rc=0 login=${SAW_BENCH_LOGIN:-alice}
 	[[ -f $lib ]] || return 1
-	# shellcheck source=/dev/null
+	export SAW_TEST_NAME=bench-login
+	# shellcheck source=tests/e2e/lib.sh
 	. "$lib"
+	# lib.sh installs its own exit trap (it stops the IdP and the broker): chain it after ours.
+	lib_cleanup=saw_cleanup
+	trap cleanup EXIT
 	for f in start_idp write_broker_config start_broker ssh_login; do
 		declare -F "$f" >/dev/null || bench_die "tests/e2e/lib.sh has no $f()"
 	done
 	start_idp
-	write_broker_config
-	start_broker
-	ssh_login
+	# The same limits on unauthenticated connections as the sshd above.
+	write_broker_config "MaxStartups 100:30:200" "PerSourceMaxStartups 100"
+	start_broker "$BROKER_CONF"
+	bench_log "broker: binding the key to a session: device login as $login through ssh"
+	SSH_KEY=$tmp/user_ed25519 ssh_login "$login" -- whoami >"$tmp/login.out" 2>"$tmp/login.err" ||
+		rc=$?
+	((rc == 0)) || bench_die "the device login through ssh failed (status $rc):" \
+		"$(tail -5 "$tmp/login.err")"
+	b_port=$BROKER_PORT b_pid=$BROKER_PID b_user=$login b_key=$tmp/user_ed25519
 }
 
 b_port= b_pid= b_user= b_key=
@@ -231,7 +256,7 @@ elif [[ -n ${SAW_BROKER_CMD:-} ]]; then
 elif [[ -f $src/tests/e2e/lib.sh ]]; then
 	bench_log "broker: starting the IdP and the broker with tests/e2e/lib.sh"
 	broker_via_lib
-	b_how="tests/e2e/lib.sh"
+	b_how="tests/e2e/lib.sh, IdP login $b_user"
 else
 	bench_die "no broker: tests/e2e/lib.sh is missing and neither SAW_BROKER_CMD nor" \
 		"SAW_BENCH_BROKER_PORT is set (or run with --sshd-only)"

@@ -2,7 +2,7 @@
  * saw-loadclient: a load client for the login benchmark (tests/bench/bench-login.sh).
  *
  *   saw-loadclient rate -H HOST -p PORT -u USER -i KEYFILE [-c THREADS] [-n COUNT] [-t SECONDS]
- *                       [-e COMMAND]
+ *                       [-e COMMAND]   (COMMAND defaults to "whoami", which the broker runs)
  *   saw-loadclient hold -H HOST -p PORT -u USER -i KEYFILE [-c THREADS] [-n COUNT] [-t SECONDS]
  *
  * "rate" runs complete logins (connect, publickey auth, session channel, exec, read to EOF,
@@ -54,7 +54,10 @@
 /* Only the first few errors are printed in full; the rest are counted. */
 #define LC_MAX_REPORTED_ERRORS 5
 
-enum lc_mode { LC_RATE, LC_HOLD };
+enum lc_mode {
+	LC_RATE,
+	LC_HOLD
+};
 
 struct lc_opts {
 	enum lc_mode mode;
@@ -212,8 +215,8 @@ lc_exec(struct lc_ctx *ctx, unsigned int ticket, ssh_session s)
 
 		snprintf(detail, sizeof(detail), "%d", status);
 		lc_report_error(ctx, ticket,
-				status < 0 ? "no exit status from the server"
-					   : "command exited with status",
+				status < 0 ? "no exit status from the server" :
+					     "command exited with status",
 				status < 0 ? NULL : detail);
 		goto out;
 	}
@@ -315,7 +318,8 @@ lc_run_threads(struct lc_ctx *ctx)
 	for (i = 0; i < ctx->opts.threads; i++) {
 		err = pthread_create(&tids[i], NULL, lc_worker, ctx);
 		if (err != 0) {
-			fprintf(stderr, "saw-loadclient: cannot start a thread: %s\n", strerror(err));
+			fprintf(stderr, "saw-loadclient: cannot start a thread: %s\n",
+				strerror(err));
 			break;
 		}
 		started++;
@@ -361,11 +365,7 @@ lc_rate(struct lc_ctx *ctx)
 	return errors == 0 ? 0 : 1;
 }
 
-/*
- * Waits with every held session in one ssh_event, so that whatever the server sends meanwhile
- * (keep-alive requests, a disconnect) is answered or noticed, until stdin reaches EOF, a
- * signal arrives, or the deadline passes. Returns how many sessions the server dropped.
- */
+/* Why lc_hold_wait() stops; filled in by its fd callbacks. */
 struct lc_hold_wait {
 	bool stop;
 	const char *why;
@@ -399,10 +399,15 @@ lc_hold_signal_cb(socket_t fd, int revents, void *userdata)
 	return 0;
 }
 
+/*
+ * Waits with every held session in one ssh_event, so that whatever the server sends meanwhile
+ * (keep-alive requests, a disconnect) is answered or noticed, until stdin reaches EOF, a
+ * signal arrives, or the deadline passes. Returns how many sessions the server dropped.
+ */
 static unsigned int
 lc_hold_wait(struct lc_ctx *ctx, int sigfd)
 {
-	struct lc_hold_wait w = {.stop = false, .why = NULL};
+	struct lc_hold_wait w = { .stop = false, .why = NULL };
 	ssh_event ev = NULL;
 	unsigned int i, lost = 0;
 	bool stdin_watched = false;
@@ -414,7 +419,8 @@ lc_hold_wait(struct lc_ctx *ctx, int sigfd)
 		return 0;
 	}
 	for (i = 0; i < ctx->opts.count; i++)
-		if (ctx->sessions[i] != NULL && ssh_event_add_session(ev, ctx->sessions[i]) != SSH_OK)
+		if (ctx->sessions[i] != NULL &&
+		    ssh_event_add_session(ev, ctx->sessions[i]) != SSH_OK)
 			fprintf(stderr, "saw-loadclient: cannot watch connection %u\n", i);
 	if (ssh_event_add_fd(ev, STDIN_FILENO, POLLIN, lc_hold_stdin_cb, &w) == SSH_OK)
 		stdin_watched = true;
@@ -525,7 +531,7 @@ lc_parse_args(int argc, char **argv, struct lc_opts *o)
 		return -1;
 	}
 	o->host = "127.0.0.1";
-	o->command = "true";
+	o->command = "whoami";
 	optind = 2;
 	while ((c = getopt(argc, argv, "H:p:u:i:c:n:t:e:")) != -1) {
 		switch (c) {

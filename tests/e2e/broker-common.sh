@@ -18,10 +18,12 @@ key_fp() {
 	ssh-keygen -lf "$1.pub" -E sha256 | awk '{print $2}'
 }
 
-# askpass_calls: how many prompts tests/tools/askpass has seen so far.
+# askpass_calls: how many prompts tests/tools/askpass has seen so far (in $SAW_ASKPASS_LOG,
+# default $T/askpass.log, where ssh_login makes it write).
 askpass_calls() {
-	if [ -f "$T/askpass.log" ]; then
-		grep -c 'prompt:' "$T/askpass.log" || true
+	local f=${SAW_ASKPASS_LOG:-$T/askpass.log}
+	if [ -f "$f" ]; then
+		grep -c 'prompt:' "$f" || true
 	else
 		echo 0
 	fi

@@ -125,12 +125,15 @@ wait_for_text() {
 	return 1
 }
 
-# wait_for_port PORT [SECONDS=10] [PID]: wait until 127.0.0.1:PORT accepts a connection;
-# gives up early if PID exits.
+# wait_for_port PORT [SECONDS=10] [PID]: wait until something listens on TCP 127.0.0.1:PORT;
+# gives up early if PID exits. Looks at the socket table rather than connecting, so that the
+# daemon under test sees no stray connection (which it would log, audit and maybe penalise).
 wait_for_port() {
 	local port=$1 secs=${2:-10} pid=${3:-} i
 	for ((i = 0; i < secs * 10; i++)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		if command -v ss >/dev/null 2>&1; then
+			[ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ] || return 0
+		elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			return 0
 		fi
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -226,7 +229,9 @@ write_broker_config() {
 }
 
 # start_broker [CONFIG] [extra saw-brokerd options...]: run saw-brokerd in the foreground
-# (-d) in the background, wait until its SSH port accepts. Sets BROKER_PID, BROKER_LOG.
+# (-d) in the background, wait until its SSH port listens and, for up to 15 s, until it says
+# it has fetched the IdP's metadata ($SAW_BROKER_READY_TEXT, default "identity provider
+# ... ready"; only a warning if it does not). Sets BROKER_PID, BROKER_LOG.
 start_broker() {
 	local conf=${1:-$BROKER_CONF} port
 	[ $# -eq 0 ] || shift
@@ -239,8 +244,11 @@ start_broker() {
 	BROKER_PID=$!
 	track "$BROKER_PID" "$BROKER_LOG"
 	wait_for_port "$port" 15 "$BROKER_PID" ||
-		fail "saw-brokerd did not accept connections on 127.0.0.1:$port (see $BROKER_LOG)"
+		fail "saw-brokerd did not listen on 127.0.0.1:$port (see $BROKER_LOG)"
 	export BROKER_PID BROKER_LOG
+	local ready=${SAW_BROKER_READY_TEXT:-identity provider ${IDP_URL:-} ready}
+	wait_for_text "$BROKER_LOG" "$ready" 15 ||
+		log "warning: broker log has no '$ready' after 15 s; going on"
 	log "broker on 127.0.0.1:$port (pid $BROKER_PID)"
 }
 

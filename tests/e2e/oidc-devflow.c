@@ -9,6 +9,12 @@
  * "down": discovery and JWKS succeed, then the IdP (--idp-pid) is stopped and the login
  * must fail with UNREACHABLE at the device authorization step.
  *
+ *   oidc-devflow --issuer URL --mode expect --expect OUTCOME [--detail TEXT] [--timeout S]
+ *
+ * "expect": against a scripted IdP that answers by itself (nobody approves anything): the
+ * outcome must be OUTCOME (approved, denied, expired, protocol, unreachable, invalid_token)
+ * and the failure detail must contain TEXT. --timeout sets OIDCTimeout (default 5 s).
+ *
  * Exit status 0 when the outcome is the expected one, 1 otherwise; one PASS/FAIL line each.
  */
 #include <sys/types.h>
@@ -41,6 +47,16 @@ enum mode {
 	MODE_DENY,
 	MODE_UNREACHABLE,
 	MODE_DOWN,
+	MODE_EXPECT,
+};
+
+static const char *const outcome_names[] = {
+	[OIDC_FAIL_NONE] = "approved",
+	[OIDC_FAIL_UNREACHABLE] = "unreachable",
+	[OIDC_FAIL_DENIED] = "denied",
+	[OIDC_FAIL_EXPIRED] = "expired",
+	[OIDC_FAIL_INVALID_TOKEN] = "invalid_token",
+	[OIDC_FAIL_PROTOCOL] = "protocol",
 };
 
 struct devflow {
@@ -56,6 +72,8 @@ struct devflow {
 	const char *login;
 	const char *approver;
 	const char *group;
+	const char *expect;
+	const char *detail;
 	pid_t child;
 	pid_t idp_pid;
 	int child_status;
@@ -73,8 +91,7 @@ elapsed_s(const struct timespec *since)
 	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-static void
-devflow_finish(struct devflow *t, int pass, const char *fmt, ...)
+static void devflow_finish(struct devflow *t, int pass, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
@@ -99,8 +116,7 @@ claims_have_group(const json_t *claims, const char *group)
 	json_t *g = json_object_get(claims, "groups"), *v;
 	size_t i;
 
-	json_array_foreach(g, i, v)
-	{
+	json_array_foreach(g, i, v) {
 		if (json_is_string(v) && strcmp(json_string_value(v), group) == 0)
 			return true;
 	}
@@ -152,6 +168,8 @@ devflow_device_cb(struct oidc_device *d, enum oidc_device_event ev, void *arg)
 			devflow_finish(t, 0, "got a device code from an unreachable issuer");
 			return;
 		}
+		if (t->mode == MODE_EXPECT)
+			return; /* the scripted IdP decides by itself */
 		if (uri == NULL) {
 			devflow_finish(t, 0, "no verification_uri_complete");
 			return;
@@ -161,7 +179,13 @@ devflow_device_cb(struct oidc_device *d, enum oidc_device_event ev, void *arg)
 	case OIDC_DEVICE_APPROVED:
 		claims = oidc_device_claims(d);
 		user = json_string_value(json_object_get(claims, "preferred_username"));
-		if (t->mode != MODE_APPROVE)
+		if (t->mode == MODE_EXPECT)
+			devflow_finish(t,
+				       strcmp(t->expect, "approved") == 0 && user != NULL &&
+					       strcmp(user, t->login) == 0,
+				       "approved as %s after %.1f s, expected %s",
+				       user ? user : "(none)", secs, t->expect);
+		else if (t->mode != MODE_APPROVE)
 			devflow_finish(t, 0, "approved, expected a failure");
 		else if (user == NULL || strcmp(user, t->login) != 0)
 			devflow_finish(t, 0, "approved as %s, expected %s", user ? user : "(none)",
@@ -174,8 +198,18 @@ devflow_device_cb(struct oidc_device *d, enum oidc_device_event ev, void *arg)
 				       secs);
 		break;
 	case OIDC_DEVICE_FAILED:
-		printf("failed: %d, %s\n", (int)oidc_device_failure(d), oidc_device_detail(d));
-		if (t->mode == MODE_DENY && oidc_device_failure(d) == OIDC_FAIL_DENIED)
+		printf("failed: %s, %s\n", outcome_names[oidc_device_failure(d)],
+		       oidc_device_detail(d));
+		if (t->mode == MODE_EXPECT)
+			devflow_finish(
+				t,
+				strcmp(outcome_names[oidc_device_failure(d)], t->expect) == 0 &&
+					(t->detail == NULL ||
+					 strstr(oidc_device_detail(d), t->detail) != NULL),
+				"%s after %.1f s: %s (expected %s%s%s)",
+				outcome_names[oidc_device_failure(d)], secs, oidc_device_detail(d),
+				t->expect, t->detail ? ": " : "", t->detail ? t->detail : "");
+		else if (t->mode == MODE_DENY && oidc_device_failure(d) == OIDC_FAIL_DENIED)
 			devflow_finish(t, 1, "denied: %s (%.1f s)", oidc_device_detail(d), secs);
 		else if ((t->mode == MODE_UNREACHABLE || t->mode == MODE_DOWN) &&
 			 oidc_device_failure(d) == OIDC_FAIL_UNREACHABLE && secs < 2.0)
@@ -218,7 +252,7 @@ static void
 devflow_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct devflow *t = arg;
-	struct timeval tv = {0, 100000};
+	struct timeval tv = { 0, 100000 };
 
 	if (t->mode == MODE_UNREACHABLE) {
 		/* Let discovery fail once at least, then log in: must fail at once. */
@@ -260,8 +294,10 @@ devflow_watchdog(evutil_socket_t fd, short what, void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: oidc-devflow --issuer URL --mode approve|deny|unreachable|down "
-			"[--login NAME] [--approver PATH] [--expect-group GROUP] [--idp-pid PID]\n");
+	fprintf(stderr,
+		"usage: oidc-devflow --issuer URL --mode approve|deny|unreachable|down|expect "
+		"[--login NAME] [--approver PATH] [--expect-group GROUP] [--idp-pid PID] "
+		"[--expect OUTCOME] [--detail TEXT] [--timeout SECONDS]\n");
 	exit(2);
 }
 
@@ -269,17 +305,20 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"issuer", required_argument, NULL, 'i'},
-		{"mode", required_argument, NULL, 'm'},
-		{"login", required_argument, NULL, 'l'},
-		{"approver", required_argument, NULL, 'a'},
-		{"expect-group", required_argument, NULL, 'g'},
-		{"idp-pid", required_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0},
+		{ "issuer", required_argument, NULL, 'i' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "login", required_argument, NULL, 'l' },
+		{ "approver", required_argument, NULL, 'a' },
+		{ "expect-group", required_argument, NULL, 'g' },
+		{ "idp-pid", required_argument, NULL, 'p' },
+		{ "expect", required_argument, NULL, 'e' },
+		{ "detail", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
 	};
-	static char *scopes[] = {"openid", "profile", "groups"};
-	static char *algs[] = {"RS256", "ES256"};
-	struct timeval now = {0, 0}, limit = {TEST_TIMEOUT_S, 0};
+	static char *scopes[] = { "openid", "profile", "groups" };
+	static char *algs[] = { "RS256", "ES256" };
+	struct timeval now = { 0, 0 }, limit = { TEST_TIMEOUT_S, 0 };
 	struct devflow t;
 	const char *mode = NULL;
 	int ch;
@@ -309,6 +348,15 @@ main(int argc, char **argv)
 		case 'p':
 			t.idp_pid = (pid_t)atoi(optarg);
 			break;
+		case 'e':
+			t.expect = optarg;
+			break;
+		case 'd':
+			t.detail = optarg;
+			break;
+		case 't':
+			t.cfg.oidc_timeout = atoll(optarg);
+			break;
 		default:
 			usage();
 		}
@@ -323,6 +371,8 @@ main(int argc, char **argv)
 		t.mode = MODE_UNREACHABLE;
 	else if (strcmp(mode, "down") == 0 && t.idp_pid > 0)
 		t.mode = MODE_DOWN;
+	else if (strcmp(mode, "expect") == 0 && t.expect != NULL)
+		t.mode = MODE_EXPECT;
 	else
 		usage();
 
@@ -333,7 +383,8 @@ main(int argc, char **argv)
 	t.cfg.oidc_scopes.n = 3;
 	t.cfg.oidc_algorithms.v = algs;
 	t.cfg.oidc_algorithms.n = 2;
-	t.cfg.oidc_timeout = 5;
+	if (t.cfg.oidc_timeout <= 0)
+		t.cfg.oidc_timeout = 5;
 
 	if ((t.base = event_base_new()) == NULL)
 		fatalx("event_base_new");

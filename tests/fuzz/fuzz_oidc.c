@@ -41,7 +41,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		oidc_device_auth_clear(&auth);
 	}
-	if (oidc_parse_token_error(body, size, &code, cstr, sizeof(cstr), desc, sizeof(desc)) == 0) {
+	if (oidc_parse_token_error(body, size, &code, cstr, sizeof(cstr), desc, sizeof(desc)) ==
+	    0) {
 		if (code > OIDC_TOKEN_ERR_OTHER || strlen(cstr) >= sizeof(cstr))
 			abort();
 	}

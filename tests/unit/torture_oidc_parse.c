@@ -84,8 +84,8 @@ expect_disco_error(const char *json, const char *needle)
 		fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
 }
 
-#define ENDPOINTS                                                                              \
-	"\"device_authorization_endpoint\":\"" ISS "/d\",\"token_endpoint\":\"" ISS "/t\","    \
+#define ENDPOINTS                                                                           \
+	"\"device_authorization_endpoint\":\"" ISS "/d\",\"token_endpoint\":\"" ISS "/t\"," \
 	"\"jwks_uri\":\"" ISS "/k\""
 
 static void
@@ -128,12 +128,12 @@ test_discovery_nul_in_body(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(
-		oidc_parse_discovery(body, sizeof(body) - 1, ISS, &d, err, sizeof(err)), -1);
+	assert_int_equal(oidc_parse_discovery(body, sizeof(body) - 1, ISS, &d, err, sizeof(err)),
+			 -1);
 	/* And a NUL inside a string value. */
 	static const char body2[] = "{\"issuer\":\"https://idp.example.test\\u0000x\"}";
-	assert_int_equal(
-		oidc_parse_discovery(body2, sizeof(body2) - 1, ISS, &d, err, sizeof(err)), -1);
+	assert_int_equal(oidc_parse_discovery(body2, sizeof(body2) - 1, ISS, &d, err, sizeof(err)),
+			 -1);
 }
 
 #define DEVAUTH_URI "\"verification_uri\":\"" ISS "/device\""
@@ -141,11 +141,11 @@ test_discovery_nul_in_body(void **state)
 static void
 test_device_auth_ok(void **state)
 {
-	static const char body[] =
-		"{\"device_code\":\"GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS\","
-		"\"user_code\":\"WDJB-MJHT\"," DEVAUTH_URI ","
-		"\"verification_uri_complete\":\"" ISS "/device?user_code=WDJB-MJHT\","
-		"\"expires_in\":1800,\"interval\":7}";
+	static const char body[] = "{\"device_code\":\"GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS\","
+				   "\"user_code\":\"WDJB-MJHT\"," DEVAUTH_URI ","
+				   "\"verification_uri_complete\":\"" ISS
+				   "/device?user_code=WDJB-MJHT\","
+				   "\"expires_in\":1800,\"interval\":7}";
 	struct oidc_device_auth a;
 	char err[256] = "";
 
@@ -204,19 +204,21 @@ test_device_auth_bad(void **state)
 	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":\"ABCD\"," DEVAUTH_URI "}",
 			     "expires_in");
 	/* The user code ends up on the user's terminal: no escape sequences, no spaces. */
-	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":\"AB\\u001b]0;pwned\\u0007\","
-			     DEVAUTH_URI ",\"expires_in\":600}",
-			     "printable");
+	expect_devauth_error(
+		"{\"device_code\":\"dc\",\"user_code\":\"AB\\u001b]0;pwned\\u0007\"," DEVAUTH_URI
+		",\"expires_in\":600}",
+		"printable");
 	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":\"AB\\u00e9CD\"," DEVAUTH_URI
 			     ",\"expires_in\":600}",
 			     "printable");
 	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":\"AB CD\"," DEVAUTH_URI
 			     ",\"expires_in\":600}",
 			     "printable");
-	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":"
-			     "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
-			     DEVAUTH_URI ",\"expires_in\":600}",
-			     "too long");
+	expect_devauth_error(
+		"{\"device_code\":\"dc\",\"user_code\":"
+		"\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"," DEVAUTH_URI
+		",\"expires_in\":600}",
+		"too long");
 	expect_devauth_error("{\"device_code\":\"dc\",\"user_code\":\"ABCD\","
 			     "\"verification_uri\":\"http://phish.example/device\","
 			     "\"expires_in\":600}",
@@ -255,11 +257,11 @@ static void
 expect_token_error(const char *json, enum oidc_token_error want, const char *want_str,
 		   const char *want_desc)
 {
-	enum oidc_token_error code = (enum oidc_token_error)-1;
+	enum oidc_token_error code = (enum oidc_token_error) - 1;
 	char cstr[64], desc[64];
 
-	assert_int_equal(oidc_parse_token_error(json, strlen(json), &code, cstr, sizeof(cstr),
-						desc, sizeof(desc)),
+	assert_int_equal(oidc_parse_token_error(json, strlen(json), &code, cstr, sizeof(cstr), desc,
+						sizeof(desc)),
 			 0);
 	assert_int_equal(code, want);
 	assert_string_equal(cstr, want_str);
@@ -278,16 +280,17 @@ test_token_errors(void **state)
 			   OIDC_TOKEN_ERR_PENDING, "authorization_pending",
 			   "authorization request is still pending");
 	/* Truncated to the caller's buffer (64 bytes). */
-	expect_token_error("{\"error\":\"x\",\"error_description\":\""
-			   "0123456789012345678901234567890123456789012345678901234567890123456789\"}",
-			   OIDC_TOKEN_ERR_OTHER, "x",
-			   "012345678901234567890123456789012345678901234567890123456789012");
+	expect_token_error(
+		"{\"error\":\"x\",\"error_description\":\""
+		"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
+		OIDC_TOKEN_ERR_OTHER, "x",
+		"012345678901234567890123456789012345678901234567890123456789012");
 	expect_token_error("{\"error\":\"slow_down\"}", OIDC_TOKEN_ERR_SLOW_DOWN, "slow_down", "");
 	expect_token_error("{\"error\":\"access_denied\",\"error_description\":\"End-User "
 			   "aborted\"}",
 			   OIDC_TOKEN_ERR_DENIED, "access_denied", "End-User aborted");
-	expect_token_error("{\"error\":\"expired_token\"}", OIDC_TOKEN_ERR_EXPIRED,
-			   "expired_token", "");
+	expect_token_error("{\"error\":\"expired_token\"}", OIDC_TOKEN_ERR_EXPIRED, "expired_token",
+			   "");
 	expect_token_error("{\"error\":\"invalid_grant\",\"error_description\":42}",
 			   OIDC_TOKEN_ERR_OTHER, "invalid_grant", "");
 	/* Control characters from the IdP never reach a log line or a terminal as such. */
@@ -296,9 +299,8 @@ test_token_errors(void **state)
 	expect_token_error("{\"error\":\"Authorization_Pending\"}", OIDC_TOKEN_ERR_OTHER,
 			   "Authorization_Pending", "");
 
-	assert_int_equal(oidc_parse_token_error("{}", 2, &code, cstr, sizeof(cstr), desc,
-						sizeof(desc)),
-			 -1);
+	assert_int_equal(
+		oidc_parse_token_error("{}", 2, &code, cstr, sizeof(cstr), desc, sizeof(desc)), -1);
 	assert_int_equal(oidc_parse_token_error("{\"error\":\"\"}", 12, &code, NULL, 0, NULL, 0),
 			 -1);
 	assert_int_equal(oidc_parse_token_error("{\"error\":7}", 11, &code, NULL, 0, NULL, 0), -1);
@@ -321,17 +323,17 @@ test_token_response(void **state)
 	assert_string_equal(tok, "aGVhZA.Y2xhaW1z.c2ln");
 	free(tok);
 
-	assert_int_equal(oidc_parse_token_response("{\"access_token\":\"at\"}", 21, &tok, err,
-						   sizeof(err)),
-			 -1);
+	assert_int_equal(
+		oidc_parse_token_response("{\"access_token\":\"at\"}", 21, &tok, err, sizeof(err)),
+		-1);
 	assert_null(tok);
 	assert_non_null(strstr(err, "id_token"));
-	assert_int_equal(oidc_parse_token_response("{\"id_token\":[\"a\"]}", 17, &tok, err,
-						   sizeof(err)),
-			 -1);
-	assert_int_equal(oidc_parse_token_response("{\"id_token\":\"a b\"}", 17, &tok, err,
-						   sizeof(err)),
-			 -1);
+	assert_int_equal(
+		oidc_parse_token_response("{\"id_token\":[\"a\"]}", 17, &tok, err, sizeof(err)),
+		-1);
+	assert_int_equal(
+		oidc_parse_token_response("{\"id_token\":\"a b\"}", 17, &tok, err, sizeof(err)),
+		-1);
 	assert_null(tok);
 }
 

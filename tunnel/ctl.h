@@ -1,0 +1,80 @@
+/*
+ * The control channel between saw-brokerd and saw-guestd.
+ *
+ * Carried in an SSH session channel that guestd opens on its workspace connection with the
+ * subsystem "saw-control@saw". Each message is a frame:
+ *
+ *   u32 length (big endian; bytes that follow, 2 .. CTL_MAX_FRAME)
+ *   u8  version (CTL_VERSION)
+ *   u8  type (enum ctl_type)
+ *   ... body: one JSON object (UTF-8), length - 2 bytes
+ *
+ * Untrusted in both directions. A frame that is oversized, of another version, of an
+ * unknown type, whose body is not a JSON object, or whose object lacks a required member or
+ * has one of the wrong type, is malformed: the receiver ends the connection (fuzzed in
+ * tests/fuzz/fuzz_ctl.c). Unknown members are ignored (forward compatibility).
+ *
+ * Ownership: decoded json_t bodies and the typed structs' strings belong to the caller
+ * (json_decref / ctl_*_clear).
+ */
+#ifndef SAW_TUNNEL_CTL_H
+#define SAW_TUNNEL_CTL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_SUBSYSTEM "saw-control@saw"
+#define CTL_VERSION 1
+#define CTL_MAX_FRAME (64 * 1024)
+#define CTL_MAX_CORP 256
+
+enum ctl_type {
+	CTL_HELLO = 1,		/* guestd → broker: {workspace, version} */
+	CTL_STATE = 2,		/* guestd → broker: {sessions, logins} */
+	CTL_SESSION_ATTACH = 3, /* broker → guestd: struct ctl_attach */
+	CTL_SESSION_END = 4,	/* broker → guestd: {session, reason} */
+	CTL_AUDIT = 5,		/* guestd → broker: {event: OCSF object} (issue #6) */
+};
+
+struct ctl_corp {
+	char *name;
+	char *host;
+	int port;
+};
+
+/* A brokered session attached to this workspace. */
+struct ctl_attach {
+	char *session;	       /* broker session id */
+	char *user;	       /* SSH / IdP username */
+	char *sub;	       /* IdP subject */
+	char *key_fp;	       /* "SHA256:…" of the key bound to the session */
+	int64_t expires;       /* absolute expiry, seconds since the epoch */
+	char *profile;	       /* "corporate" | "public" */
+	char *tunnel_token;    /* single-use credential for the per-session tunnel (secret) */
+	struct ctl_corp *corp; /* corporate services reachable through the tunnel */
+	size_t ncorp;
+};
+
+struct ctl_end {
+	char *session;
+	char *reason;
+};
+
+/* Encodes one frame. Returns a malloc'd buffer in *out (caller frees) or -1. */
+int ctl_encode(enum ctl_type type, const json_t *body, uint8_t **out, size_t *outlen);
+
+/* Decodes the first frame of buf. Returns 0 with *consumed, *type and *body (new reference)
+ * set; 1 if more bytes are needed; -1 if malformed (err filled with a short reason). */
+int ctl_decode(const uint8_t *buf, size_t len, size_t *consumed, enum ctl_type *type, json_t **body,
+	       char *err, size_t errlen);
+
+/* Typed views. *_from_json validate required members (-1 + err if missing/wrong). */
+json_t *ctl_attach_to_json(const struct ctl_attach *a);
+int ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t errlen);
+void ctl_attach_clear(struct ctl_attach *a); /* wipes the token */
+json_t *ctl_end_to_json(const struct ctl_end *e);
+int ctl_end_from_json(const json_t *j, struct ctl_end *e, char *err, size_t errlen);
+void ctl_end_clear(struct ctl_end *e);
+
+#endif
