@@ -297,6 +297,14 @@ auth_hold(struct conn *c, ssh_message msg)
 /* libssh 0.10 deprecates these accessors in favour of server callbacks, which cannot hold a
  * message while the IdP is asked (REFERENCE: no async kbd-int callbacks before 0.12). */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static bool
+auth_is_machine(const char *user)
+{
+	return strncmp(user, "workspace:", 10) == 0 || strncmp(user, "tunnel:", 7) == 0;
+}
+
+static int auth_machine_key(struct conn *c, ssh_message msg, char *fp);
+
 static int
 auth_publickey(struct conn *c, ssh_message msg)
 {
@@ -325,6 +333,8 @@ auth_publickey(struct conn *c, ssh_message msg)
 		ssh_message_reply_default(msg);
 		return 0;
 	}
+	if (auth_is_machine(c->user))
+		return auth_machine_key(c, msg, fp);
 	memset(&s, 0, sizeof(s));
 	rc = store_session_find_by_key(b->store, fp, broker_now(), &s);
 	if (rc == 0 && strcmp(s.username, c->user) == 0) {
@@ -359,6 +369,69 @@ auth_publickey(struct conn *c, ssh_message msg)
 	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_INTERACTIVE);
 	ssh_message_auth_set_methods(msg, SSH_AUTH_METHOD_INTERACTIVE);
 	ssh_message_auth_reply_success(msg, 1);
+	return 0;
+}
+/* "workspace:NAME" and "tunnel:SESSION" users: a registered workspace key (and, for a tunnel,
+ * a single-use token) — never the device flow. */
+static int
+auth_machine_key(struct conn *c, ssh_message msg, char *fp)
+{
+	struct broker *b = c->broker;
+
+	if (workspace_auth_key(b, c->user, fp, &c->ws_name) != 0) {
+		log_info("conn %llu from %s: %s: key %s is not a registered workspace key",
+			 (unsigned long long)c->id, c->src_ip, c->user, fp);
+		free(fp);
+		ssh_message_reply_default(msg);
+		auth_too_many(c);
+		return 0;
+	}
+	c->key_fp = fp;
+	if (strncmp(c->user, "workspace:", 10) == 0) {
+		c->kind = CONN_WORKSPACE;
+		c->login = LOGIN_DONE;
+		ssh_message_auth_reply_success(msg, 0);
+		conn_authenticated(c);
+		broker_audit_ssh(b, c, OCSF_SSH_OPEN, "workspace authenticated by its key");
+		workspace_conn_open(c);
+		return 0;
+	}
+	c->kind = CONN_TUNNEL;
+	c->login = LOGIN_KEY_OK;
+	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PASSWORD);
+	ssh_message_auth_set_methods(msg, SSH_AUTH_METHOD_PASSWORD);
+	ssh_message_auth_reply_success(msg, 1);
+	return 0;
+}
+
+/* The per-session tunnel's token, after the workspace key. */
+static int
+auth_tunnel_token(struct conn *c, ssh_message msg)
+{
+	struct broker *b = c->broker;
+	const char *token = ssh_message_auth_password(msg);
+	struct store_session s;
+	char *sid = NULL;
+
+	memset(&s, 0, sizeof(s));
+	if (c->kind != CONN_TUNNEL || c->login != LOGIN_KEY_OK ||
+	    workspace_auth_token(b, c->user, c->ws_name, token, &sid) != 0 ||
+	    store_session_get(b->store, sid, &s) != 0 || s.state != STORE_LIVE ||
+	    s.expires <= broker_now() || sessions_attach(b, c, &s) != 0) {
+		free(sid);
+		store_session_clear(&s);
+		ssh_message_reply_default(msg);
+		auth_too_many(c);
+		return 0;
+	}
+	log_info("conn %llu: per-session tunnel of %s for workspace %s", (unsigned long long)c->id,
+		 sid, c->ws_name);
+	free(sid);
+	store_session_clear(&s);
+	c->login = LOGIN_DONE;
+	ssh_message_auth_reply_success(msg, 0);
+	conn_authenticated(c);
+	broker_audit_ssh(b, c, OCSF_SSH_OPEN, "per-session tunnel authenticated");
 	return 0;
 }
 #pragma GCC diagnostic pop
@@ -434,7 +507,14 @@ auth_handle_message(struct conn *c, ssh_message msg)
 	case SSH_AUTH_METHOD_PUBLICKEY:
 		return auth_publickey(c, msg);
 	case SSH_AUTH_METHOD_INTERACTIVE:
+		if (auth_is_machine(c->user)) {
+			ssh_message_reply_default(msg);
+			auth_too_many(c);
+			return 0;
+		}
 		return auth_kbdint(c, msg);
+	case SSH_AUTH_METHOD_PASSWORD:
+		return auth_tunnel_token(c, msg);
 	case SSH_AUTH_METHOD_NONE:
 		ssh_message_reply_default(msg);
 		return 0;

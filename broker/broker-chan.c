@@ -4,10 +4,9 @@
  * - A `session` channel (ssh alice@broker, with or without a command) prints who you are,
  *   your groups and when the session expires, then exits 0. `ssh alice@broker json` prints
  *   the same as one JSON object for scripts.
- * - `direct-tcpip` (ssh -J / -W) is refused until workspace routing exists (issue #3). The
- *   SSH channel-open failure cannot carry our text through libssh 0.10, so when the refused
- *   forward was the connection's only purpose we disconnect with the sentence instead, which
- *   OpenSSH prints.
+ * - `direct-tcpip` (ssh -J / -W) to one of the user's workspaces is routed (broker-route.c).
+ * - A per-session tunnel may only open direct-tcpip to corporate services.
+ * - A workspace's own connection is handled in broker-workspace.c.
  * - Everything else (sftp, X11, agent, remote forwards, global requests) is refused.
  */
 #include <stdio.h>
@@ -132,33 +131,20 @@ chan_run(struct conn *c, ssh_channel chan, const char *command)
 	conn_flush(c);
 }
 
-static void
+static int
 chan_open(struct conn *c, ssh_message msg)
 {
-	char reason[256];
-
 	switch (ssh_message_subtype(msg)) {
 	case SSH_CHANNEL_SESSION:
 		if (ssh_message_channel_request_open_reply_accept(msg) == NULL)
 			log_warnx("conn %llu: cannot accept session channel: %s",
 				  (unsigned long long)c->id, ssh_get_error(c->ssh));
-		return;
+		return 0;
 	case SSH_CHANNEL_DIRECT_TCPIP:
-		snprintf(reason, sizeof(reason),
-			 "Forwarding to %s:%d is not available: this broker does not route to "
-			 "workspaces yet.",
-			 ssh_message_channel_request_open_destination(msg),
-			 ssh_message_channel_request_open_destination_port(msg));
-		log_info("conn %llu: %s refused direct-tcpip to %s:%d", (unsigned long long)c->id,
-			 c->user, ssh_message_channel_request_open_destination(msg),
-			 ssh_message_channel_request_open_destination_port(msg));
-		broker_audit_ssh(c->broker, c, OCSF_SSH_REFUSE, reason);
-		ssh_message_reply_default(msg);
-		conn_close(c, reason);
-		return;
+		return route_open_workspace(c, msg);
 	default:
 		ssh_message_reply_default(msg);
-		return;
+		return 0;
 	}
 }
 
@@ -187,14 +173,24 @@ chan_request(struct conn *c, ssh_message msg)
 	}
 }
 
-void
+int
 chan_handle_message(struct conn *c, ssh_message msg)
 {
+	if (c->kind == CONN_WORKSPACE) {
+		workspace_handle_message(c, msg);
+		return 0;
+	}
 	sessions_activity(c);
+	if (c->kind == CONN_TUNNEL) {
+		if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN &&
+		    ssh_message_subtype(msg) == SSH_CHANNEL_DIRECT_TCPIP)
+			return route_open_corp(c, msg);
+		ssh_message_reply_default(msg);
+		return 0;
+	}
 	switch (ssh_message_type(msg)) {
 	case SSH_REQUEST_CHANNEL_OPEN:
-		chan_open(c, msg);
-		break;
+		return chan_open(c, msg);
 	case SSH_REQUEST_CHANNEL:
 		chan_request(c, msg);
 		break;
@@ -203,4 +199,5 @@ chan_handle_message(struct conn *c, ssh_message msg)
 		ssh_message_reply_default(msg);
 		break;
 	}
+	return 0;
 }

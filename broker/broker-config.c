@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "broker/broker-config.h"
 
@@ -301,6 +303,332 @@ broker_config_dump_penalty(const struct conf_keyword *kw, const void *obj, FILE 
 	fprintf(out, "%d %s", cfg->per_source_penalty_failures, buf);
 }
 
+/* ---- issue #3: admin socket, corporate services, jump hosts ------------------------------ */
+
+/* A unix socket path must fit sockaddr_un.sun_path with its NUL. */
+static int
+broker_config_check_socket(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
+{
+	struct sockaddr_un sun;
+
+	if (strlen(v) >= sizeof(sun.sun_path)) {
+		snprintf(msg, msglen, "a socket path must be shorter than %zu bytes",
+			 sizeof(sun.sun_path));
+		return -1;
+	}
+	return 0;
+}
+
+/* User and group names: portable POSIX names (what useradd/groupadd accept by default). */
+static int
+broker_config_valid_account(const char *v)
+{
+	const char *p;
+
+	if (v[0] == '\0' || v[0] == '-' || strlen(v) > 32)
+		return 0;
+	for (p = v; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+			return 0;
+	return 1;
+}
+
+static int
+broker_config_check_group(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
+{
+	char vis[64];
+
+	if (!broker_config_valid_account(v)) {
+		snprintf(msg, msglen, "\"%s\" is not a valid group name",
+			 conf_vis(v, vis, sizeof(vis)));
+		return -1;
+	}
+	return 0;
+}
+
+/* Service names appear in policies and in the routing code's messages: keep them plain. */
+#define BROKER_SERVICE_NAME_MAX 63
+
+static int
+broker_config_valid_service_name(const char *v)
+{
+	const char *p;
+
+	if (!((v[0] >= 'a' && v[0] <= 'z') || (v[0] >= '0' && v[0] <= '9')) ||
+	    strlen(v) > BROKER_SERVICE_NAME_MAX)
+		return 0;
+	for (p = v; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '-'))
+			return 0;
+	return 1;
+}
+
+static int
+broker_config_list_append(struct conf_list *l, char *s)
+{
+	char **v;
+
+	if ((v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL)
+		return -1;
+	l->v = v;
+	l->v[l->n++] = s;
+	return 0;
+}
+
+static void
+broker_config_list_release(struct conf_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* The name part of a raw "NAME HOST:PORT" / the address part of "HOST:PORT USER KEYFILE". */
+static int
+broker_config_first_word_is(const char *raw, const char *word)
+{
+	size_t n = strcspn(raw, " ");
+
+	return n == strlen(word) && strncmp(raw, word, n) == 0;
+}
+
+/*
+ * CorpService NAME HOST:PORT, repeatable. "CorpService none" (what -T prints when no
+ * service is configured) adds nothing: conf_dump cannot print an empty custom keyword as a
+ * comment, and "none" keeps the dump parseable.
+ */
+static int
+broker_config_parse_corp(const struct conf_keyword *kw, void *obj, int argc, char **argv, char *msg,
+			 size_t msglen)
+{
+	struct broker_config *cfg = obj;
+	char vis[80], vis2[80], *raw;
+	size_t i, len;
+
+	if (argc == 1 && strcmp(argv[0], "none") == 0)
+		return 0;
+	if (argc != 2) {
+		snprintf(msg, msglen, "expected NAME HOST:PORT (e.g. git git.corp.example:443)");
+		return -1;
+	}
+	if (!broker_config_valid_service_name(argv[0])) {
+		snprintf(msg, msglen,
+			 "\"%s\" is not a valid service name (lower-case letters, digits, '.' and "
+			 "'-', starting with a letter or digit, at most %d characters)",
+			 conf_vis(argv[0], vis, sizeof(vis)), BROKER_SERVICE_NAME_MAX);
+		return -1;
+	}
+	if (conf_address_split(argv[1], NULL, 0, NULL) != 0) {
+		snprintf(msg, msglen, "%s: \"%s\" is not HOST:PORT (e.g. git.corp.example:443)",
+			 argv[0], conf_vis(argv[1], vis2, sizeof(vis2)));
+		return -1;
+	}
+	for (i = 0; i < cfg->corp_service.n; i++) {
+		if (broker_config_first_word_is(cfg->corp_service.v[i], argv[0])) {
+			snprintf(msg, msglen, "service \"%s\" is given twice", argv[0]);
+			return -1;
+		}
+	}
+	len = strlen(argv[0]) + 1 + strlen(argv[1]) + 1;
+	if ((raw = malloc(len)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	snprintf(raw, len, "%s %s", argv[0], argv[1]);
+	if (broker_config_list_append(&cfg->corp_service, raw) != 0) {
+		free(raw);
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+broker_config_dump_corp(const struct conf_keyword *kw, const void *obj, FILE *out)
+{
+	const struct broker_config *cfg = obj;
+	size_t i;
+
+	if (cfg->corp_service.n == 0)
+		fputs("none", out);
+	/* conf_dump prints the first keyword and the last newline */
+	for (i = 0; i < cfg->corp_service.n; i++)
+		fprintf(out, "%s%s%s", i > 0 ? "\n" : "", i > 0 ? "CorpService " : "",
+			cfg->corp_service.v[i]);
+}
+
+static void
+broker_config_release_corp(const struct conf_keyword *kw, void *obj)
+{
+	broker_config_list_release(&((struct broker_config *)obj)->corp_service);
+}
+
+#define BROKER_MAX_JUMP_HOSTS 2
+
+/* JumpHost HOST:PORT USER KEYFILE, at most two (an active one and a standby). */
+static int
+broker_config_parse_jump(const struct conf_keyword *kw, void *obj, int argc, char **argv, char *msg,
+			 size_t msglen)
+{
+	struct broker_config *cfg = obj;
+	char vis[80], *raw;
+	size_t i, len;
+
+	if (argc == 1 && strcmp(argv[0], "none") == 0)
+		return 0;
+	if (argc != 3) {
+		snprintf(msg, msglen,
+			 "expected HOST:PORT USER KEYFILE (e.g. jump1.corp.example:22 saw "
+			 "/etc/saw/jump_key)");
+		return -1;
+	}
+	if (conf_address_split(argv[0], NULL, 0, NULL) != 0) {
+		snprintf(msg, msglen, "\"%s\" is not HOST:PORT (e.g. jump1.corp.example:22)",
+			 conf_vis(argv[0], vis, sizeof(vis)));
+		return -1;
+	}
+	if (!broker_config_valid_account(argv[1])) {
+		snprintf(msg, msglen, "\"%s\" is not a valid user name",
+			 conf_vis(argv[1], vis, sizeof(vis)));
+		return -1;
+	}
+	if (argv[2][0] != '/') {
+		snprintf(msg, msglen, "KEYFILE \"%s\" is not an absolute path",
+			 conf_vis(argv[2], vis, sizeof(vis)));
+		return -1;
+	}
+	for (i = 0; i < cfg->jump_host.n; i++) {
+		if (broker_config_first_word_is(cfg->jump_host.v[i], argv[0])) {
+			snprintf(msg, msglen, "%s is given twice",
+				 conf_vis(argv[0], vis, sizeof(vis)));
+			return -1;
+		}
+	}
+	if (cfg->jump_host.n >= BROKER_MAX_JUMP_HOSTS) {
+		snprintf(msg, msglen, "at most %d jump hosts (an active one and a standby)",
+			 BROKER_MAX_JUMP_HOSTS);
+		return -1;
+	}
+	len = strlen(argv[0]) + strlen(argv[1]) + strlen(argv[2]) + 3;
+	if ((raw = malloc(len)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	snprintf(raw, len, "%s %s %s", argv[0], argv[1], argv[2]);
+	if (broker_config_list_append(&cfg->jump_host, raw) != 0) {
+		free(raw);
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+broker_config_dump_jump(const struct conf_keyword *kw, const void *obj, FILE *out)
+{
+	const struct broker_config *cfg = obj;
+	const char *v, *sp1, *sp2;
+	size_t i;
+
+	if (cfg->jump_host.n == 0)
+		fputs("none", out);
+	for (i = 0; i < cfg->jump_host.n; i++) {
+		v = cfg->jump_host.v[i];
+		if (i > 0)
+			fputs("\nJumpHost ", out);
+		/* HOST:PORT and USER never need quotes; KEYFILE (the rest) may */
+		if ((sp1 = strchr(v, ' ')) == NULL || (sp2 = strchr(sp1 + 1, ' ')) == NULL) {
+			fputs(v, out); /* cannot happen for a parsed value */
+			continue;
+		}
+		fprintf(out, "%.*s ", (int)(sp2 - v), v);
+		conf_print_arg(out, sp2 + 1);
+	}
+}
+
+static void
+broker_config_release_jump(const struct conf_keyword *kw, void *obj)
+{
+	broker_config_list_release(&((struct broker_config *)obj)->jump_host);
+}
+
+/* The jump hosts' host keys are always verified: JumpHost without a pinned known_hosts file
+ * would have to trust on first use. */
+static int
+broker_config_finish_jump(const struct conf_keyword *kw, const void *field, char *msg,
+			  size_t msglen)
+{
+	const struct broker_config *cfg =
+		(const struct broker_config *)(const void *)((const char *)field - kw->offset);
+
+	if (cfg->jump_host.n > 0 && cfg->jump_host_known_hosts == NULL) {
+		snprintf(msg, msglen,
+			 "JumpHostKnownHosts is required with JumpHost (the jump hosts' keys are "
+			 "always verified against it)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+broker_corp_service_split(const char *raw, char **name, char **host, int *port)
+{
+	char hbuf[256];
+	const char *sp;
+	unsigned int p;
+
+	*name = NULL;
+	*host = NULL;
+	*port = 0;
+	if (raw == NULL || (sp = strchr(raw, ' ')) == NULL || strlen(sp + 1) >= sizeof(hbuf) ||
+	    conf_address_split(sp + 1, hbuf, sizeof(hbuf), &p) != 0)
+		return -1;
+	if ((*name = strndup(raw, (size_t)(sp - raw))) == NULL || (*host = strdup(hbuf)) == NULL) {
+		free(*name);
+		*name = NULL;
+		return -1;
+	}
+	*port = (int)p;
+	return 0;
+}
+
+int
+broker_jump_host_split(const char *raw, char **host, int *port, char **user, char **keyfile)
+{
+	char abuf[300], hbuf[256];
+	const char *sp1, *sp2;
+	unsigned int p;
+
+	*host = NULL;
+	*user = NULL;
+	*keyfile = NULL;
+	*port = 0;
+	/* HOST:PORT and USER have no spaces; KEYFILE is the rest (it may contain spaces) */
+	if (raw == NULL || (sp1 = strchr(raw, ' ')) == NULL ||
+	    (sp2 = strchr(sp1 + 1, ' ')) == NULL || (size_t)(sp1 - raw) >= sizeof(abuf) ||
+	    sp2 == sp1 + 1 || sp2[1] == '\0')
+		return -1;
+	memcpy(abuf, raw, (size_t)(sp1 - raw));
+	abuf[sp1 - raw] = '\0';
+	if (conf_address_split(abuf, hbuf, sizeof(hbuf), &p) != 0)
+		return -1;
+	if ((*host = strdup(hbuf)) == NULL ||
+	    (*user = strndup(sp1 + 1, (size_t)(sp2 - sp1 - 1))) == NULL ||
+	    (*keyfile = strdup(sp2 + 1)) == NULL) {
+		free(*host);
+		free(*user);
+		*host = *user = NULL;
+		return -1;
+	}
+	*port = (int)p;
+	return 0;
+}
+
 #define F(field) offsetof(struct broker_config, field)
 #define DAY 86400LL
 
@@ -412,6 +740,38 @@ static const struct conf_keyword broker_keywords[] = {
 	  .def = "10 1m",
 	  .parse = broker_config_parse_penalty,
 	  .dump = broker_config_dump_penalty },
+
+	{ .name = "AdminSocket",
+	  .type = CONF_PATH,
+	  .offset = F(admin_socket),
+	  .def = "/run/saw/broker.sock",
+	  .check = broker_config_check_socket },
+	{ .name = "AdminSocketGroup",
+	  .type = CONF_STRING,
+	  .offset = F(admin_socket_group),
+	  .check = broker_config_check_group },
+	{ .name = "CorpService",
+	  .type = CONF_CUSTOM,
+	  .offset = F(corp_service),
+	  .flags = CONF_MULTI,
+	  .parse = broker_config_parse_corp,
+	  .dump = broker_config_dump_corp,
+	  .release = broker_config_release_corp },
+	{ .name = "JumpHost",
+	  .type = CONF_CUSTOM,
+	  .offset = F(jump_host),
+	  .flags = CONF_MULTI,
+	  .parse = broker_config_parse_jump,
+	  .dump = broker_config_dump_jump,
+	  .release = broker_config_release_jump,
+	  .finish = broker_config_finish_jump },
+	{ .name = "JumpHostKnownHosts", .type = CONF_PATH, .offset = F(jump_host_known_hosts) },
+	{ .name = "WorkspaceKeepalive",
+	  .type = CONF_DURATION,
+	  .offset = F(workspace_keepalive),
+	  .def = "15s",
+	  .min = 1,
+	  .max = 600 },
 	{ .name = NULL },
 };
 

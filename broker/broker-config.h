@@ -62,6 +62,15 @@ int broker_config_load_buffer(const char *name, const char *buf, size_t len,
 /* Effective configuration, one "Keyword value" per line, parseable back to the same cfg. */
 void broker_config_dump(const struct broker_config *cfg, FILE *out);
 void broker_config_free(struct broker_config *cfg);
+/*
+ * Split the raw list entries of corp_service ("NAME HOST:PORT") and jump_host
+ * ("HOST:PORT USER KEYFILE"; KEYFILE may contain spaces) into their parts. HOST comes
+ * without IPv6 brackets. The outputs are malloc'd and owned by the caller (NULL on error).
+ * Returns 0, or -1 if raw is malformed (never for an entry the parser accepted) or out of
+ * memory.
+ */
+int broker_corp_service_split(const char *raw, char **name, char **host, int *port);
+int broker_jump_host_split(const char *raw, char **host, int *port, char **user, char **keyfile);
 /* The keyword table itself (terminated by a NULL name), e.g. for tests and documentation. */
 const struct conf_keyword *broker_config_table(void);
 

@@ -38,8 +38,11 @@ conn_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->state == CONN_OPEN && (what & EV_READ))
-		c->last_activity = broker_now();
+	if (what & EV_READ) {
+		c->last_rx = broker_now();
+		if (c->state == CONN_OPEN)
+			c->last_activity = c->last_rx;
+	}
 	conn_step(c);
 }
 
@@ -103,6 +106,8 @@ conn_accept(struct broker *b, int fd, const struct sockaddr *sa, socklen_t salen
 	c->fd = fd;
 	c->id = ++b->next_conn_id;
 	c->state = CONN_KEX;
+	TAILQ_INIT(&c->routes_from);
+	TAILQ_INIT(&c->routes_to);
 	addr_to_text(sa, c->src_ip, sizeof(c->src_ip), &c->src_port);
 	if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
 		addr_to_text((struct sockaddr *)&local, c->dst_ip, sizeof(c->dst_ip), &c->dst_port);
@@ -208,7 +213,8 @@ conn_dispatch(struct conn *c, ssh_message msg)
 		if (auth_handle_message(c, msg) == 1)
 			return; /* kept in c->held */
 	} else if (c->state == CONN_OPEN) {
-		chan_handle_message(c, msg);
+		if (chan_handle_message(c, msg) == 1)
+			return; /* kept by a pending route */
 	} else {
 		ssh_message_reply_default(msg);
 	}
@@ -249,6 +255,12 @@ conn_step(struct conn *c)
 			break;
 		conn_dispatch(c, msg);
 	}
+	if (c->state == CONN_OPEN) {
+		if (c->kind == CONN_WORKSPACE)
+			workspace_conn_input(c);
+		if (c->state == CONN_OPEN)
+			route_run_conn(c);
+	}
 	if (c->state == CONN_CLOSING)
 		return;
 	if (n == CONN_MAX_MESSAGES_PER_TURN)
@@ -284,6 +296,10 @@ conn_close(struct conn *c, const char *reason)
 		broker_audit_ssh(c->broker, c, OCSF_SSH_CLOSE, reason);
 	c->state = CONN_CLOSING;
 	conn_unauth_done(c);
+	/* Routes hold channels of this session (and of others): free them while the session
+	 * is still whole, telling the other ends. */
+	route_close_conn(c);
+	workspace_conn_closed(c);
 	auth_conn_cleanup(c);
 	sessions_detach(c);
 	if (ssh_is_connected(c->ssh)) {
@@ -320,6 +336,7 @@ conn_destroy(struct conn *c)
 	ssh_free(c->ssh);
 	free(c->user);
 	free(c->key_fp);
+	free(c->ws_name);
 	free(c);
 }
 

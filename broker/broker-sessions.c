@@ -80,6 +80,7 @@ sessions_end(struct live_session *ls, enum store_state state, const char *why, c
 	log_info("session %s of %s ended: %s", ls->row.id, ls->row.username, why);
 	while ((c = TAILQ_FIRST(&ls->conns)) != NULL)
 		conn_close(c, sentence); /* detaches c */
+	workspace_session_ended(b, ls->row.id, why);
 	broker_audit_logoff(b, &ls->row, why);
 	sessions_unlink(ls);
 }

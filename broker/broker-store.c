@@ -1,5 +1,5 @@
 /*
- * Session store on sqlite (see broker-store.h for the contract).
+ * Session store and workspace registry on sqlite (see broker-store.h for the contract).
  *
  * The schema version lives in PRAGMA user_version; store_migrations[i] takes a database from
  * version i to i + 1, each in its own transaction, so a later change appends one entry.
@@ -44,12 +44,25 @@ static const char *const store_migrations[] = {
 	/* Revocation events name a user (iss, sub) or an IdP session (iss, sid). */
 	"CREATE INDEX sessions_iss_sub ON sessions(iss, sub);"
 	"CREATE INDEX sessions_iss_sid ON sessions(iss, sid) WHERE sid IS NOT NULL;",
+	/* 1 -> 2: the workspace registry (issue #3). A workspace authenticates with its own
+	 * key, so a key names at most one workspace: key_fp is unique. */
+	"CREATE TABLE workspaces ("
+	" name TEXT PRIMARY KEY NOT NULL,"
+	" owner_sub TEXT NOT NULL,"
+	" pubkey TEXT NOT NULL,"
+	" key_fp TEXT NOT NULL UNIQUE,"
+	" profile TEXT NOT NULL CHECK (profile IN ('corporate', 'public')),"
+	" created INTEGER NOT NULL,"
+	" killed INTEGER NOT NULL DEFAULT 0 CHECK (killed IN (0, 1))"
+	") STRICT;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 #define STORE_COLS                                                                              \
 	"id, iss, sub, sid, username, groups, key_fp, created, expires, idle_deadline, state, " \
 	"end_reason"
+
+#define STORE_WS_COLS "name, owner_sub, pubkey, key_fp, profile, created, killed"
 
 enum store_stmt {
 	STMT_BEGIN,
@@ -62,6 +75,11 @@ enum store_stmt {
 	STMT_TOUCH,
 	STMT_END,
 	STMT_EXPIRE_DUE,
+	STMT_WS_INSERT,
+	STMT_WS_DELETE,
+	STMT_WS_GET,
+	STMT_WS_FIND_KEY,
+	STMT_WS_LIST,
 	STMT_COUNT
 };
 
@@ -70,22 +88,28 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_REPLACE_KEY] = "UPDATE sessions SET state = 2, end_reason = 'replaced', ended = ?2"
-	                     " WHERE key_fp = ?1 AND state = 0",
+			     " WHERE key_fp = ?1 AND state = 0",
 	[STMT_INSERT] = "INSERT INTO sessions (" STORE_COLS ", ended)"
-	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, NULL, NULL)",
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, NULL, NULL)",
 	[STMT_FIND_KEY] = "SELECT " STORE_COLS " FROM sessions"
-	                  " WHERE key_fp = ?1 AND state = 0 AND expires > ?2 AND idle_deadline > ?2"
-	                  " ORDER BY created DESC LIMIT 1",
+			  " WHERE key_fp = ?1 AND state = 0 AND expires > ?2 AND idle_deadline > ?2"
+			  " ORDER BY created DESC LIMIT 1",
 	[STMT_GET] = "SELECT " STORE_COLS " FROM sessions WHERE id = ?1",
 	/* Only ever forward: a late touch must not shorten a deadline pushed meanwhile. */
 	[STMT_TOUCH] = "UPDATE sessions SET idle_deadline = MAX(idle_deadline, ?2)"
-	               " WHERE id = ?1 AND state = 0",
+		       " WHERE id = ?1 AND state = 0",
 	[STMT_END] = "UPDATE sessions SET state = ?2, end_reason = ?3, ended = ?4"
-	             " WHERE id = ?1 AND state = 0",
+		     " WHERE id = ?1 AND state = 0",
 	[STMT_EXPIRE_DUE] = "UPDATE sessions SET state = 1, ended = ?1, end_reason ="
-	                    " CASE WHEN expires <= ?1 THEN 'expired' ELSE 'idle' END"
-	                    " WHERE state = 0 AND (expires <= ?1 OR idle_deadline <= ?1)"
-	                    " RETURNING " STORE_COLS,
+			    " CASE WHEN expires <= ?1 THEN 'expired' ELSE 'idle' END"
+			    " WHERE state = 0 AND (expires <= ?1 OR idle_deadline <= ?1)"
+			    " RETURNING " STORE_COLS,
+	[STMT_WS_INSERT] = "INSERT INTO workspaces (" STORE_WS_COLS ")"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[STMT_WS_DELETE] = "DELETE FROM workspaces WHERE name = ?1",
+	[STMT_WS_GET] = "SELECT " STORE_WS_COLS " FROM workspaces WHERE name = ?1",
+	[STMT_WS_FIND_KEY] = "SELECT " STORE_WS_COLS " FROM workspaces WHERE key_fp = ?1",
+	[STMT_WS_LIST] = "SELECT " STORE_WS_COLS " FROM workspaces ORDER BY name",
 };
 
 struct store {
@@ -93,7 +117,8 @@ struct store {
 	sqlite3_stmt *stmt[STMT_COUNT];
 };
 
-static void store_warn(struct store *st, const char *what)
+static void
+store_warn(struct store *st, const char *what)
 {
 	log_warnx("session store: %s: %s", what, sqlite3_errmsg(st->db));
 }
@@ -103,7 +128,8 @@ static void store_warn(struct store *st, const char *what)
  * database 0600 ourselves (rather than changing the process umask, which is shared) keeps
  * all three private. An existing file that is group/other accessible is tightened.
  */
-static int store_create_file(const char *path, char *err, size_t errlen)
+static int
+store_create_file(const char *path, char *err, size_t errlen)
 {
 	struct stat sb;
 	int fd;
@@ -126,20 +152,21 @@ static int store_create_file(const char *path, char *err, size_t errlen)
 	if ((sb.st_mode & 077) != 0) {
 		if (fchmod(fd, sb.st_mode & 0700) == -1) {
 			snprintf(err, errlen,
-			         "session database %s is readable by other users and cannot be "
-			         "made private: %s",
-			         path, strerror(errno));
+				 "session database %s is readable by other users and cannot be "
+				 "made private: %s",
+				 path, strerror(errno));
 			close(fd);
 			return -1;
 		}
 		log_warnx("session database %s was accessible to other users; mode set to %04o",
-		          path, (unsigned)(sb.st_mode & 0700));
+			  path, (unsigned)(sb.st_mode & 0700));
 	}
 	close(fd);
 	return 0;
 }
 
-static int store_exec(struct store *st, const char *sql, char *err, size_t errlen)
+static int
+store_exec(struct store *st, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
@@ -151,7 +178,8 @@ static int store_exec(struct store *st, const char *sql, char *err, size_t errle
 	return 0;
 }
 
-static int store_pragma_int(struct store *st, const char *sql, int *out, char *err, size_t errlen)
+static int
+store_pragma_int(struct store *st, const char *sql, int *out, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
@@ -171,18 +199,20 @@ static int store_pragma_int(struct store *st, const char *sql, int *out, char *e
 	return 0;
 }
 
-static int store_migrate(struct store *st, const char *path, char *err, size_t errlen)
+static int
+store_migrate(struct store *st, const char *path, char *err, size_t errlen)
 {
 	char sql[64];
-	int version;
+	int version, from;
 
 	if (store_pragma_int(st, "PRAGMA user_version", &version, err, errlen) == -1)
 		return -1;
+	from = version;
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(err, errlen,
-		         "session database %s has schema version %d but this saw-brokerd knows "
-		         "only up to %d: run a newer saw-brokerd or move the database away",
-		         path, version, STORE_SCHEMA_VERSION);
+			 "session database %s has schema version %d but this saw-brokerd knows "
+			 "only up to %d: run a newer saw-brokerd or move the database away",
+			 path, version, STORE_SCHEMA_VERSION);
 		return -1;
 	}
 	for (; version < STORE_SCHEMA_VERSION; version++) {
@@ -196,14 +226,16 @@ static int store_migrate(struct store *st, const char *path, char *err, size_t e
 		}
 		if (store_exec(st, "COMMIT", err, errlen) == -1)
 			return -1;
-		if (version > 0)
-			log_info("session database %s upgraded to schema version %d", path,
-			         version + 1);
 	}
+	/* a new database is simply created; only an upgrade is worth a line */
+	if (from > 0 && from < STORE_SCHEMA_VERSION)
+		log_info("session database %s upgraded from schema version %d to %d", path, from,
+			 STORE_SCHEMA_VERSION);
 	return 0;
 }
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen)
+int
+store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
 	struct store *st = NULL;
 	char jm[16] = "";
@@ -222,12 +254,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		return -1;
 	}
 	rc = sqlite3_open_v2(path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-	                             SQLITE_OPEN_NOFOLLOW,
-	                     NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+				     SQLITE_OPEN_NOFOLLOW,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open session database %s: %s", path,
-		         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+			 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -246,9 +278,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	s = NULL;
 	if (strcmp(jm, "wal") != 0 && strcmp(path, ":memory:") != 0) {
 		snprintf(err, errlen,
-		         "session database %s: cannot use write-ahead logging (journal mode is "
-		         "%s); put it on a local file system",
-		         path, jm);
+			 "session database %s: cannot use write-ahead logging (journal mode is "
+			 "%s); put it on a local file system",
+			 path, jm);
 		goto fail;
 	}
 	/* NORMAL in WAL mode: a power cut may lose the last commits but never corrupts. */
@@ -259,9 +291,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 
 	for (i = 0; i < STMT_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-		                       &st->stmt[i], NULL) != SQLITE_OK) {
+				       &st->stmt[i], NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "session database %s: %s", path,
-			         sqlite3_errmsg(st->db));
+				 sqlite3_errmsg(st->db));
 			goto fail;
 		}
 	}
@@ -273,7 +305,8 @@ fail:
 	return -1;
 }
 
-void store_close(struct store *st)
+void
+store_close(struct store *st)
 {
 	int i;
 
@@ -290,7 +323,8 @@ void store_close(struct store *st)
 }
 
 /* Runs a statement without result rows and resets it. Returns 0 or -1 (logged). */
-static int store_step_done(struct store *st, enum store_stmt which, const char *what)
+static int
+store_step_done(struct store *st, enum store_stmt which, const char *what)
 {
 	sqlite3_stmt *s = st->stmt[which];
 	int rc = sqlite3_step(s);
@@ -306,14 +340,16 @@ static int store_step_done(struct store *st, enum store_stmt which, const char *
 	return 0;
 }
 
-static void store_rollback(struct store *st)
+static void
+store_rollback(struct store *st)
 {
 	if (sqlite3_get_autocommit(st->db))
 		return;
 	store_step_done(st, STMT_ROLLBACK, "rollback");
 }
 
-static int store_dup_col(sqlite3_stmt *s, int col, char **out)
+static int
+store_dup_col(sqlite3_stmt *s, int col, char **out)
 {
 	const unsigned char *v = sqlite3_column_text(s, col);
 
@@ -326,7 +362,8 @@ static int store_dup_col(sqlite3_stmt *s, int col, char **out)
 }
 
 /* Fills out from the current row (columns in STORE_COLS order). */
-static int store_read_row(sqlite3_stmt *s, struct store_session *out)
+static int
+store_read_row(sqlite3_stmt *s, struct store_session *out)
 {
 	const unsigned char *id = sqlite3_column_text(s, 0);
 
@@ -348,8 +385,9 @@ static int store_read_row(sqlite3_stmt *s, struct store_session *out)
 }
 
 /* Runs a single-row SELECT. Returns 0 with out filled, 1 for no row, -1 on error. */
-static int store_select_one(struct store *st, enum store_stmt which, struct store_session *out,
-                            const char *what)
+static int
+store_select_one(struct store *st, enum store_stmt which, struct store_session *out,
+		 const char *what)
 {
 	sqlite3_stmt *s = st->stmt[which];
 	int rc, ret;
@@ -370,7 +408,8 @@ static int store_select_one(struct store *st, enum store_stmt which, struct stor
 	return ret;
 }
 
-static int store_new_id(char id[STORE_ID_LEN + 1])
+static int
+store_new_id(char id[STORE_ID_LEN + 1])
 {
 	unsigned char b[STORE_ID_LEN / 2];
 	size_t i;
@@ -385,7 +424,8 @@ static int store_new_id(char id[STORE_ID_LEN + 1])
 	return 0;
 }
 
-int store_session_create(struct store *st, struct store_session *s)
+int
+store_session_create(struct store *st, struct store_session *s)
 {
 	sqlite3_stmt *q;
 
@@ -427,8 +467,9 @@ fail:
 	return -1;
 }
 
-int store_session_find_by_key(struct store *st, const char *key_fp, int64_t now,
-                              struct store_session *out)
+int
+store_session_find_by_key(struct store *st, const char *key_fp, int64_t now,
+			  struct store_session *out)
 {
 	sqlite3_stmt *q = st->stmt[STMT_FIND_KEY];
 
@@ -439,7 +480,8 @@ int store_session_find_by_key(struct store *st, const char *key_fp, int64_t now,
 	return store_select_one(st, STMT_FIND_KEY, out, "find session by key");
 }
 
-int store_session_get(struct store *st, const char *id, struct store_session *out)
+int
+store_session_get(struct store *st, const char *id, struct store_session *out)
 {
 	sqlite3_stmt *q = st->stmt[STMT_GET];
 
@@ -450,14 +492,16 @@ int store_session_get(struct store *st, const char *id, struct store_session *ou
 }
 
 /* Returns 0 when the update changed a row, 1 when none matched, -1 on error. */
-static int store_update(struct store *st, enum store_stmt which, const char *what)
+static int
+store_update(struct store *st, enum store_stmt which, const char *what)
 {
 	if (store_step_done(st, which, what) == -1)
 		return -1;
 	return sqlite3_changes(st->db) > 0 ? 0 : 1;
 }
 
-int store_session_touch(struct store *st, const char *id, int64_t idle_deadline)
+int
+store_session_touch(struct store *st, const char *id, int64_t idle_deadline)
 {
 	sqlite3_stmt *q = st->stmt[STMT_TOUCH];
 
@@ -466,8 +510,9 @@ int store_session_touch(struct store *st, const char *id, int64_t idle_deadline)
 	return store_update(st, STMT_TOUCH, "touch session");
 }
 
-int store_session_end(struct store *st, const char *id, enum store_state state, const char *reason,
-                      int64_t now)
+int
+store_session_end(struct store *st, const char *id, enum store_state state, const char *reason,
+		  int64_t now)
 {
 	sqlite3_stmt *q = st->stmt[STMT_END];
 
@@ -482,8 +527,9 @@ int store_session_end(struct store *st, const char *id, enum store_state state, 
 	return store_update(st, STMT_END, "end session");
 }
 
-int store_session_expire_due(struct store *st, int64_t now,
-                             void (*cb)(const struct store_session *, void *), void *arg)
+int
+store_session_expire_due(struct store *st, int64_t now,
+			 void (*cb)(const struct store_session *, void *), void *arg)
 {
 	sqlite3_stmt *q = st->stmt[STMT_EXPIRE_DUE];
 	struct store_session *rows = NULL, *tmp;
@@ -533,7 +579,8 @@ int store_session_expire_due(struct store *st, int64_t now,
 	return ret;
 }
 
-void store_session_clear(struct store_session *s)
+void
+store_session_clear(struct store_session *s)
 {
 	if (s == NULL)
 		return;
@@ -545,4 +592,169 @@ void store_session_clear(struct store_session *s)
 	free(s->key_fp);
 	free(s->end_reason);
 	memset(s, 0, sizeof(*s));
+}
+
+/* ---- workspaces ------------------------------------------------------------------------- */
+
+int
+store_workspace_add(struct store *st, const struct store_workspace *w)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_INSERT];
+	int rc, ext;
+
+	if (w->name == NULL || w->owner_sub == NULL || w->pubkey == NULL || w->key_fp == NULL ||
+	    w->profile == NULL) {
+		log_warnx("session store: add workspace: missing field");
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, w->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, w->owner_sub, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, w->pubkey, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, w->key_fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, w->profile, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, w->created);
+	sqlite3_bind_int(q, 7, w->killed ? 1 : 0);
+	rc = sqlite3_step(q);
+	ext = sqlite3_extended_errcode(st->db);
+	if (rc != SQLITE_DONE &&
+	    (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)) {
+		/* the caller tells the name and key cases apart with get / find_by_key */
+		rc = 1;
+	} else if (rc != SQLITE_DONE) {
+		store_warn(st, "add workspace");
+		rc = -1;
+	} else {
+		rc = 0;
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+int
+store_workspace_remove(struct store *st, const char *name)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_DELETE];
+
+	if (name == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	return store_update(st, STMT_WS_DELETE, "remove workspace");
+}
+
+/* Fills out from the current row (columns in STORE_WS_COLS order). */
+static int
+store_read_ws_row(sqlite3_stmt *s, struct store_workspace *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (store_dup_col(s, 0, &out->name) == -1 || store_dup_col(s, 1, &out->owner_sub) == -1 ||
+	    store_dup_col(s, 2, &out->pubkey) == -1 || store_dup_col(s, 3, &out->key_fp) == -1 ||
+	    store_dup_col(s, 4, &out->profile) == -1) {
+		store_workspace_clear(out);
+		return -1;
+	}
+	out->created = sqlite3_column_int64(s, 5);
+	out->killed = sqlite3_column_int(s, 6);
+	return 0;
+}
+
+static int
+store_ws_select_one(struct store *st, enum store_stmt which, struct store_workspace *out,
+		    const char *what)
+{
+	sqlite3_stmt *s = st->stmt[which];
+	int rc, ret;
+
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		ret = store_read_ws_row(s, out) == 0 ? 0 : -1;
+		if (ret == -1)
+			log_warnx("session store: %s: out of memory", what);
+	} else if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else {
+		store_warn(st, what);
+		ret = -1;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+int
+store_workspace_get(struct store *st, const char *name, struct store_workspace *out)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_GET];
+
+	if (name == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	return store_ws_select_one(st, STMT_WS_GET, out, "get workspace");
+}
+
+int
+store_workspace_find_by_key(struct store *st, const char *key_fp, struct store_workspace *out)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_FIND_KEY];
+
+	if (key_fp == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, key_fp, -1, SQLITE_STATIC);
+	return store_ws_select_one(st, STMT_WS_FIND_KEY, out, "find workspace by key");
+}
+
+int
+store_workspace_list(struct store *st, int (*cb)(const struct store_workspace *, void *), void *arg)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_LIST];
+	struct store_workspace *rows = NULL, *tmp;
+	size_t n = 0, cap = 0, i;
+	int rc, ret = 0;
+
+	/*
+	 * Rows are collected first and the callbacks run once the statement is reset, so a
+	 * callback may call back into the store (even list again) without disturbing the walk.
+	 */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap != 0 ? cap * 2 : 16;
+			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
+				ret = -1;
+				break;
+			}
+			rows = tmp;
+		}
+		if (store_read_ws_row(q, &rows[n]) == -1) {
+			ret = -1;
+			break;
+		}
+		n++;
+	}
+	if (ret == -1) {
+		log_warnx("session store: list workspaces: out of memory");
+	} else if (rc != SQLITE_DONE) {
+		store_warn(st, "list workspaces");
+		ret = -1;
+	}
+	sqlite3_reset(q);
+	for (i = 0; i < n; i++) {
+		if (ret == 0 && cb != NULL && cb(&rows[i], arg) != 0)
+			cb = NULL; /* the caller stopped the walk: not an error */
+		store_workspace_clear(&rows[i]);
+	}
+	free(rows);
+	return ret;
+}
+
+void
+store_workspace_clear(struct store_workspace *w)
+{
+	if (w == NULL)
+		return;
+	free(w->name);
+	free(w->owner_sub);
+	free(w->pubkey);
+	free(w->key_fp);
+	free(w->profile);
+	memset(w, 0, sizeof(*w));
 }

@@ -27,6 +27,7 @@
 #include "broker/broker-oidc.h"
 #include "broker/broker-store.h"
 #include "broker/broker.h"
+#include "tunnel/jump.h"
 
 static void __attribute__((noreturn)) usage(void)
 {
@@ -233,6 +234,42 @@ broker_drop_privileges(struct broker *b)
 	log_debug("running as %s (uid %d)", b->cfg.user, (int)pw->pw_uid);
 }
 
+/* The jump-host pair (JumpHost lines): one multiplexed client connection each. */
+static int
+broker_jump_start(struct broker *b)
+{
+	struct jump_host_cfg hosts[2];
+	char *host[2] = { NULL, NULL }, *user[2] = { NULL, NULL }, *key[2] = { NULL, NULL };
+	size_t i, n = b->cfg.jump_host.n;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (n > 2)
+		n = 2;
+	memset(hosts, 0, sizeof(hosts));
+	for (i = 0; i < n; i++) {
+		if (broker_jump_host_split(b->cfg.jump_host.v[i], &host[i], &hosts[i].port,
+					   &user[i], &key[i]) != 0)
+			goto out;
+		hosts[i].host = host[i];
+		hosts[i].user = user[i];
+		hosts[i].key_path = key[i];
+	}
+	b->jump = jump_new(b->base, hosts, n, b->cfg.jump_host_known_hosts, route_run_jump, b);
+	if (b->jump != NULL) {
+		jump_set_dead_cb(b->jump, route_jump_dead, b);
+		rc = 0;
+	}
+out:
+	for (i = 0; i < 2; i++) {
+		free(host[i]);
+		free(user[i]);
+		free(key[i]);
+	}
+	return rc;
+}
+
 static void
 broker_expired_while_down(const struct store_session *s, void *arg)
 {
@@ -279,6 +316,10 @@ broker_cleanup(struct broker *b)
 	size_t i;
 
 	sessions_free_all(b);
+	workspace_free_all(b);
+	admin_close(b);
+	if (b->jump != NULL)
+		jump_free(b->jump);
 	for (i = 0; i < b->nlisteners; i++)
 		evconnlistener_free(b->listeners[i]);
 	free(b->listeners);
@@ -307,6 +348,7 @@ main(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	b.config_path = BROKER_DEFAULT_CONFIG;
 	TAILQ_INIT(&b.conns);
+	TAILQ_INIT(&b.jump_routes);
 
 	while ((ch = getopt(argc, argv, "df:tTVh")) != -1) {
 		switch (ch) {
@@ -378,6 +420,11 @@ main(int argc, char **argv)
 		fatalx("cannot create the HTTP client");
 	if ((b.oidc = oidc_new(b.base, b.http, &b.cfg)) == NULL)
 		fatalx("cannot set up the OIDC client for %s", b.cfg.oidc_issuer);
+
+	if (broker_jump_start(&b) != 0)
+		fatalx("cannot set up the jump hosts");
+	if (admin_open(&b) != 0)
+		fatalx("cannot open the admin socket %s", b.cfg.admin_socket);
 
 	b.ev_sigterm = broker_signal(&b, SIGTERM);
 	b.ev_sigint = broker_signal(&b, SIGINT);

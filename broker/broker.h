@@ -29,6 +29,10 @@ struct oidc_device;
 struct http_client;
 struct limits;
 struct live_session;
+struct workspace;
+struct route;
+struct jump_mux;
+struct pump;
 
 enum conn_state {
 	CONN_KEX,     /* key exchange in progress */
@@ -36,6 +40,15 @@ enum conn_state {
 	CONN_OPEN,    /* authenticated, bound to a live session */
 	CONN_CLOSING, /* disconnect sent, waiting for the output to drain */
 };
+
+/* Who is on the other end, decided at authentication. */
+enum conn_kind {
+	CONN_USER,	/* a developer (publickey + device flow) */
+	CONN_WORKSPACE, /* a workspace's guestd: user "workspace:NAME", its registered key */
+	CONN_TUNNEL,	/* a per-session tunnel: user "tunnel:SESSION", workspace key + token */
+};
+
+TAILQ_HEAD(route_list, route);
 
 /* The device-flow part of a login, owned by broker-auth.c. */
 enum login_state {
@@ -75,8 +88,15 @@ struct conn {
 	bool via_device; /* the login went through the device flow (kbd-int) */
 
 	/* after authentication */
-	struct live_session *session;
+	enum conn_kind kind;
+	struct live_session *session; /* CONN_USER and CONN_TUNNEL */
+	struct workspace *ws;	      /* CONN_WORKSPACE: its online record */
+	char *ws_name;		      /* CONN_WORKSPACE / CONN_TUNNEL: the workspace */
 	int64_t last_activity;
+	int64_t last_rx;	       /* last byte received (dead-peer detection) */
+	struct route_list routes_from; /* routes this connection asked for */
+	struct route_list routes_to;   /* routes carried to this connection (workspace) */
+	int nchannels;		       /* open channels (session, forwards) */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -99,6 +119,11 @@ struct broker {
 	uint64_t next_conn_id;
 	struct live_session *sessions; /* live sessions that have connections (broker-sessions.c) */
 	struct admin *admin;	       /* broker-admin.c */
+	struct workspace *workspaces;  /* online workspaces (broker-workspace.c) */
+	struct attachment *attachments; /* sessions attached to workspaces */
+	struct tunnel_token *tokens;	/* unused per-session tunnel credentials */
+	struct jump_mux *jump;		/* NULL without JumpHost lines */
+	struct route_list jump_routes;	/* routes whose far end is a jump-host channel */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_sigpipe;
 	bool shutting_down;
 };
@@ -122,7 +147,8 @@ int auth_handle_message(struct conn *c, ssh_message msg);
 void auth_conn_cleanup(struct conn *c);
 
 /* broker-chan.c: what an authenticated connection may do. */
-void chan_handle_message(struct conn *c, ssh_message msg);
+/* Returns 1 if it kept msg (a pending route answers it later). */
+int chan_handle_message(struct conn *c, ssh_message msg);
 
 /* broker-sessions.c: live sessions with connections; expiry timers; closing */
 struct store_session;
@@ -149,7 +175,38 @@ struct admin;
 int admin_open(struct broker *b); /* 0, or -1 after logging why */
 void admin_close(struct broker *b);
 
+/* broker-route.c: direct-tcpip routing with pumps */
+/* A user's direct-tcpip to a workspace (returns 1 if it kept msg). */
+int route_open_workspace(struct conn *c, ssh_message msg);
+/* A per-session tunnel's direct-tcpip to a corporate service (returns 1 if it kept msg). */
+int route_open_corp(struct conn *c, ssh_message msg);
+/* After libssh processed input on c: progress pending opens, run pumps. */
+void route_run_conn(struct conn *c);
+void route_run_jump(void *broker);
+void route_jump_dead(ssh_session dead, void *broker);
+/* Before c's session goes away: free every route that has an end on it. */
+void route_close_conn(struct conn *c);
+
 /* broker-workspace.c: workspaces' connections, for the admin API and routing. */
+/* Authentication of "workspace:NAME" and "tunnel:SESSION" users (broker-auth.c calls). */
+int workspace_auth_key(struct broker *b, const char *user, const char *key_fp, char **ws_name);
+int workspace_auth_token(struct broker *b, const char *user, const char *ws_name, const char *token,
+			 char **session_id);
+/* A workspace connection authenticated. */
+void workspace_conn_open(struct conn *c);
+/* Messages on a workspace connection (broker-chan.c hands them over). */
+void workspace_handle_message(struct conn *c, ssh_message msg);
+/* After libssh processed input on a workspace connection: control channel. */
+void workspace_conn_input(struct conn *c);
+void workspace_conn_closed(struct conn *c);
+struct workspace *workspace_online(struct broker *b, const char *name);
+struct conn *workspace_conn(struct workspace *w);
+/* Tell the workspace about session s (once; again after a reconnect). */
+int workspace_attach_session(struct workspace *w, const struct store_session *s,
+			     const char *profile);
+/* A session ended: tell every workspace it was attached to. */
+void workspace_session_ended(struct broker *b, const char *session_id, const char *why);
+void workspace_free_all(struct broker *b);
 bool workspace_is_online(struct broker *b, const char *name);
 /* Drops the workspace's tunnel connection (removed, killed…) with a reason. */
 void workspace_disconnect(struct broker *b, const char *name, const char *reason);

@@ -17,7 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
-# shellcheck source=tests/bench/lib-sshd.sh
+# shellcheck source=SCRIPTDIR/lib-sshd.sh
 . "$here/lib-sshd.sh"
 
 usage() {
@@ -205,7 +205,7 @@ broker_via_lib() {
 	local lib=$src/tests/e2e/lib.sh f rc=0 login=${SAW_BENCH_LOGIN:-alice}
 	[[ -f $lib ]] || return 1
 	export SAW_TEST_NAME=bench-login
-	# shellcheck source=tests/e2e/lib.sh
+	# shellcheck source=SCRIPTDIR/../e2e/lib.sh
 	. "$lib"
 	# lib.sh installs its own exit trap (it stops the IdP and the broker): chain it after ours.
 	lib_cleanup=saw_cleanup
@@ -213,6 +213,7 @@ broker_via_lib() {
 	for f in start_idp write_broker_config start_broker ssh_login; do
 		declare -F "$f" >/dev/null || bench_die "tests/e2e/lib.sh has no $f()"
 	done
+	# shellcheck disable=SC2119 # no IdP options
 	start_idp
 	# The same limits on unauthenticated connections as the sshd above.
 	write_broker_config "MaxStartups 100:30:200" "PerSourceMaxStartups 100"
@@ -225,7 +226,7 @@ broker_via_lib() {
 	b_port=$BROKER_PORT b_pid=$BROKER_PID b_user=$login b_key=$tmp/user_ed25519
 }
 
-b_port= b_pid= b_user= b_key=
+b_port='' b_pid='' b_user='' b_key=''
 b_how=
 if ((sshd_only)); then
 	b_how="skipped (--sshd-only)"
@@ -248,8 +249,9 @@ elif [[ -n ${SAW_BROKER_CMD:-} ]]; then
 	done
 	line=$(grep -m1 '^READY ' "$tmp/broker-cmd.out") ||
 		bench_die "SAW_BROKER_CMD printed no READY line within 120 s"
-	b_port=$(bench_field "$line" port) && b_pid=$(bench_field "$line" pid) ||
+	if ! b_port=$(bench_field "$line" port) || ! b_pid=$(bench_field "$line" pid); then
 		bench_die "SAW_BROKER_CMD's READY line lacks port= or pid=: $line"
+	fi
 	b_user=$(bench_field "$line" user) || b_user=$(id -un)
 	b_key=$tmp/user_ed25519
 	b_how="SAW_BROKER_CMD"
@@ -262,7 +264,7 @@ else
 		"SAW_BENCH_BROKER_PORT is set (or run with --sshd-only)"
 fi
 
-b_rate_line= b_cpu= b_mem=
+b_rate_line='' b_cpu='' b_mem=''
 if [[ -n $b_port ]]; then
 	kill -0 "$b_pid" 2>/dev/null || bench_die "broker pid $b_pid is not running"
 	bench_log "broker: pid $b_pid on 127.0.0.1:$b_port, user $b_user ($b_how)"

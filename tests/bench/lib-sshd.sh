@@ -106,17 +106,17 @@ bench_stop_sshd() {
 
 # bench_descendants PID : PID and all its descendants, one per line.
 bench_descendants() {
-	local -A kids=()
+	local -A children=()
 	local pid ppid queue cur
 	while read -r pid ppid; do
-		kids[$ppid]+=" $pid"
+		children[$ppid]+=" $pid"
 	done < <(ps -e -o pid=,ppid=)
 	queue=("$1")
 	while ((${#queue[@]})); do
 		cur=${queue[0]}
 		queue=("${queue[@]:1}")
 		printf '%s\n' "$cur"
-		for pid in ${kids[$cur]:-}; do
+		for pid in ${children[$cur]:-}; do
 			queue+=("$pid")
 		done
 	done
@@ -173,6 +173,7 @@ bench_hold_start() {
 
 # bench_hold_stop : closes the hold client's stdin so it disconnects, and waits for it (SIGTERM
 # after 60 s). Sets HOLD_RC to its exit status.
+# shellcheck disable=SC2034 # HOLD_RC is for the caller
 bench_hold_stop() {
 	local i
 	exec 7>&-

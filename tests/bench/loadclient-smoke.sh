@@ -7,7 +7,7 @@ set -euo pipefail
 
 client=${1:?usage: loadclient-smoke.sh PATH/TO/saw-loadclient}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/bench/lib-sshd.sh
+# shellcheck source=SCRIPTDIR/lib-sshd.sh
 . "$here/lib-sshd.sh"
 
 [[ -x $client ]] || bench_die "no load client at $client (build the saw-loadclient target)"

@@ -378,6 +378,7 @@ lc_hold_stdin_cb(socket_t fd, int revents, void *userdata)
 	char buf[256];
 	ssize_t n;
 
+	(void)revents;
 	n = read(fd, buf, sizeof(buf));
 	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
 		w->stop = true;
@@ -392,6 +393,7 @@ lc_hold_signal_cb(socket_t fd, int revents, void *userdata)
 	struct lc_hold_wait *w = userdata;
 	struct signalfd_siginfo si;
 
+	(void)revents;
 	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		w->stop = true;
 		w->why = si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";

@@ -47,7 +47,15 @@ static const char full_config[] = "# every keyword, none at its default\n"
 				  "MaxStartups 20:50:200\n"
 				  "PerSourceMaxStartups 3\n"
 				  "MaxAuthTries 4\n"
-				  "PerSourcePenalty 5 2h\n";
+				  "PerSourcePenalty 5 2h\n"
+				  "AdminSocket /run/saw-test/admin.sock\n"
+				  "AdminSocketGroup saw-admin\n"
+				  "CorpService git git.corp.example:443\n"
+				  "CorpService wiki.v2 [2001:db8::5]:8080\n"
+				  "JumpHost jump1.corp.example:22 saw /etc/saw/jump_key\n"
+				  "JumpHost 192.0.2.7:2222 saw-jump \"/etc/saw/jump key 2\"\n"
+				  "JumpHostKnownHosts /etc/saw/jump_known_hosts\n"
+				  "WorkspaceKeepalive 1m\n";
 
 /* Parse text; returns the result and leaves the error output in *errs (caller frees). */
 static int
@@ -158,11 +166,20 @@ test_full_config(void **state)
 	assert_int_equal(cfg.max_auth_tries, 4);
 	assert_int_equal(cfg.per_source_penalty_failures, 5);
 	assert_int_equal(cfg.per_source_penalty_time, 7200);
+	assert_string_equal(cfg.admin_socket, "/run/saw-test/admin.sock");
+	assert_string_equal(cfg.admin_socket_group, "saw-admin");
+	assert_list(&cfg.corp_service, 2, "git git.corp.example:443", "wiki.v2 [2001:db8::5]:8080");
+	assert_list(&cfg.jump_host, 2, "jump1.corp.example:22 saw /etc/saw/jump_key",
+		    "192.0.2.7:2222 saw-jump /etc/saw/jump key 2");
+	assert_string_equal(cfg.jump_host_known_hosts, "/etc/saw/jump_known_hosts");
+	assert_int_equal(cfg.workspace_keepalive, 60);
 	broker_config_free(&cfg);
 	/* freeing twice is harmless */
 	broker_config_free(&cfg);
 	assert_null(cfg.user);
 	assert_int_equal(cfg.oidc_scopes.n, 0);
+	assert_int_equal(cfg.corp_service.n, 0);
+	assert_null(cfg.jump_host.v);
 }
 
 static void
@@ -195,6 +212,12 @@ test_defaults(void **state)
 	assert_int_equal(cfg.max_auth_tries, 6);
 	assert_int_equal(cfg.per_source_penalty_failures, 10);
 	assert_int_equal(cfg.per_source_penalty_time, 60);
+	assert_string_equal(cfg.admin_socket, "/run/saw/broker.sock");
+	assert_null(cfg.admin_socket_group);
+	assert_int_equal(cfg.corp_service.n, 0);
+	assert_int_equal(cfg.jump_host.n, 0);
+	assert_null(cfg.jump_host_known_hosts);
+	assert_int_equal(cfg.workspace_keepalive, 15);
 	broker_config_free(&cfg);
 }
 
@@ -401,6 +424,62 @@ test_each_error(void **state)
 		{ "PerSourcePenalty 10 0s",
 		  "test.conf:5: PerSourcePenalty: \"0s\": DURATION must be between 1s and 1d (e.g. "
 		  "1m)" },
+		{ "AdminSocket run/saw.sock",
+		  "test.conf:5: AdminSocket: \"run/saw.sock\" is not an absolute path" },
+		{ "AdminSocket /run/saw/"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaa.sock",
+		  "test.conf:5: AdminSocket: a socket path must be shorter than 108 bytes" },
+		{ "AdminSocketGroup -wheel",
+		  "test.conf:5: AdminSocketGroup: \"-wheel\" is not a valid group name" },
+		{ "AdminSocketGroup a b",
+		  "test.conf:5: AdminSocketGroup: too many arguments (expected one; quote a value "
+		  "that contains spaces)" },
+		{ "CorpService git", "test.conf:5: CorpService: expected NAME HOST:PORT (e.g. git "
+				     "git.corp.example:443)" },
+		{ "CorpService", "test.conf:5: CorpService: expected NAME HOST:PORT (e.g. git "
+				 "git.corp.example:443)" },
+		{ "CorpService Git git:443",
+		  "test.conf:5: CorpService: \"Git\" is not a valid service name (lower-case "
+		  "letters, digits, '.' and '-', starting with a letter or digit, at most 63 "
+		  "characters)" },
+		{ "CorpService -git git:443",
+		  "test.conf:5: CorpService: \"-git\" is not a valid service name (lower-case "
+		  "letters, digits, '.' and '-', starting with a letter or digit, at most 63 "
+		  "characters)" },
+		{ "CorpService git git.corp.example",
+		  "test.conf:5: CorpService: git: \"git.corp.example\" is not HOST:PORT (e.g. "
+		  "git.corp.example:443)" },
+		{ "CorpService git git:0",
+		  "test.conf:5: CorpService: git: \"git:0\" is not HOST:PORT (e.g. "
+		  "git.corp.example:443)" },
+		{ "CorpService git a:1\nCorpService git b:2",
+		  "test.conf:6: CorpService: service \"git\" is given twice" },
+		{ "JumpHost j:22 saw",
+		  "test.conf:5: JumpHost: expected HOST:PORT USER KEYFILE (e.g. "
+		  "jump1.corp.example:22 saw /etc/saw/jump_key)" },
+		{ "JumpHost j saw /k\nJumpHostKnownHosts /kh",
+		  "test.conf:5: JumpHost: \"j\" is not HOST:PORT (e.g. jump1.corp.example:22)" },
+		{ "JumpHost j:22 \"s w\" /k\nJumpHostKnownHosts /kh",
+		  "test.conf:5: JumpHost: \"s w\" is not a valid user name" },
+		{ "JumpHost j:22 saw k\nJumpHostKnownHosts /kh",
+		  "test.conf:5: JumpHost: KEYFILE \"k\" is not an absolute path" },
+		{ "JumpHost j:22 saw /k\nJumpHost j:22 saw /k2\nJumpHostKnownHosts /kh",
+		  "test.conf:6: JumpHost: j:22 is given twice" },
+		{ "JumpHost j1:22 saw /k\nJumpHost j2:22 saw /k\nJumpHost j3:22 saw /k\n"
+		  "JumpHostKnownHosts /kh",
+		  "test.conf:7: JumpHost: at most 2 jump hosts (an active one and a standby)" },
+		{ "JumpHost j1:22 saw /k\nJumpHost j2:22 saw /k",
+		  "test.conf:6: JumpHost: JumpHostKnownHosts is required with JumpHost (the jump "
+		  "hosts' keys are always verified against it)" },
+		{ "JumpHostKnownHosts kh",
+		  "test.conf:5: JumpHostKnownHosts: \"kh\" is not an absolute path" },
+		{ "WorkspaceKeepalive 0",
+		  "test.conf:5: WorkspaceKeepalive: 0 is out of range: give a value between 1s and "
+		  "10m" },
+		{ "WorkspaceKeepalive 11m",
+		  "test.conf:5: WorkspaceKeepalive: 11m is out of range: give a value between 1s and "
+		  "10m" },
 	};
 	char text[512], want[512];
 	size_t i;
@@ -632,6 +711,12 @@ assert_config_equal(const struct broker_config *a, const struct broker_config *b
 	assert_int_equal(a->max_auth_tries, b->max_auth_tries);
 	assert_int_equal(a->per_source_penalty_failures, b->per_source_penalty_failures);
 	assert_int_equal(a->per_source_penalty_time, b->per_source_penalty_time);
+	assert_str_equal(a->admin_socket, b->admin_socket);
+	assert_str_equal(a->admin_socket_group, b->admin_socket_group);
+	assert_list_equal(&a->corp_service, &b->corp_service);
+	assert_list_equal(&a->jump_host, &b->jump_host);
+	assert_str_equal(a->jump_host_known_hosts, b->jump_host_known_hosts);
+	assert_int_equal(a->workspace_keepalive, b->workspace_keepalive);
 }
 
 static void
@@ -659,6 +744,9 @@ test_dump_roundtrip(void **state)
 	roundtrip(REQ);
 	roundtrip(REQ "SessionMaxLifetime 90s\nOIDCTimeout 300\nMaxStartups 7\n"
 		      "PerSourcePenalty 3 86400\nLoginGraceTime 1h\n");
+	roundtrip(REQ "CorpService none\nJumpHost none\n");
+	roundtrip(REQ "CorpService a a:1\nJumpHost [::1]:22 u \"/k \\\"q\\\" \\\\\"\n"
+		      "JumpHostKnownHosts \"/k h\"\nWorkspaceKeepalive 90\n");
 }
 
 static void
@@ -703,7 +791,13 @@ test_dump_defaults(void **state)
 			       "MaxStartups 7:100:7\n"
 			       "PerSourceMaxStartups 10\n"
 			       "MaxAuthTries 6\n"
-			       "PerSourcePenalty 3 2m\n");
+			       "PerSourcePenalty 3 2m\n"
+			       "AdminSocket /run/saw/broker.sock\n"
+			       "# AdminSocketGroup is not set\n"
+			       "CorpService none\n"
+			       "JumpHost none\n"
+			       "# JumpHostKnownHosts is not set\n"
+			       "WorkspaceKeepalive 15s\n");
 	free(d);
 	broker_config_free(&cfg);
 }
@@ -960,6 +1054,68 @@ test_load_file(void **state)
 	broker_config_free(&cfg);
 }
 
+/* The routing code's view of CorpService and JumpHost entries. */
+static void
+test_split_helpers(void **state)
+{
+	struct broker_config cfg;
+	char *name, *host, *user, *keyfile;
+	int port;
+
+	expect_ok(REQ "CorpService git git.corp.example:443\n"
+		      "CorpService v6 [2001:db8::5]:8080\n"
+		      "JumpHost [::1]:2222 saw \"/etc/saw/jump key\"\n"
+		      "JumpHost 192.0.2.7:22 j /k\n"
+		      "JumpHostKnownHosts /kh\n",
+		  &cfg);
+	assert_int_equal(broker_corp_service_split(cfg.corp_service.v[0], &name, &host, &port), 0);
+	assert_string_equal(name, "git");
+	assert_string_equal(host, "git.corp.example");
+	assert_int_equal(port, 443);
+	free(name);
+	free(host);
+	assert_int_equal(broker_corp_service_split(cfg.corp_service.v[1], &name, &host, &port), 0);
+	assert_string_equal(name, "v6");
+	assert_string_equal(host, "2001:db8::5");
+	assert_int_equal(port, 8080);
+	free(name);
+	free(host);
+
+	assert_int_equal(broker_jump_host_split(cfg.jump_host.v[0], &host, &port, &user, &keyfile),
+			 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 2222);
+	assert_string_equal(user, "saw");
+	assert_string_equal(keyfile, "/etc/saw/jump key");
+	free(host);
+	free(user);
+	free(keyfile);
+	assert_int_equal(broker_jump_host_split(cfg.jump_host.v[1], &host, &port, &user, &keyfile),
+			 0);
+	assert_string_equal(host, "192.0.2.7");
+	assert_int_equal(port, 22);
+	assert_string_equal(user, "j");
+	assert_string_equal(keyfile, "/k");
+	free(host);
+	free(user);
+	free(keyfile);
+	broker_config_free(&cfg);
+
+	/* malformed input: -1 and nothing to free */
+	assert_int_equal(broker_corp_service_split("git", &name, &host, &port), -1);
+	assert_null(name);
+	assert_null(host);
+	assert_int_equal(broker_corp_service_split("git git", &name, &host, &port), -1);
+	assert_int_equal(broker_corp_service_split(NULL, &name, &host, &port), -1);
+	assert_int_equal(broker_jump_host_split("j:22 saw", &host, &port, &user, &keyfile), -1);
+	assert_null(host);
+	assert_null(user);
+	assert_null(keyfile);
+	assert_int_equal(broker_jump_host_split("j:22  /k", &host, &port, &user, &keyfile), -1);
+	assert_int_equal(broker_jump_host_split("j:22 u ", &host, &port, &user, &keyfile), -1);
+	assert_int_equal(broker_jump_host_split("j u /k", &host, &port, &user, &keyfile), -1);
+}
+
 /* Every keyword of the table is documented in saw-broker.conf(5). */
 static void
 test_manpage(void **state)
@@ -1011,6 +1167,7 @@ main(void)
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_vis),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_split_helpers),
 		cmocka_unit_test(test_manpage),
 	};
 

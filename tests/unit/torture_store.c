@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "broker/broker-store.h"
 
-#define NOW  1700000000
+#define NOW 1700000000
 #define HOUR 3600
 
 struct fixture {
@@ -23,7 +24,8 @@ struct fixture {
 	struct store *st;
 };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *tmp = getenv("TMPDIR");
@@ -32,7 +34,7 @@ static int setup(void **state)
 	if (f == NULL)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s/torture_store.XXXXXX",
-	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+		 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/sessions.db", f->dir);
@@ -44,7 +46,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 	char p[PATH_MAX + 64];
@@ -61,7 +64,8 @@ static int teardown(void **state)
 }
 
 /* A session as broker-auth would build it; strings are borrowed, never freed here. */
-static struct store_session mk(const char *sub, const char *key_fp, int64_t created)
+static struct store_session
+mk(const char *sub, const char *key_fp, int64_t created)
 {
 	struct store_session s = {
 		.iss = (char *)"https://idp.example.com",
@@ -78,7 +82,8 @@ static struct store_session mk(const char *sub, const char *key_fp, int64_t crea
 	return s;
 }
 
-static void torture_create_find(void **state)
+static void
+torture_create_find(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
@@ -116,7 +121,8 @@ static void torture_create_find(void **state)
 	}
 }
 
-static void torture_null_sid(void **state)
+static void
+torture_null_sid(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
@@ -130,7 +136,8 @@ static void torture_null_sid(void **state)
 	store_session_clear(&out);
 }
 
-static void torture_expiry(void **state)
+static void
+torture_expiry(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
@@ -138,7 +145,7 @@ static void torture_expiry(void **state)
 	s.idle_deadline = NOW + 10 * HOUR; /* only the absolute deadline matters here */
 	assert_int_equal(store_session_create(f->st, &s), 0);
 	assert_int_equal(store_session_find_by_key(f->st, "SHA256:aaaa", NOW + 8 * HOUR - 1, &out),
-	                 0);
+			 0);
 	store_session_clear(&out);
 	assert_int_equal(store_session_find_by_key(f->st, "SHA256:aaaa", NOW + 8 * HOUR, &out), 1);
 
@@ -149,7 +156,8 @@ static void torture_expiry(void **state)
 	assert_int_equal(store_session_find_by_key(f->st, "SHA256:bbbb", NOW + HOUR, &out), 1);
 }
 
-static void torture_touch(void **state)
+static void
+torture_touch(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
@@ -168,14 +176,15 @@ static void torture_touch(void **state)
 	assert_int_equal(store_session_touch(f->st, "00000000000000000000000000000000", NOW), 1);
 }
 
-static void torture_end(void **state)
+static void
+torture_end(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
 
 	assert_int_equal(store_session_create(f->st, &s), 0);
 	assert_int_equal(store_session_end(f->st, s.id, STORE_REVOKED, "revoked by admin", NOW + 5),
-	                 0);
+			 0);
 	assert_int_equal(store_session_find_by_key(f->st, "SHA256:aaaa", NOW + 6, &out), 1);
 	assert_int_equal(store_session_end(f->st, s.id, STORE_EXPIRED, "expired", NOW + 7), 1);
 	assert_int_equal(store_session_touch(f->st, s.id, NOW + 2 * HOUR), 1);
@@ -190,7 +199,8 @@ static void torture_end(void **state)
 	assert_int_equal(store_session_get(f->st, "no-such-id", &out), 1);
 }
 
-static void torture_replaced(void **state)
+static void
+torture_replaced(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session a = mk("sub-a", "SHA256:aaaa", NOW);
@@ -223,7 +233,8 @@ struct expired {
 	char reasons[4][16];
 };
 
-static void expire_cb(const struct store_session *s, void *arg)
+static void
+expire_cb(const struct store_session *s, void *arg)
 {
 	struct expired *e = arg;
 
@@ -236,7 +247,8 @@ static void expire_cb(const struct store_session *s, void *arg)
 	e->n++;
 }
 
-static const char *reason_of(const struct expired *e, const char *id)
+static const char *
+reason_of(const struct expired *e, const char *id)
 {
 	int i;
 
@@ -246,7 +258,8 @@ static const char *reason_of(const struct expired *e, const char *id)
 	return NULL;
 }
 
-static void torture_expire_due(void **state)
+static void
+torture_expire_due(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session abs = mk("sub-a", "SHA256:aaaa", NOW - 9 * HOUR);
@@ -262,7 +275,7 @@ static void torture_expire_due(void **state)
 	assert_int_equal(store_session_create(f->st, &live), 0);
 	assert_int_equal(store_session_create(f->st, &revoked), 0);
 	assert_int_equal(store_session_end(f->st, revoked.id, STORE_REVOKED, "revoked", NOW - 1),
-	                 0);
+			 0);
 
 	assert_int_equal(store_session_expire_due(f->st, NOW, expire_cb, &e), 0);
 	assert_int_equal(e.n, 2);
@@ -288,7 +301,8 @@ static void torture_expire_due(void **state)
 	assert_int_equal(store_session_find_by_key(f->st, "SHA256:cccc", NOW, &out), 1);
 }
 
-static void torture_persistence(void **state)
+static void
+torture_persistence(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), ended = mk("sub-b", NULL, NOW);
@@ -313,7 +327,8 @@ static void torture_persistence(void **state)
 	store_session_clear(&out);
 }
 
-static void torture_file_mode(void **state)
+static void
+torture_file_mode(void **state)
 {
 	struct fixture *f = *state;
 	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW);
@@ -344,7 +359,8 @@ static void torture_file_mode(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
-static void torture_open_errors(void **state)
+static void
+torture_open_errors(void **state)
 {
 	struct fixture *f = *state;
 	char path[PATH_MAX + 64], err[PATH_MAX + 256];
@@ -367,7 +383,178 @@ static void torture_open_errors(void **state)
 	unlink(path);
 }
 
-int main(void)
+/* ---- workspaces ------------------------------------------------------------------------- */
+
+static struct store_workspace
+mkws(const char *name, const char *fp)
+{
+	struct store_workspace w = {
+		.name = (char *)name,
+		.owner_sub = (char *)"sub-alice",
+		.pubkey = (char *)"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ws",
+		.key_fp = (char *)fp,
+		.profile = (char *)"corporate",
+		.created = NOW,
+	};
+
+	return w;
+}
+
+static void
+torture_ws_add_get(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsaaaa"), out;
+
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_get(f->st, "alice-ws", &out), 0);
+	assert_string_equal(out.name, "alice-ws");
+	assert_string_equal(out.owner_sub, "sub-alice");
+	assert_string_equal(out.pubkey, w.pubkey);
+	assert_string_equal(out.key_fp, "SHA256:wsaaaa");
+	assert_string_equal(out.profile, "corporate");
+	assert_int_equal(out.created, NOW);
+	assert_int_equal(out.killed, 0);
+	store_workspace_clear(&out);
+	assert_null(out.name);
+
+	assert_int_equal(store_workspace_find_by_key(f->st, "SHA256:wsaaaa", &out), 0);
+	assert_string_equal(out.name, "alice-ws");
+	store_workspace_clear(&out);
+
+	assert_int_equal(store_workspace_get(f->st, "nope", &out), 1);
+	assert_int_equal(store_workspace_find_by_key(f->st, "SHA256:nope", &out), 1);
+	assert_int_equal(store_workspace_get(f->st, NULL, &out), 1);
+	assert_int_equal(store_workspace_find_by_key(f->st, NULL, &out), 1);
+}
+
+static void
+torture_ws_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsaaaa");
+	struct store_workspace same_name = mkws("alice-ws", "SHA256:wsbbbb");
+	struct store_workspace same_key = mkws("bob-ws", "SHA256:wsaaaa");
+	struct store_workspace bad_profile = mkws("carol-ws", "SHA256:wscccc"), out;
+
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_add(f->st, &same_name), 1);
+	assert_int_equal(store_workspace_add(f->st, &same_key), 1);
+	/* the first registration is untouched */
+	assert_int_equal(store_workspace_get(f->st, "alice-ws", &out), 0);
+	assert_string_equal(out.key_fp, "SHA256:wsaaaa");
+	store_workspace_clear(&out);
+	assert_int_equal(store_workspace_get(f->st, "bob-ws", &out), 1);
+
+	/* The schema refuses what the admin API should have refused already. */
+	bad_profile.profile = (char *)"root";
+	assert_int_equal(store_workspace_add(f->st, &bad_profile), -1);
+	bad_profile.profile = NULL;
+	assert_int_equal(store_workspace_add(f->st, &bad_profile), -1);
+	/* and the statement is usable again afterwards */
+	bad_profile.profile = (char *)"public";
+	assert_int_equal(store_workspace_add(f->st, &bad_profile), 0);
+}
+
+struct ws_names {
+	int n, stop_after;
+	char names[8][32];
+};
+
+static int
+ws_list_cb(const struct store_workspace *w, void *arg)
+{
+	struct ws_names *l = arg;
+
+	assert_true(l->n < 8);
+	assert_non_null(w->owner_sub);
+	assert_non_null(w->key_fp);
+	snprintf(l->names[l->n], sizeof(l->names[0]), "%s", w->name);
+	l->n++;
+	return l->stop_after != 0 && l->n >= l->stop_after;
+}
+
+static void
+torture_ws_list_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace c = mkws("carol-ws", "SHA256:c"), a = mkws("alice-ws", "SHA256:a");
+	struct store_workspace b = mkws("bob-ws", "SHA256:b"), out;
+	struct ws_names l = { 0 };
+	char err[512];
+
+	assert_int_equal(store_workspace_list(f->st, ws_list_cb, &l), 0);
+	assert_int_equal(l.n, 0);
+
+	b.profile = (char *)"public";
+	assert_int_equal(store_workspace_add(f->st, &c), 0);
+	assert_int_equal(store_workspace_add(f->st, &a), 0);
+	assert_int_equal(store_workspace_add(f->st, &b), 0);
+
+	/* by name, whatever the order of registration */
+	assert_int_equal(store_workspace_list(f->st, ws_list_cb, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.names[0], "alice-ws");
+	assert_string_equal(l.names[1], "bob-ws");
+	assert_string_equal(l.names[2], "carol-ws");
+
+	/* a callback may stop the walk */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 2;
+	assert_int_equal(store_workspace_list(f->st, ws_list_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+
+	assert_int_equal(store_workspace_remove(f->st, "bob-ws"), 0);
+	assert_int_equal(store_workspace_remove(f->st, "bob-ws"), 1);
+	assert_int_equal(store_workspace_remove(f->st, "nope"), 1);
+	assert_int_equal(store_workspace_get(f->st, "bob-ws", &out), 1);
+	assert_int_equal(store_workspace_find_by_key(f->st, "SHA256:b", &out), 1);
+	/* its name and key are free again */
+	assert_int_equal(store_workspace_add(f->st, &b), 0);
+	assert_int_equal(store_workspace_remove(f->st, "bob-ws"), 0);
+
+	/* The registry survives a restart. */
+	store_close(f->st);
+	f->st = NULL;
+	if (store_open(f->path, &f->st, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_workspace_list(f->st, ws_list_cb, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.names[0], "alice-ws");
+	assert_string_equal(l.names[1], "carol-ws");
+}
+
+/* A database made by the first schema version (sessions only) is upgraded in place. */
+static void
+torture_ws_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct store_session s = mk("sub-a", "SHA256:aaaa", NOW), out;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsaaaa");
+	char err[512];
+
+	assert_int_equal(store_session_create(f->st, &s), 0);
+	store_close(f->st);
+	f->st = NULL;
+	{
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "DROP TABLE workspaces; PRAGMA user_version = 1;",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	if (store_open(f->path, &f->st, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+	assert_int_equal(store_session_get(f->st, s.id, &out), 0);
+	store_session_clear(&out);
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+}
+
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(torture_create_find, setup, teardown),
@@ -380,6 +567,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(torture_persistence, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_file_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_add_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_list_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_migration, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,629 @@
+/*
+ * Workspaces on the broker side (ARCHITECTURE Flow 1 step 5, Flow 2).
+ *
+ * A workspace's guestd dials the broker as user "workspace:NAME" with the workspace's own
+ * registered key (nothing else gets it in), asks for the reverse forward (tcpip-forward) and
+ * opens the control channel (a session channel with the saw-control@saw subsystem). From
+ * then on the workspace is online: users' direct-tcpip to NAME:22 are carried over this
+ * connection (broker-route.c), and the broker tells guestd which brokered sessions are
+ * attached to it (CTL_SESSION_ATTACH / CTL_SESSION_END, tunnel/ctl.h).
+ *
+ * Attachments live on the broker, not on the connection: when guestd reconnects (restart,
+ * network blip) every live attachment is sent again, with a fresh tunnel credential.
+ *
+ * Per-session tunnel: each attachment carries a single-use random token. guestd dials a
+ * second connection as "tunnel:SESSION" with the workspace key and the token as password;
+ * that connection is attached to the live session, so it ends with the session.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "audit/log.h"
+#include "audit/ocsf.h"
+#include "broker/broker-store.h"
+#include "broker/broker.h"
+#include "tunnel/ctl.h"
+
+#define WS_PREFIX "workspace:"
+#define TUNNEL_PREFIX "tunnel:"
+#define WS_CTL_RX_MAX (2 * CTL_MAX_FRAME)
+#define WS_CTL_TX_MAX (1024 * 1024)
+#define TOKEN_BYTES 32
+
+struct workspace {
+	struct workspace *next;
+	struct broker *broker;
+	char *name;
+	char *profile;
+	char *owner_sub;
+	struct conn *conn;
+	ssh_channel ctl;	 /* control channel, once the subsystem was requested */
+	ssh_channel ctl_pending; /* session channel opened, subsystem not yet asked */
+	bool forward_ok;	 /* tcpip-forward accepted */
+	bool hello;		 /* CTL_HELLO received */
+	struct evbuffer *rx;
+	struct evbuffer *tx;
+	struct event *ev_keepalive;
+};
+
+/* A live session attached to a workspace (survives guestd reconnects). */
+struct attachment {
+	struct attachment *next;
+	char ws[64];
+	char session[STORE_ID_LEN + 1];
+};
+
+struct tunnel_token {
+	struct tunnel_token *next;
+	char token[2 * TOKEN_BYTES + 1];
+	char session[STORE_ID_LEN + 1];
+	char ws[64];
+	int64_t expires;
+};
+
+static void workspace_send_attachments(struct workspace *w);
+
+/* ---- authentication ------------------------------------------------------------------ */
+
+int
+workspace_auth_key(struct broker *b, const char *user, const char *key_fp, char **ws_name)
+{
+	struct store_workspace w;
+	const char *name;
+	int rc, ok = 0;
+
+	memset(&w, 0, sizeof(w));
+	if (strncmp(user, WS_PREFIX, strlen(WS_PREFIX)) == 0)
+		name = user + strlen(WS_PREFIX);
+	else if (strncmp(user, TUNNEL_PREFIX, strlen(TUNNEL_PREFIX)) == 0)
+		name = NULL; /* the token names the workspace; the key must be a workspace's */
+	else
+		return -1;
+	rc = store_workspace_find_by_key(b->store, key_fp, &w);
+	if (rc != 0)
+		return -1;
+	if (w.killed)
+		ok = 0;
+	else if (name == NULL || strcmp(name, w.name) == 0)
+		ok = 1;
+	if (ok && (*ws_name = strdup(w.name)) == NULL)
+		ok = 0;
+	store_workspace_clear(&w);
+	return ok ? 0 : -1;
+}
+
+int
+workspace_auth_token(struct broker *b, const char *user, const char *ws_name, const char *token,
+		     char **session_id)
+{
+	struct tunnel_token **pp, *t;
+	const char *sid = user + strlen(TUNNEL_PREFIX);
+	int64_t now = broker_now();
+
+	if (strncmp(user, TUNNEL_PREFIX, strlen(TUNNEL_PREFIX)) != 0 || token == NULL)
+		return -1;
+	for (pp = &b->tokens; (t = *pp) != NULL; pp = &t->next) {
+		if (strcmp(t->session, sid) != 0 || strcmp(t->ws, ws_name) != 0)
+			continue;
+		if (t->expires < now || strlen(token) != strlen(t->token) ||
+		    CRYPTO_memcmp(token, t->token, strlen(t->token)) != 0)
+			continue;
+		/* Single use. */
+		*pp = t->next;
+		explicit_bzero(t, sizeof(*t));
+		free(t);
+		if ((*session_id = strdup(sid)) == NULL)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+static char *
+workspace_new_token(struct broker *b, const char *session, const char *ws, int64_t expires)
+{
+	unsigned char raw[TOKEN_BYTES];
+	struct tunnel_token *t, **pp;
+	size_t i;
+
+	/* Drop this session's older unused token for the same workspace. */
+	for (pp = &b->tokens; (t = *pp) != NULL;) {
+		if ((strcmp(t->session, session) == 0 && strcmp(t->ws, ws) == 0) ||
+		    t->expires < broker_now()) {
+			*pp = t->next;
+			explicit_bzero(t, sizeof(*t));
+			free(t);
+		} else {
+			pp = &t->next;
+		}
+	}
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+		return NULL;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(t->token + 2 * i, 3, "%02x", raw[i]);
+	explicit_bzero(raw, sizeof(raw));
+	snprintf(t->session, sizeof(t->session), "%s", session);
+	snprintf(t->ws, sizeof(t->ws), "%s", ws);
+	t->expires = expires;
+	t->next = b->tokens;
+	b->tokens = t;
+	return t->token;
+}
+
+/* ---- online records ------------------------------------------------------------------ */
+
+struct workspace *
+workspace_online(struct broker *b, const char *name)
+{
+	struct workspace *w;
+
+	for (w = b->workspaces; w != NULL; w = w->next)
+		if (strcmp(w->name, name) == 0 && w->forward_ok)
+			return w;
+	return NULL;
+}
+
+struct conn *
+workspace_conn(struct workspace *w)
+{
+	return w->conn;
+}
+
+bool
+workspace_is_online(struct broker *b, const char *name)
+{
+	return workspace_online(b, name) != NULL;
+}
+
+void
+workspace_disconnect(struct broker *b, const char *name, const char *reason)
+{
+	struct workspace *w;
+
+	for (w = b->workspaces; w != NULL; w = w->next) {
+		if (strcmp(w->name, name) == 0) {
+			conn_close(w->conn, reason);
+			return; /* conn_close unlinked w */
+		}
+	}
+}
+
+static void
+workspace_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct workspace *w = arg;
+	struct conn *c = w->conn;
+	long long ka = w->broker->cfg.workspace_keepalive;
+
+	if (broker_now() - c->last_rx > 3 * ka) {
+		log_warnx("workspace %s: no answer for %llds, dropping its connection", w->name,
+			  3 * ka);
+		conn_close(c, "No keepalive answer from the workspace.");
+		return;
+	}
+	/* Our own keepalive makes guestd answer, so a healthy link always has traffic. */
+	ssh_send_keepalive(c->ssh);
+	conn_flush(c);
+}
+
+void
+workspace_conn_open(struct conn *c)
+{
+	struct broker *b = c->broker;
+	struct workspace *w, *old;
+	struct store_workspace row;
+	struct timeval tv = { b->cfg.workspace_keepalive, 0 };
+
+	memset(&row, 0, sizeof(row));
+	if (store_workspace_get(b->store, c->ws_name, &row) != 0) {
+		conn_close(c, "This workspace is not registered.");
+		return;
+	}
+	/* A newer connection of the same workspace replaces the old one. */
+	for (old = b->workspaces; old != NULL; old = old->next) {
+		if (strcmp(old->name, c->ws_name) == 0) {
+			log_info("workspace %s: new connection replaces the old one", old->name);
+			conn_close(old->conn, "Replaced by a newer connection of this workspace.");
+			break;
+		}
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL || (w->name = strdup(row.name)) == NULL ||
+	    (w->profile = strdup(row.profile)) == NULL ||
+	    (w->owner_sub = strdup(row.owner_sub)) == NULL || (w->rx = evbuffer_new()) == NULL ||
+	    (w->tx = evbuffer_new()) == NULL ||
+	    (w->ev_keepalive = event_new(b->base, -1, EV_PERSIST, workspace_keepalive_cb, w)) ==
+		    NULL) {
+		store_workspace_clear(&row);
+		if (w != NULL) {
+			free(w->name);
+			free(w->profile);
+			free(w->owner_sub);
+			if (w->rx)
+				evbuffer_free(w->rx);
+			if (w->tx)
+				evbuffer_free(w->tx);
+			free(w);
+		}
+		conn_close(c, "Out of memory.");
+		return;
+	}
+	store_workspace_clear(&row);
+	w->broker = b;
+	w->conn = c;
+	c->ws = w;
+	c->last_rx = broker_now();
+	event_add(w->ev_keepalive, &tv);
+	w->next = b->workspaces;
+	b->workspaces = w;
+	log_info("workspace %s connected from %s", w->name, c->src_ip);
+}
+
+static void
+workspace_unlink(struct workspace *w)
+{
+	struct workspace **pp;
+
+	for (pp = &w->broker->workspaces; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	event_free(w->ev_keepalive);
+	evbuffer_free(w->rx);
+	evbuffer_free(w->tx);
+	free(w->name);
+	free(w->profile);
+	free(w->owner_sub);
+	free(w);
+}
+
+void
+workspace_conn_closed(struct conn *c)
+{
+	struct workspace *w = c->ws;
+
+	if (w == NULL)
+		return;
+	log_info("workspace %s went offline", w->name);
+	c->ws = NULL;
+	/* The channels go with the SSH session. */
+	workspace_unlink(w);
+}
+
+/* ---- control channel ----------------------------------------------------------------- */
+
+static int
+workspace_send(struct workspace *w, enum ctl_type type, json_t *body)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = ctl_encode(type, body, &frame, &len);
+	json_decref(body);
+	if (rc != 0)
+		return -1;
+	if (evbuffer_get_length(w->tx) + len > WS_CTL_TX_MAX) {
+		explicit_bzero(frame, len);
+		free(frame);
+		log_warnx("workspace %s: control channel backlog too large", w->name);
+		return -1;
+	}
+	evbuffer_add(w->tx, frame, len);
+	explicit_bzero(frame, len);
+	free(frame);
+	return 0;
+}
+
+static void
+workspace_ctl_flush(struct workspace *w)
+{
+	uint8_t buf[16384];
+
+	while (w->ctl != NULL && evbuffer_get_length(w->tx) > 0) {
+		uint32_t win = ssh_channel_window_size(w->ctl);
+		size_t n = evbuffer_get_length(w->tx);
+
+		if (win == 0)
+			break;
+		if (n > win)
+			n = win;
+		if (n > sizeof(buf))
+			n = sizeof(buf);
+		evbuffer_copyout(w->tx, buf, n);
+		if (ssh_channel_write(w->ctl, buf, (uint32_t)n) != (int)n)
+			break;
+		evbuffer_drain(w->tx, n);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	conn_flush(w->conn);
+}
+
+static int
+workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
+{
+	switch (type) {
+	case CTL_HELLO: {
+		const char *name = json_string_value(json_object_get(body, "workspace"));
+
+		if (name == NULL || strcmp(name, w->name) != 0) {
+			log_warnx("workspace %s: HELLO names another workspace", w->name);
+			return -1;
+		}
+		w->hello = true;
+		log_info("workspace %s: guestd %s ready", w->name,
+			 json_string_value(json_object_get(body, "version")) ?
+				 json_string_value(json_object_get(body, "version")) :
+				 "?");
+		workspace_send_attachments(w);
+		return 0;
+	}
+	case CTL_STATE:
+		log_debug("workspace %s: state sessions=%lld logins=%lld", w->name,
+			  (long long)json_integer_value(json_object_get(body, "sessions")),
+			  (long long)json_integer_value(json_object_get(body, "logins")));
+		return 0;
+	case CTL_AUDIT:
+		/* Issue #6 forwards guestd's events into the broker's audit trail. */
+		return 0;
+	default:
+		log_warnx("workspace %s: unexpected control message type %d", w->name, (int)type);
+		return -1;
+	}
+}
+
+void
+workspace_conn_input(struct conn *c)
+{
+	struct workspace *w = c->ws;
+	uint8_t buf[8192];
+	char err[128];
+
+	if (w == NULL || w->ctl == NULL)
+		return;
+	for (;;) {
+		int r = ssh_channel_read_nonblocking(w->ctl, buf, sizeof(buf), 0);
+
+		if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(w->ctl))) {
+			conn_close(c, "The control channel was closed.");
+			return;
+		}
+		if (r < 0) {
+			conn_close(c, "Control channel error.");
+			return;
+		}
+		if (r == 0)
+			break;
+		if (evbuffer_get_length(w->rx) + (size_t)r > WS_CTL_RX_MAX) {
+			log_warnx("workspace %s: control channel overflow", w->name);
+			conn_close(c, "Control channel overflow.");
+			return;
+		}
+		evbuffer_add(w->rx, buf, (size_t)r);
+	}
+	for (;;) {
+		size_t len = evbuffer_get_length(w->rx), used = 0;
+		enum ctl_type type;
+		json_t *body = NULL;
+		int rc;
+
+		if (len == 0)
+			break;
+		rc = ctl_decode(evbuffer_pullup(w->rx, (ssize_t)len), len, &used, &type, &body, err,
+				sizeof(err));
+		if (rc == 1)
+			break;
+		if (rc < 0) {
+			log_warnx("workspace %s: malformed control message: %s", w->name, err);
+			conn_close(c, "Malformed control message.");
+			return;
+		}
+		evbuffer_drain(w->rx, used);
+		rc = workspace_ctl_dispatch(w, type, body);
+		json_decref(body);
+		if (rc < 0) {
+			conn_close(c, "Protocol error on the control channel.");
+			return;
+		}
+		if (c->state == CONN_CLOSING)
+			return;
+	}
+	workspace_ctl_flush(w);
+}
+
+/* ---- messages on a workspace connection ---------------------------------------------- */
+
+void
+workspace_handle_message(struct conn *c, ssh_message msg)
+{
+	struct workspace *w = c->ws;
+	int type = ssh_message_type(msg), sub = ssh_message_subtype(msg);
+
+	if (w == NULL) {
+		ssh_message_reply_default(msg);
+		return;
+	}
+	if (type == SSH_REQUEST_GLOBAL && sub == SSH_GLOBAL_REQUEST_TCPIP_FORWARD) {
+		/* The workspace offers its sshd; the address/port it names are not trusted:
+		 * routing always targets this workspace. */
+		ssh_message_global_request_reply_success(msg, 22);
+		if (!w->forward_ok)
+			log_info("workspace %s is online", w->name);
+		w->forward_ok = true;
+		return;
+	}
+	if (type == SSH_REQUEST_CHANNEL_OPEN && sub == SSH_CHANNEL_SESSION && w->ctl == NULL &&
+	    w->ctl_pending == NULL) {
+		w->ctl_pending = ssh_message_channel_request_open_reply_accept(msg);
+		return;
+	}
+	if (type == SSH_REQUEST_CHANNEL && sub == SSH_CHANNEL_REQUEST_SUBSYSTEM &&
+	    ssh_message_channel_request_channel(msg) == w->ctl_pending &&
+	    strcmp(ssh_message_channel_request_subsystem(msg), CTL_SUBSYSTEM) == 0) {
+		ssh_message_channel_request_reply_success(msg);
+		w->ctl = w->ctl_pending;
+		w->ctl_pending = NULL;
+		return;
+	}
+	/* Keepalives from guestd: answer so that it sees us alive. */
+	ssh_message_reply_default(msg);
+}
+
+/* ---- attachments --------------------------------------------------------------------- */
+
+static void
+workspace_corp_list(struct broker *b, const char *profile, struct ctl_corp **corp, size_t *n)
+{
+	size_t i;
+
+	*corp = NULL;
+	*n = 0;
+	if (strcmp(profile, "corporate") != 0 || b->cfg.corp_service.n == 0)
+		return;
+	if ((*corp = calloc(b->cfg.corp_service.n, sizeof(**corp))) == NULL)
+		return;
+	for (i = 0; i < b->cfg.corp_service.n; i++) {
+		struct ctl_corp *cc = &(*corp)[*n];
+
+		if (broker_corp_service_split(b->cfg.corp_service.v[i], &cc->name, &cc->host,
+					      &cc->port) == 0)
+			(*n)++;
+	}
+}
+
+static int
+workspace_send_attach(struct workspace *w, const struct store_session *s)
+{
+	struct broker *b = w->broker;
+	struct ctl_attach a;
+	char *token;
+	size_t i;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	token = workspace_new_token(b, s->id, w->name, s->expires);
+	if (token == NULL)
+		return -1;
+	a.session = (char *)s->id;
+	a.user = s->username;
+	a.sub = s->sub;
+	a.key_fp = s->key_fp;
+	a.expires = s->expires;
+	a.profile = w->profile;
+	a.tunnel_token = token;
+	workspace_corp_list(b, w->profile, &a.corp, &a.ncorp);
+	rc = workspace_send(w, CTL_SESSION_ATTACH, ctl_attach_to_json(&a));
+	for (i = 0; i < a.ncorp; i++) {
+		free(a.corp[i].name);
+		free(a.corp[i].host);
+	}
+	free(a.corp);
+	workspace_ctl_flush(w);
+	return rc;
+}
+
+int
+workspace_attach_session(struct workspace *w, const struct store_session *s, const char *profile)
+{
+	struct broker *b = w->broker;
+	struct attachment *at;
+
+	(void)profile;
+	for (at = b->attachments; at != NULL; at = at->next)
+		if (strcmp(at->ws, w->name) == 0 && strcmp(at->session, s->id) == 0)
+			return 0; /* already told */
+	if ((at = calloc(1, sizeof(*at))) == NULL)
+		return -1;
+	snprintf(at->ws, sizeof(at->ws), "%s", w->name);
+	snprintf(at->session, sizeof(at->session), "%s", s->id);
+	at->next = b->attachments;
+	b->attachments = at;
+	log_info("session %s of %s attached to workspace %s", s->id, s->username, w->name);
+	return workspace_send_attach(w, s);
+}
+
+/* After (re)connection: every live attachment again, each with a fresh token. */
+static void
+workspace_send_attachments(struct workspace *w)
+{
+	struct broker *b = w->broker;
+	struct attachment **pp, *at;
+	struct store_session s;
+
+	for (pp = &b->attachments; (at = *pp) != NULL;) {
+		if (strcmp(at->ws, w->name) != 0) {
+			pp = &at->next;
+			continue;
+		}
+		memset(&s, 0, sizeof(s));
+		if (store_session_get(b->store, at->session, &s) == 0 && s.state == STORE_LIVE &&
+		    s.expires > broker_now()) {
+			workspace_send_attach(w, &s);
+			store_session_clear(&s);
+			pp = &at->next;
+			continue;
+		}
+		store_session_clear(&s);
+		*pp = at->next;
+		free(at);
+	}
+}
+
+void
+workspace_session_ended(struct broker *b, const char *session_id, const char *why)
+{
+	struct attachment **pp, *at;
+	struct tunnel_token **tp, *t;
+
+	for (tp = &b->tokens; (t = *tp) != NULL;) {
+		if (strcmp(t->session, session_id) == 0) {
+			*tp = t->next;
+			explicit_bzero(t, sizeof(*t));
+			free(t);
+		} else {
+			tp = &t->next;
+		}
+	}
+	for (pp = &b->attachments; (at = *pp) != NULL;) {
+		struct workspace *w;
+
+		if (strcmp(at->session, session_id) != 0) {
+			pp = &at->next;
+			continue;
+		}
+		if ((w = workspace_online(b, at->ws)) != NULL) {
+			struct ctl_end e = { (char *)session_id, (char *)why };
+
+			workspace_send(w, CTL_SESSION_END, ctl_end_to_json(&e));
+			workspace_ctl_flush(w);
+		}
+		*pp = at->next;
+		free(at);
+	}
+}
+
+void
+workspace_free_all(struct broker *b)
+{
+	struct attachment *at;
+	struct tunnel_token *t;
+
+	while ((at = b->attachments) != NULL) {
+		b->attachments = at->next;
+		free(at);
+	}
+	while ((t = b->tokens) != NULL) {
+		b->tokens = t->next;
+		explicit_bzero(t, sizeof(*t));
+		free(t);
+	}
+}

@@ -1,0 +1,340 @@
+/*
+ * Control-channel framing and the typed messages (see ctl.h for the wire format).
+ *
+ * The decoder is the only code that looks at control-channel bytes: it checks the header
+ * (length, version, type) before waiting for or parsing a body, so an oversized or foreign
+ * frame is refused after 6 bytes instead of after 64 KiB, and it hands jansson exactly the
+ * frame's body so that a frame can never read into the next one.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tunnel/ctl.h"
+
+#define CTL_HEADER 6	     /* u32 length + u8 version + u8 type */
+#define CTL_MAX_STRING 1024 /* any single string member; ids, names, hosts are far shorter */
+
+static void
+ctl_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+ctl_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int
+ctl_type_known(unsigned int t)
+{
+	return t >= CTL_HELLO && t <= CTL_AUDIT;
+}
+
+int
+ctl_encode(enum ctl_type type, const json_t *body, uint8_t **out, size_t *outlen)
+{
+	char *text = NULL;
+	uint8_t *buf = NULL;
+	size_t n, flen;
+
+	*out = NULL;
+	*outlen = 0;
+	if (!ctl_type_known((unsigned int)type) || !json_is_object(body))
+		return -1;
+	if ((text = json_dumps(body, JSON_COMPACT)) == NULL)
+		return -1;
+	n = strlen(text);
+	if (n > CTL_MAX_FRAME - 2)
+		goto fail;
+	flen = n + 2;
+	if ((buf = malloc(4 + flen)) == NULL)
+		goto fail;
+	buf[0] = (uint8_t)(flen >> 24);
+	buf[1] = (uint8_t)(flen >> 16);
+	buf[2] = (uint8_t)(flen >> 8);
+	buf[3] = (uint8_t)flen;
+	buf[4] = CTL_VERSION;
+	buf[5] = (uint8_t)type;
+	memcpy(buf + CTL_HEADER, text, n);
+	/* bodies may carry a tunnel token */
+	explicit_bzero(text, n);
+	free(text);
+	*out = buf;
+	*outlen = 4 + flen;
+	return 0;
+fail:
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return -1;
+}
+
+int
+ctl_decode(const uint8_t *buf, size_t len, size_t *consumed, enum ctl_type *type, json_t **body,
+	   char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *j;
+	uint32_t flen;
+
+	*consumed = 0;
+	*body = NULL;
+	if (len < 4)
+		return 1;
+	flen = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
+	       (uint32_t)buf[3];
+	if (flen < 2 || flen > CTL_MAX_FRAME) {
+		ctl_err(err, errlen, "frame length %u out of range (2..%u)", (unsigned int)flen,
+			(unsigned int)CTL_MAX_FRAME);
+		return -1;
+	}
+	if (len >= 5 && buf[4] != CTL_VERSION) {
+		ctl_err(err, errlen, "unsupported protocol version %u (expected %u)",
+			(unsigned int)buf[4], (unsigned int)CTL_VERSION);
+		return -1;
+	}
+	if (len >= 6 && !ctl_type_known(buf[5])) {
+		ctl_err(err, errlen, "unknown message type %u", (unsigned int)buf[5]);
+		return -1;
+	}
+	if (len - 4 < flen)
+		return 1;
+	/* DISABLE_EOF_CHECK + the position check: whitespace or anything after the object is
+	 * refused too, so every frame has exactly one meaning. */
+	j = json_loadb((const char *)buf + CTL_HEADER, flen - 2,
+		       JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
+	if (j == NULL) {
+		ctl_err(err, errlen, "body is not valid JSON: %s", jerr.text);
+		return -1;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		ctl_err(err, errlen, "body is not a JSON object");
+		return -1;
+	}
+	if ((size_t)jerr.position != (size_t)flen - 2) {
+		json_decref(j);
+		ctl_err(err, errlen, "%zu trailing bytes after the JSON object",
+			(size_t)flen - 2 - (size_t)jerr.position);
+		return -1;
+	}
+	*type = (enum ctl_type)buf[5];
+	*body = j;
+	*consumed = 4 + (size_t)flen;
+	return 0;
+}
+
+/* ---- typed views ------------------------------------------------------------------------ */
+
+/* A required (or optional, if !required) string member, copied into *out. */
+static int
+ctl_get_string(const json_t *j, const char *name, int required, char **out, char *err,
+	       size_t errlen)
+{
+	const json_t *v = json_object_get(j, name);
+	size_t n;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		ctl_err(err, errlen, "member \"%s\" is missing", name);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		ctl_err(err, errlen, "member \"%s\" is not a string", name);
+		return -1;
+	}
+	n = json_string_length(v);
+	if (n == 0 || n > CTL_MAX_STRING) {
+		ctl_err(err, errlen, "member \"%s\" is empty or longer than %d bytes", name,
+			CTL_MAX_STRING);
+		return -1;
+	}
+	if ((*out = strdup(json_string_value(v))) == NULL) {
+		ctl_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ctl_corp_from_json(const json_t *v, struct ctl_corp *c, size_t idx, char *err, size_t errlen)
+{
+	const json_t *port;
+	char sub[96];
+
+	if (!json_is_object(v)) {
+		ctl_err(err, errlen, "corp[%zu] is not an object", idx);
+		return -1;
+	}
+	if (ctl_get_string(v, "name", 1, &c->name, sub, sizeof(sub)) != 0 ||
+	    ctl_get_string(v, "host", 1, &c->host, sub, sizeof(sub)) != 0) {
+		ctl_err(err, errlen, "corp[%zu]: %s", idx, sub);
+		return -1;
+	}
+	port = json_object_get(v, "port");
+	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535) {
+		ctl_err(err, errlen, "corp[%zu]: member \"port\" is not an integer in 1..65535",
+			idx);
+		return -1;
+	}
+	c->port = (int)json_integer_value(port);
+	return 0;
+}
+
+json_t *
+ctl_attach_to_json(const struct ctl_attach *a)
+{
+	json_t *j = NULL, *corp = NULL;
+	size_t i;
+
+	if ((j = json_object()) == NULL || (corp = json_array()) == NULL)
+		goto fail;
+	if (json_object_set_new(j, "session", json_string(a->session)) != 0 ||
+	    json_object_set_new(j, "user", json_string(a->user)) != 0 ||
+	    json_object_set_new(j, "sub", json_string(a->sub)) != 0 ||
+	    json_object_set_new(j, "key_fp", json_string(a->key_fp)) != 0 ||
+	    json_object_set_new(j, "expires", json_integer(a->expires)) != 0 ||
+	    json_object_set_new(j, "profile", json_string(a->profile)) != 0)
+		goto fail;
+	if (a->tunnel_token != NULL &&
+	    json_object_set_new(j, "tunnel_token", json_string(a->tunnel_token)) != 0)
+		goto fail;
+	for (i = 0; i < a->ncorp; i++) {
+		json_t *c = json_pack("{s:s, s:s, s:i}", "name", a->corp[i].name, "host",
+				      a->corp[i].host, "port", a->corp[i].port);
+
+		if (c == NULL || json_array_append_new(corp, c) != 0)
+			goto fail;
+	}
+	if (json_object_set_new(j, "corp", corp) != 0) {
+		corp = NULL;
+		goto fail;
+	}
+	return j;
+fail:
+	json_decref(corp);
+	json_decref(j);
+	return NULL;
+}
+
+int
+ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t errlen)
+{
+	const json_t *v;
+	size_t i;
+
+	memset(a, 0, sizeof(*a));
+	if (!json_is_object(j)) {
+		ctl_err(err, errlen, "session attach is not an object");
+		return -1;
+	}
+	if (ctl_get_string(j, "session", 1, &a->session, err, errlen) != 0 ||
+	    ctl_get_string(j, "user", 1, &a->user, err, errlen) != 0 ||
+	    ctl_get_string(j, "sub", 1, &a->sub, err, errlen) != 0 ||
+	    ctl_get_string(j, "key_fp", 1, &a->key_fp, err, errlen) != 0 ||
+	    ctl_get_string(j, "profile", 1, &a->profile, err, errlen) != 0 ||
+	    ctl_get_string(j, "tunnel_token", 0, &a->tunnel_token, err, errlen) != 0)
+		goto fail;
+	v = json_object_get(j, "expires");
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		ctl_err(err, errlen, "member \"expires\" is %s",
+			v == NULL ? "missing" : "not a positive integer");
+		goto fail;
+	}
+	a->expires = (int64_t)json_integer_value(v);
+	v = json_object_get(j, "corp");
+	if (v != NULL) {
+		if (!json_is_array(v)) {
+			ctl_err(err, errlen, "member \"corp\" is not an array");
+			goto fail;
+		}
+		if (json_array_size(v) > CTL_MAX_CORP) {
+			ctl_err(err, errlen, "more than %d corporate services", CTL_MAX_CORP);
+			goto fail;
+		}
+		if (json_array_size(v) > 0) {
+			a->corp = calloc(json_array_size(v), sizeof(*a->corp));
+			if (a->corp == NULL) {
+				ctl_err(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+		for (i = 0; i < json_array_size(v); i++) {
+			a->ncorp = i + 1; /* so that clear frees a half-filled entry */
+			if (ctl_corp_from_json(json_array_get(v, i), &a->corp[i], i, err,
+					       errlen) != 0)
+				goto fail;
+		}
+	}
+	return 0;
+fail:
+	ctl_attach_clear(a);
+	return -1;
+}
+
+void
+ctl_attach_clear(struct ctl_attach *a)
+{
+	size_t i;
+
+	free(a->session);
+	free(a->user);
+	free(a->sub);
+	free(a->key_fp);
+	free(a->profile);
+	if (a->tunnel_token != NULL) {
+		explicit_bzero(a->tunnel_token, strlen(a->tunnel_token));
+		free(a->tunnel_token);
+	}
+	for (i = 0; i < a->ncorp; i++) {
+		free(a->corp[i].name);
+		free(a->corp[i].host);
+	}
+	free(a->corp);
+	memset(a, 0, sizeof(*a));
+}
+
+json_t *
+ctl_end_to_json(const struct ctl_end *e)
+{
+	return json_pack("{s:s, s:s}", "session", e->session, "reason",
+			 e->reason != NULL ? e->reason : "ended");
+}
+
+int
+ctl_end_from_json(const json_t *j, struct ctl_end *e, char *err, size_t errlen)
+{
+	memset(e, 0, sizeof(*e));
+	if (!json_is_object(j)) {
+		ctl_err(err, errlen, "session end is not an object");
+		return -1;
+	}
+	if (ctl_get_string(j, "session", 1, &e->session, err, errlen) != 0 ||
+	    ctl_get_string(j, "reason", 0, &e->reason, err, errlen) != 0) {
+		ctl_end_clear(e);
+		return -1;
+	}
+	if (e->reason == NULL && (e->reason = strdup("ended")) == NULL) {
+		ctl_err(err, errlen, "out of memory");
+		ctl_end_clear(e);
+		return -1;
+	}
+	return 0;
+}
+
+void
+ctl_end_clear(struct ctl_end *e)
+{
+	free(e->session);
+	free(e->reason);
+	memset(e, 0, sizeof(*e));
+}

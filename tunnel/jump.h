@@ -1,0 +1,63 @@
+/*
+ * The jump-host multiplexer: one persistent, multiplexed SSH client connection per jump host
+ * (two of them: JumpHost lines of the broker config), corporate destinations opened as
+ * direct-tcpip channels on the active one.
+ *
+ * - Connections are made with tunnel/sshc.h (pubkey auth, host key checked against
+ *   JumpHostKnownHosts) and then driven on the event loop in non-blocking mode.
+ * - The active host is health-checked: a keepalive (keepalive@openssh.com, want-reply) every
+ *   JUMP_KEEPALIVE_MS; no byte received for JUMP_DEAD_MS, or the socket closing, makes it
+ *   dead. New channels then go to the standby at once (so within 2 s of a death), and the
+ *   dead one is reconnected in the background with backoff (1 s .. 30 s).
+ * - Channels that were open on a host that dies are closed (their pumps finish).
+ *
+ * Ownership: the mux is created in main and freed with jump_free() (which frees every
+ * pending open without calling back). An open request belongs to the mux until its callback
+ * ran; the callback receives an open ssh_channel (the caller owns it: it will normally hand
+ * it to pump_new_channels) or NULL with an error in plain words.
+ */
+#ifndef SAW_TUNNEL_JUMP_H
+#define SAW_TUNNEL_JUMP_H
+
+#include <stdbool.h>
+#include <libssh/libssh.h>
+
+#define JUMP_KEEPALIVE_MS 500
+#define JUMP_DEAD_MS 1500
+
+struct event_base;
+struct jump_mux;
+struct jump_open;
+
+struct jump_host_cfg {
+	const char *host;
+	int port;
+	const char *user;
+	const char *key_path;
+};
+
+typedef void (*jump_open_cb)(ssh_channel ch, const char *error, void *arg);
+/* Called after the mux let libssh process input on a jump connection, so that the owner runs
+ * the pumps whose channels live there (pump_run), and again after such a connection died. */
+typedef void (*jump_input_cb)(void *arg);
+
+struct jump_mux *jump_new(struct event_base *base, const struct jump_host_cfg *hosts, size_t nhosts,
+			  const char *known_hosts, jump_input_cb input_cb, void *input_arg);
+void jump_free(struct jump_mux *m);
+
+/* Opens a direct-tcpip channel to host:port on the active jump host. Returns NULL (and
+ * never calls back) if the request cannot even be queued; cb runs exactly once otherwise,
+ * unless jump_open_cancel() is called first. If no jump host is up, cb gets
+ * "no jump host is available". */
+struct jump_open *jump_open(struct jump_mux *m, const char *host, int port, const char *orig_ip,
+			    int orig_port, jump_open_cb cb, void *arg);
+void jump_open_cancel(struct jump_open *o);
+
+/* Output was queued on a channel of the mux (e.g. by a pump): arm write interest. */
+void jump_flush(struct jump_mux *m);
+
+/* For health output and tests: index of the active host (0 or 1), or -1 if none is up. */
+int jump_active(const struct jump_mux *m);
+bool jump_host_up(const struct jump_mux *m, int idx);
+
+#endif
