@@ -15,6 +15,14 @@
  * pending open without calling back). An open request belongs to the mux until its callback
  * ran; the callback receives an open ssh_channel (the caller owns it: it will normally hand
  * it to pump_new_channels) or NULL with an error in plain words.
+ *
+ * Channels belong to their ssh_session: when a jump connection dies, the mux frees that
+ * session, and with it every channel still open on it. So an owner that keeps channels of
+ * the mux (in pumps) must register a dead_cb (jump_set_dead_cb): it runs before the dead
+ * session is freed, and there the owner frees every pump whose channel belongs to that
+ * session (ssh_channel_get_session(ch) == dead). The same holds for jump_free(): free the
+ * pumps first. Callbacks (open, input, dead) may call jump_open, jump_open_cancel,
+ * jump_flush and the getters, but never jump_free.
  */
 #ifndef SAW_TUNNEL_JUMP_H
 #define SAW_TUNNEL_JUMP_H
@@ -52,6 +60,10 @@ void jump_free(struct jump_mux *m);
 struct jump_open *jump_open(struct jump_mux *m, const char *host, int port, const char *orig_ip,
 			    int orig_port, jump_open_cb cb, void *arg);
 void jump_open_cancel(struct jump_open *o);
+
+/* Registers the callback that runs when a jump connection died, before its session (and so
+ * every channel on it) is freed; see above. arg belongs to the caller. */
+void jump_set_dead_cb(struct jump_mux *m, void (*dead_cb)(ssh_session dead, void *arg), void *arg);
 
 /* Output was queued on a channel of the mux (e.g. by a pump): arm write interest. */
 void jump_flush(struct jump_mux *m);

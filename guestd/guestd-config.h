@@ -1,0 +1,38 @@
+/*
+ * saw-guestd configuration: the keyword table lives in guestd-config.c (declared once:
+ * defaults, parser, -T dump), parsed by the shared conf/ parser. saw-guestd.conf(5)
+ * documents every keyword; keep the two in step.
+ *
+ * Ownership: guestd_config_load() fills *cfg, which owns every string in it;
+ * guestd_config_free() releases them. Durations are seconds.
+ */
+#ifndef SAW_GUESTD_CONFIG_H
+#define SAW_GUESTD_CONFIG_H
+
+#include <stdio.h>
+#include "conf/conf.h"
+
+#define GUESTD_DEFAULT_CONFIG "/etc/saw/guestd.conf"
+
+struct guestd_config {
+	char *broker_address;	    /* BrokerAddress HOST:PORT (required) */
+	char *broker_host_key;	    /* BrokerHostKey PATH (required): the broker's public key */
+	char *workspace_name;	    /* WorkspaceName (required) */
+	char *workspace_key;	    /* WorkspaceKey PATH (required): our private key */
+	char *local_ssh;	    /* LocalSSH HOST:PORT, default 127.0.0.1:22 */
+	char *control_socket;	    /* ControlSocket PATH, default /run/saw/guestd.sock */
+	char *authorized_keys_user; /* AuthorizedKeysUser NAME, default nobody */
+	char *proxy_listen;	    /* ProxyListen HOST:PORT (loopback), default 127.0.0.1:3128 */
+	long long keepalive;	    /* Keepalive, default 15s */
+	long long reconnect_max;    /* ReconnectMax, default 60s */
+};
+
+int guestd_config_load(const char *path, struct guestd_config *cfg);
+/* From memory (name is used in messages); for tests. errs may be NULL. */
+int guestd_config_load_buffer(const char *name, const char *buf, size_t len,
+			      struct guestd_config *cfg, FILE *errs);
+void guestd_config_dump(const struct guestd_config *cfg, FILE *out);
+void guestd_config_free(struct guestd_config *cfg);
+const struct conf_keyword *guestd_config_table(void);
+
+#endif
