@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "broker/broker-store.h"
@@ -37,6 +39,7 @@ struct route {
 	char dest[300];
 	char orig_ip[64];
 	int orig_port;
+	int *gone_flag; /* set while a call that may free the route runs */
 };
 
 static void route_free(struct route *r);
@@ -112,25 +115,40 @@ route_new(struct conn *c, ssh_message msg, const char *dest)
 	return r;
 }
 
-/* Progress a route to a workspace whose forwarded-tcpip open is pending. */
-static void
+/* Progresses a route (pending open, or pump). Returns 1 if bytes moved, 0 if not, -1 if the
+ * route is gone. */
+static int
 route_progress(struct route *r)
 {
+	uint64_t before;
+	int gone = 0;
+
 	if (r->held != NULL && r->far != NULL && r->to != NULL) {
 		int rc = ssh_channel_open_reverse_forward(r->far, r->to->ws_name, 22, r->orig_ip,
 							  r->orig_port);
 		if (rc == SSH_AGAIN)
-			return;
+			return 0;
 		if (rc != SSH_OK) {
 			log_info("route %s: the workspace refused the channel", r->dest);
 			route_free(r); /* answers the held open with a failure */
-			return;
+			return -1;
 		}
-		route_established(r);
-		return;
+		r->gone_flag = &gone;
+		route_established(r); /* may free r */
+		if (gone)
+			return -1;
+		r->gone_flag = NULL;
+		return 1;
 	}
-	if (r->pump != NULL)
-		pump_run(r->pump); /* may free r */
+	if (r->pump == NULL)
+		return 0;
+	before = pump_bytes(r->pump, 0) + pump_bytes(r->pump, 1);
+	r->gone_flag = &gone;
+	pump_run(r->pump); /* may free r */
+	if (gone)
+		return -1;
+	r->gone_flag = NULL;
+	return pump_bytes(r->pump, 0) + pump_bytes(r->pump, 1) != before;
 }
 
 int
@@ -292,6 +310,8 @@ route_free(struct route *r)
 {
 	struct conn *from = r->from, *to = r->to;
 
+	if (r->gone_flag != NULL)
+		*r->gone_flag = 1;
 	TAILQ_REMOVE(&from->routes_from, r, from_entry);
 	if (to != NULL)
 		TAILQ_REMOVE(&to->routes_to, r, to_entry);
@@ -316,18 +336,37 @@ route_free(struct route *r)
 	free(r);
 }
 
+/*
+ * Reading a channel whose buffer is empty makes libssh read that channel's session socket
+ * too (ssh_channel_poll), so input for the other connection may have been taken off its socket
+ * here, where no libevent event will announce it. When a route moved bytes, the other
+ * connection gets one more turn; turns stop when nothing moves.
+ */
+static void
+route_wake(struct conn *peer)
+{
+	if (peer != NULL && peer->state == CONN_OPEN)
+		event_active(peer->ev_read, EV_READ, 0);
+}
+
 void
 route_run_conn(struct conn *c)
 {
 	struct route *r, *next;
 
 	for (r = TAILQ_FIRST(&c->routes_from); r != NULL; r = next) {
+		struct conn *peer = r->to;
+
 		next = TAILQ_NEXT(r, from_entry);
-		route_progress(r);
+		if (route_progress(r) == 1)
+			route_wake(peer);
 	}
 	for (r = TAILQ_FIRST(&c->routes_to); r != NULL; r = next) {
+		struct conn *peer = r->from;
+
 		next = TAILQ_NEXT(r, to_entry);
-		route_progress(r);
+		if (route_progress(r) == 1)
+			route_wake(peer);
 	}
 	/* Writes may have gone to the other connections. */
 	TAILQ_FOREACH(r, &c->routes_from, from_entry)
@@ -343,8 +382,11 @@ route_run_jump(void *arg)
 	struct route *r, *next;
 
 	for (r = TAILQ_FIRST(&b->jump_routes); r != NULL; r = next) {
+		struct conn *peer = r->from;
+
 		next = TAILQ_NEXT(r, to_entry);
-		route_progress(r);
+		if (route_progress(r) == 1)
+			route_wake(peer);
 	}
 	TAILQ_FOREACH(r, &b->jump_routes, to_entry)
 		route_flush(r);

@@ -147,13 +147,15 @@ int
 akc_check_args(const struct akc_args *a, char *err, size_t errlen)
 {
 	if (gsock_check_user(a->user) != 0) {
-		snprintf(err, errlen, "invalid user name argument (allowed: 1-%d of A-Z a-z 0-9 . _ -)",
+		snprintf(err, errlen,
+			 "invalid user name argument (allowed: 1-%d of A-Z a-z 0-9 . _ -)",
 			 GSOCK_MAX_USER);
 		return -1;
 	}
 	if (akc_check_fp(a->fp) != 0) {
-		snprintf(err, errlen,
-			 "invalid fingerprint argument (expected SHA256:…; is FingerprintHash sha256?)");
+		snprintf(
+			err, errlen,
+			"invalid fingerprint argument (expected SHA256:…; is FingerprintHash sha256?)");
 		return -1;
 	}
 	if (akc_check_type(a->type) != 0) {
@@ -202,7 +204,8 @@ akc_line(const json_t *ans, const struct akc_args *a, int64_t now, char *line, s
 	sess = json_object_get(ans, "session");
 	exp = json_object_get(ans, "expires");
 	if (!json_is_string(sess) || json_string_length(sess) == 0 || !json_is_integer(exp)) {
-		snprintf(err, errlen, "malformed answer from saw-guestd: ok without session/expires");
+		snprintf(err, errlen,
+			 "malformed answer from saw-guestd: ok without session/expires");
 		return -1;
 	}
 	e = json_integer_value(exp);

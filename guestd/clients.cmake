@@ -1,7 +1,8 @@
 # saw-authorized-keys and pam_saw.so: the clients of saw-guestd's ControlSocket (issue #3).
 # Included at the end of guestd/CMakeLists.txt, so that the daemon's build file and this one
 # have one owner each. Paths are relative to this file's folder.
-pkg_check_modules(PAM REQUIRED IMPORTED_TARGET pam)
+# GLOBAL: tests/e2e/akc.cmake links its PAM harness against it too.
+pkg_check_modules(PAM REQUIRED IMPORTED_TARGET GLOBAL pam)
 
 # The socket client and saw-authorized-keys' pure functions, linked by the tool and its tests.
 add_library(sawakc STATIC

@@ -112,7 +112,8 @@ gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, si
 
 	deadline = gsock_now_ms() + timeout_ms;
 	if (gsock_check_path(path) != 0) {
-		snprintf(err, errlen, "control socket path is not absolute or longer than %zu bytes",
+		snprintf(err, errlen,
+			 "control socket path is not absolute or longer than %zu bytes",
 			 sizeof(sun.sun_path) - 1);
 		goto out;
 	}
@@ -139,8 +140,9 @@ gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, si
 	/* A non-blocking AF_UNIX connect either completes or fails at once (EAGAIN: backlog
 	 * full); there is no EINPROGRESS to wait for. */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(err, errlen, "cannot connect to saw-guestd at %s: %s (is saw-guestd running?)",
-			 path, strerror(errno));
+		snprintf(err, errlen,
+			 "cannot connect to saw-guestd at %s: %s (is saw-guestd running?)", path,
+			 strerror(errno));
 		goto out;
 	}
 
@@ -173,7 +175,8 @@ gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, si
 			goto out;
 		}
 		if (n == 0) {
-			snprintf(err, errlen, "saw-guestd closed the connection before a full answer");
+			snprintf(err, errlen,
+				 "saw-guestd closed the connection before a full answer");
 			goto out;
 		}
 		nl = memchr(buf + have, '\n', (size_t)n);

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+
+#include <event2/util.h>
 
 #include "guestd/guestd-config.h"
 
@@ -194,6 +197,23 @@ void
 guestd_config_dump(const struct guestd_config *cfg, FILE *out)
 {
 	conf_dump(guestd_keywords, cfg, out);
+}
+
+int
+guestd_config_sockaddr(const char *addr, struct sockaddr_storage *ss, int *len)
+{
+	char host[256], buf[300];
+	unsigned int port;
+
+	if (conf_address_split(addr, host, sizeof(host), &port) != 0)
+		return -1;
+	if (strcasecmp(host, "localhost") == 0)
+		snprintf(buf, sizeof(buf), "127.0.0.1:%u", port);
+	else
+		snprintf(buf, sizeof(buf), "%s", addr);
+	memset(ss, 0, sizeof(*ss));
+	*len = (int)sizeof(*ss);
+	return evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, len) == 0 ? 0 : -1;
 }
 
 void

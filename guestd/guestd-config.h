@@ -35,4 +35,9 @@ void guestd_config_dump(const struct guestd_config *cfg, FILE *out);
 void guestd_config_free(struct guestd_config *cfg);
 const struct conf_keyword *guestd_config_table(void);
 
+struct sockaddr_storage;
+/* addr ("IP:PORT", "[V6]:PORT" or "localhost:PORT", as the checks above allow) as a socket
+ * address. Returns 0 with *len set, or -1. */
+int guestd_config_sockaddr(const char *addr, struct sockaddr_storage *ss, int *len);
+
 #endif

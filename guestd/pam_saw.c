@@ -127,14 +127,14 @@ pam_saw_ask(pam_handle_t *pamh, const struct pam_saw_opts *o, json_t *req)
 }
 
 /*
- * The caller's cgroup v2 directory, or 0 with cg[0] == '\0' when there is none to send: no
- * unified hierarchy line, the root cgroup, no mounted v2 hierarchy holding it, or a cgroup
- * shared with other processes.
+ * Fills cg with the caller's cgroup v2 directory, or leaves it empty when there is none worth
+ * sending: no unified hierarchy line, the root cgroup, no mounted v2 hierarchy holding it, or
+ * a cgroup shared with other processes (killing it would kill them too).
  */
 static void
 pam_saw_cgroup(pam_handle_t *pamh, const struct pam_saw_opts *o, char *cg, size_t cglen)
 {
-	static const char *const roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 	char line[PAM_SAW_MAX_CGROUP], probe[PAM_SAW_MAX_CGROUP + 64];
 	char path[PAM_SAW_MAX_CGROUP] = "";
 	struct stat st;
@@ -218,7 +218,8 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		return PAM_USER_UNKNOWN;
 	ans = pam_saw_ask(pamh, &o, json_pack("{s:s, s:s}", "op", "pam_account", "user", user));
 	if (ans == NULL) {
-		pam_syslog(pamh, LOG_ERR, "refusing %s: no answer from saw-guestd (fail closed)", user);
+		pam_syslog(pamh, LOG_ERR, "refusing %s: no answer from saw-guestd (fail closed)",
+			   user);
 		pam_error(pamh, "SAW: cannot check for a brokered session (saw-guestd is not "
 				"answering); login refused");
 		return PAM_PERM_DENIED;
@@ -228,9 +229,10 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			pam_syslog(pamh, LOG_DEBUG, "account %s: live brokered session", user);
 		rc = PAM_SUCCESS;
 	} else {
-		pam_syslog(pamh, LOG_NOTICE,
-			   "SAW: no live brokered session for %s; log in through the broker (%.200s)",
-			   user, why);
+		pam_syslog(
+			pamh, LOG_NOTICE,
+			"SAW: no live brokered session for %s; log in through the broker (%.200s)",
+			user, why);
 		pam_error(pamh, "SAW: no live brokered session for %s; log in through the broker",
 			  user);
 	}
@@ -259,12 +261,14 @@ pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 
 	req = json_pack("{s:s, s:s, s:I}", "op", "pam_open", "user", user, "pid",
 			(json_int_t)getpid());
-	if (req != NULL && cg[0] != '\0' && json_object_set_new(req, "cgroup", json_string(cg)) != 0)
+	if (req != NULL && cg[0] != '\0' &&
+	    json_object_set_new(req, "cgroup", json_string(cg)) != 0)
 		goto nomem;
 	if (req != NULL && tty != NULL && json_object_set_new(req, "tty", json_string(tty)) != 0)
 		goto nomem;
 	if ((ans = pam_saw_ask(pamh, &o, req)) == NULL) {
-		pam_syslog(pamh, LOG_ERR, "refusing the login of %s: no answer from saw-guestd", user);
+		pam_syslog(pamh, LOG_ERR, "refusing the login of %s: no answer from saw-guestd",
+			   user);
 		pam_error(pamh, "SAW: cannot register the login with saw-guestd; login refused");
 		return PAM_SESSION_ERR;
 	}
@@ -273,8 +277,8 @@ pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			   user, (long)getpid(), cg[0] != '\0' ? ", cgroup " : "", cg);
 		rc = PAM_SUCCESS;
 	} else {
-		pam_syslog(pamh, LOG_NOTICE, "saw-guestd refused to register the login of %s: %.200s",
-			   user, why);
+		pam_syslog(pamh, LOG_NOTICE,
+			   "saw-guestd refused to register the login of %s: %.200s", user, why);
 		pam_error(pamh, "SAW: no live brokered session for %s; log in through the broker",
 			  user);
 	}

@@ -75,8 +75,9 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc != 4) {
-		akc_log(LOG_ERR, "expected 4 arguments (%%u %%f %%k %%t), got %d; "
-				 "check AuthorizedKeysCommand in sshd_config",
+		akc_log(LOG_ERR,
+			"expected 4 arguments (%%u %%f %%k %%t), got %d; "
+			"check AuthorizedKeysCommand in sshd_config",
 			argc);
 		akc_usage();
 		goto out;

@@ -130,3 +130,16 @@ now_s() {
 secs_since() {
 	python3 -c 'import sys, time; print(int(time.time() - float(sys.argv[1])))' "$1"
 }
+
+# broker_config [EXTRA CONFIG LINES...]: write_broker_config (lib.sh), plus what this broker
+# build needs on a test machine that lib.sh does not write: an AdminSocket inside $BROKER_DIR
+# (the default /run/saw/broker.sock needs systemd's RuntimeDirectory), when the broker knows
+# that keyword and the config does not set it yet.
+broker_config() {
+	write_broker_config "$@"
+	local bin=$SAW_BUILD/broker/saw-brokerd
+	if ! grep -qi '^AdminSocket ' "$BROKER_CONF" &&
+		"$bin" -T -f "$BROKER_CONF" 2>/dev/null | grep -qi '^AdminSocket '; then
+		echo "AdminSocket $BROKER_DIR/admin.sock" >>"$BROKER_CONF"
+	fi
+}

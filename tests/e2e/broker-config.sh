@@ -4,7 +4,7 @@
 #    keyword);
 #  - a bad config exits 1 and names every error with file:line and the keyword, all in one run
 #    (unknown keyword, bad duration, duration out of range, plain-http issuer that is not
-#    loopback); a config without OIDCIssuer names the missing keyword;
+#    loopback, alg "none"); a config without OIDCIssuer names the missing keyword;
 #  - `-T` prints the effective config; that output passes -t and dumps to itself.
 # No IdP or network needed: -t/-T only read the file.
 . "$(dirname "$0")/lib.sh"
@@ -55,8 +55,9 @@ Frobnicate yes
 SessionMaxLifetime 5x
 OIDCIssuer http://idp.example.com/realms/corp
 OIDCClientID saw-broker
-SessionIdleTimeout 10s
+SessionIdleTimeout 8d
 RequiredGroup saw-users
+OIDCAllowedAlgorithms RS256 none
 EOF
 rc=$(brokerd bad -t -f "$T/bad.conf")
 assert_status "$rc" 1 "saw-brokerd -t -f bad.conf"
@@ -68,8 +69,10 @@ assert_contains "$T/bad.err" "$T/bad.conf:6: OIDCIssuer" "http:// issuer reporte
 assert_contains "$T/bad.err" "must use https://" "… saying https:// is required"
 assert_contains "$T/bad.err" "$T/bad.conf:8: SessionIdleTimeout" "out-of-range duration reported at bad.conf:8"
 assert_contains "$T/bad.err" "out of range" "… saying it is out of range"
-assert_eq "$(grep -c "^$T/bad.conf:[0-9]*: " "$T/bad.err" || true)" 4 \
-	"exactly the four bad lines are reported, in one run"
+assert_contains "$T/bad.err" "$T/bad.conf:10: OIDCAllowedAlgorithms" "alg none reported at bad.conf:10"
+assert_contains "$T/bad.err" "never allowed" "… saying it is never allowed"
+assert_eq "$(grep -c "^$T/bad.conf:[0-9]*: " "$T/bad.err" || true)" 5 \
+	"exactly the five bad lines are reported, in one run"
 
 # Missing required keyword: named (a missing keyword has no line).
 grep -v '^OIDCIssuer' "$T/good.conf" >"$T/noissuer.conf"

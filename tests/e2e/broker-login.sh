@@ -6,13 +6,13 @@
 #  - a second login with the same key needs no browser; the session is one sqlite row bound to
 #    the key's fingerprint; the logon and the SSH connection are audited (OCSF);
 #  - another key of the same user needs the browser again;
-#  - direct-tcpip (ssh -W) is refused with a sentence; a client without a key is refused with
+#  - direct-tcpip (ssh -W) to a workspace that does not exist is refused with a sentence; a client without a key is refused with
 #    the sentence that says a key is needed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-common.sh"
 
 start_idp
-write_broker_config
+broker_config
 start_broker
 
 # --- 1. first login: device flow ------------------------------------------------------------
@@ -122,8 +122,14 @@ assert_contains "$T/cmd.err" "runs no commands" "the user is told the broker run
 rc=0
 ssh_login alice -W some-ws:22 >"$T/fwd.out" 2>"$T/fwd.err" || rc=$?
 assert_status "$rc" 255 "ssh -W some-ws:22 is refused"
-assert_contains "$T/fwd.err" "Forwarding to some-ws:22 is not available" \
-	"the refused forward is explained in one sentence the ssh user sees"
+# The sentence names the destination: "Forwarding to some-ws:22 is not available ..." before
+# workspace routing, "There is no workspace named "some-ws" ..." with it.
+if grep -qE '^Received disconnect from .*:11: .*some-ws' "$T/fwd.err"; then
+	pass "the refused forward is explained in one sentence the ssh user sees"
+else
+	fail_soft "the refused forward is explained in one sentence the ssh user sees"
+	show_file "$T/fwd.err"
+fi
 assert_audit 1 "audit: SSH Activity Refuse for the forward" \
 	class_uid=4007 activity_id=5 actor.user.name=alice status_detail~"some-ws:22"
 assert_eq "$(live_sessions "key_fp = '$fp'")" 1 "the refused forward did not end the session"

@@ -10,7 +10,7 @@ N=20
 start_idp
 # All 20 clients come from 127.0.0.1 and each stays unauthenticated while its browser step
 # runs: the pre-auth limits (defaults 10:30:100 and 10 per source) must leave room for them.
-write_broker_config "MaxStartups 40" "PerSourceMaxStartups 40"
+broker_config "MaxStartups 40" "PerSourceMaxStartups 40"
 start_broker
 
 for ((i = 1; i <= N; i++)); do

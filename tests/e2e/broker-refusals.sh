@@ -10,7 +10,7 @@
 . "$(dirname "$0")/broker-common.sh"
 
 start_idp
-write_broker_config
+broker_config
 start_broker
 
 # refused NAME LOGIN SENTENCE DESC: the last ssh run (outputs $T/NAME.*) exited 255 with SENTENCE

@@ -1,0 +1,1046 @@
+/*
+ * The local admin socket (AdminSocket) and the admin protocol behind it (broker-admin.h).
+ *
+ * Who may talk: the kernel's word for the peer (SO_PEERCRED, SO_PEERGROUPS), never anything
+ * the client says. The socket file is 0660 and may belong to AdminSocketGroup, but a file
+ * mode is only the first fence: every connection is checked again here, so a socket made
+ * world-writable by mistake still refuses strangers.
+ *
+ * Every connection has an idle timeout, a cap on the request line and a bound on the answers
+ * waiting to be written (reading stops until the client drains them). The broker's other
+ * work never waits for an admin client.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "audit/log.h"
+#include "broker/broker-admin.h"
+#include "broker/broker-store.h"
+#include "broker/broker.h"
+
+#define ADMIN_IDLE_TIMEOUT 30	     /* seconds without a request or progress writing */
+#define ADMIN_MAX_CLIENTS 64	     /* concurrent admin connections */
+#define ADMIN_OUT_HIGH (256 * 1024)  /* stop reading requests above this much unsent output */
+#define ADMIN_OUT_LOW (64 * 1024)    /* and resume below this */
+#define ADMIN_MAX_PUBKEY (16 * 1024) /* an OpenSSH public key line */
+#define ADMIN_MAX_OWNER 255	     /* bytes of an IdP subject (OIDC: at most 255 ASCII) */
+#define ADMIN_MAX_ID 256	     /* bytes of a request id */
+#define ADMIN_WORKSPACE_NAME_MAX 63
+
+struct admin_client {
+	TAILQ_ENTRY(admin_client) entry;
+	struct admin *admin;
+	struct bufferevent *bev;
+	uid_t uid;
+	pid_t pid;
+	bool closing; /* the last answer is queued: free once it is written */
+	bool paused;  /* not reading: too much output waiting */
+};
+
+TAILQ_HEAD(admin_client_list, admin_client);
+
+struct admin {
+	struct broker *broker;
+	struct evconnlistener *listener;
+	char *path;
+	dev_t dev; /* of the socket file we made, so that close unlinks only that one */
+	ino_t ino;
+	bool have_group;
+	gid_t group;
+	struct admin_client_list clients;
+	size_t nclients;
+};
+
+/* ---- the protocol (pure: no sockets) ---------------------------------------------------- */
+
+/* An operation adds its answer's members to resp and returns 0; or writes a plain-words
+ * error to err and returns 1; or returns -1 when out of memory. */
+typedef int (*admin_op_fn)(struct broker *b, const json_t *req, json_t *resp, char *err,
+			   size_t errlen);
+
+struct admin_op {
+	const char *name;
+	admin_op_fn fn;
+	const char *const *fields; /* the request's members besides "op" and "id" (NULL-ended) */
+};
+
+static bool
+admin_valid_workspace_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > ADMIN_WORKSPACE_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0)))
+			return false;
+	}
+	return true;
+}
+
+/* A required string member; 1 with err set if absent or not a string. */
+static int
+admin_get_string(const json_t *req, const char *key, const char **out, char *err, size_t errlen)
+{
+	const json_t *v = json_object_get(req, key);
+
+	if (v == NULL) {
+		snprintf(err, errlen, "missing \"%s\"", key);
+		return 1;
+	}
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "\"%s\" must be a string", key);
+		return 1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int
+admin_get_name(const json_t *req, const char **name, char *err, size_t errlen)
+{
+	if (admin_get_string(req, "name", name, err, errlen) != 0)
+		return 1;
+	if (!admin_valid_workspace_name(*name)) {
+		snprintf(err, errlen,
+			 "invalid workspace name: use 1 to %d lower-case letters, digits and '-', "
+			 "starting with a letter or a digit",
+			 ADMIN_WORKSPACE_NAME_MAX);
+		return 1;
+	}
+	return 0;
+}
+
+static const char *const admin_key_types[] = {
+	"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+	"ssh-rsa",
+};
+
+/*
+ * "TYPE BASE64 [COMMENT]" (an OpenSSH .pub line) to the canonical "TYPE BASE64" and its
+ * "SHA256:…" fingerprint, computed exactly as broker-auth.c computes the fingerprint of a
+ * key that authenticates, so the two always compare equal.
+ */
+static int
+admin_parse_pubkey(const char *text, char **canon, char **fp, char *err, size_t errlen)
+{
+	char *copy = NULL, *type, *b64, *save = NULL, *exported = NULL, *f = NULL;
+	unsigned char *hash = NULL;
+	size_t hlen = 0, i, n;
+	ssh_key key = NULL;
+	bool known = false;
+	int ret = 1;
+
+	*canon = NULL;
+	*fp = NULL;
+	if (strlen(text) > ADMIN_MAX_PUBKEY) {
+		snprintf(err, errlen, "the public key is longer than %d bytes", ADMIN_MAX_PUBKEY);
+		return 1;
+	}
+	if ((copy = strdup(text)) == NULL)
+		return -1;
+	type = strtok_r(copy, " \t\r\n", &save);
+	b64 = type != NULL ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+	if (type == NULL || b64 == NULL) {
+		snprintf(err, errlen,
+			 "the public key must be one OpenSSH public key line (\"ssh-ed25519 AAAA… "
+			 "comment\", the content of a .pub file)");
+		goto out;
+	}
+	for (i = 0; i < sizeof(admin_key_types) / sizeof(admin_key_types[0]); i++)
+		if (strcmp(type, admin_key_types[i]) == 0)
+			known = true;
+	if (!known) {
+		char vis[48];
+
+		for (n = 0; type[n] != '\0' && n < sizeof(vis) - 1; n++)
+			vis[n] = (type[n] > ' ' && type[n] < 0x7f) ? type[n] : '?';
+		vis[n] = '\0';
+		snprintf(err, errlen,
+			 "unsupported key type \"%s\": use ssh-ed25519 (or ecdsa-sha2-nistp256/384/"
+			 "521, ssh-rsa); certificates and security keys are not accepted",
+			 vis);
+		goto out;
+	}
+	if (ssh_pki_import_pubkey_base64(b64, ssh_key_type_from_name(type), &key) != SSH_OK ||
+	    ssh_pki_export_pubkey_base64(key, &exported) != SSH_OK) {
+		snprintf(err, errlen, "the %s public key is not valid (damaged base64 data?)",
+			 type);
+		goto out;
+	}
+	/* The blob names its own type: a blob of another type, or trailing bytes, do not come
+	 * back the same. */
+	if (strcmp(exported, b64) != 0) {
+		snprintf(err, errlen, "the public key's data does not match its type %s", type);
+		goto out;
+	}
+	ret = -1;
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != SSH_OK ||
+	    (f = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen)) == NULL)
+		goto out;
+	n = strlen(type) + 1 + strlen(exported) + 1;
+	if ((*canon = malloc(n)) == NULL)
+		goto out;
+	snprintf(*canon, n, "%s %s", type, exported);
+	if ((*fp = strdup(f)) == NULL) {
+		free(*canon);
+		*canon = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (hash != NULL)
+		ssh_clean_pubkey_hash(&hash);
+	if (f != NULL)
+		ssh_string_free_char(f);
+	if (exported != NULL)
+		ssh_string_free_char(exported);
+	ssh_key_free(key);
+	free(copy);
+	return ret;
+}
+
+/* The public view of a workspace, as workspace.add and workspace.list give it. */
+static json_t *
+admin_workspace_json(struct broker *b, const struct store_workspace *w)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:b}", "name", w->name, "owner",
+			 w->owner_sub, "profile", w->profile, "key_fp", w->key_fp, "created",
+			 (json_int_t)w->created, "killed", w->killed != 0, "online",
+			 workspace_is_online(b, w->name));
+}
+
+static int
+admin_op_workspace_add(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+{
+	struct store_workspace w = { 0 }, other = { 0 };
+	const char *name, *owner, *pubkey, *profile = "corporate";
+	char *canon = NULL, *fp = NULL;
+	const unsigned char *p;
+	json_t *item;
+	int r, ret = 1;
+
+	if (admin_get_name(req, &name, err, errlen) != 0 ||
+	    admin_get_string(req, "owner", &owner, err, errlen) != 0 ||
+	    admin_get_string(req, "pubkey", &pubkey, err, errlen) != 0)
+		return 1;
+	if (json_object_get(req, "profile") != NULL &&
+	    admin_get_string(req, "profile", &profile, err, errlen) != 0)
+		return 1;
+	if (strcmp(profile, "corporate") != 0 && strcmp(profile, "public") != 0) {
+		snprintf(err, errlen, "profile must be \"corporate\" or \"public\"");
+		return 1;
+	}
+	/* The subject goes into logs, tables and audit events: printable, bounded. */
+	for (p = (const unsigned char *)owner; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			break;
+	if (*owner == '\0' || *p != '\0' || strlen(owner) > ADMIN_MAX_OWNER) {
+		snprintf(err, errlen,
+			 "owner must be the owner's IdP subject (the \"sub\" claim): 1 to %d "
+			 "printable characters",
+			 ADMIN_MAX_OWNER);
+		return 1;
+	}
+	if ((r = admin_parse_pubkey(pubkey, &canon, &fp, err, errlen)) != 0)
+		return r;
+
+	if ((r = store_workspace_get(b->store, name, &other)) == 0) {
+		snprintf(err, errlen,
+			 "a workspace named %s already exists: remove it first or choose another "
+			 "name",
+			 name);
+		goto out;
+	}
+	if (r < 0)
+		goto dberr;
+	if ((r = store_workspace_find_by_key(b->store, fp, &other)) == 0) {
+		snprintf(err, errlen,
+			 "this key (%s) is already registered for workspace %s: every workspace "
+			 "needs its own key",
+			 fp, other.name);
+		goto out;
+	}
+	if (r < 0)
+		goto dberr;
+
+	w.name = (char *)name;
+	w.owner_sub = (char *)owner;
+	w.pubkey = canon;
+	w.key_fp = fp;
+	w.profile = (char *)profile;
+	w.created = (int64_t)time(NULL);
+	if ((r = store_workspace_add(b->store, &w)) == 1) {
+		snprintf(err, errlen, "workspace %s or its key is already registered", name);
+		goto out;
+	}
+	if (r < 0)
+		goto dberr;
+	log_info("admin: workspace %s added (owner %s, profile %s, key %s)", name, owner, profile,
+		 fp);
+	ret = -1;
+	if ((item = admin_workspace_json(b, &w)) == NULL ||
+	    json_object_set_new(resp, "workspace", item) != 0)
+		goto out;
+	ret = 0;
+	goto out;
+dberr:
+	snprintf(err, errlen, "the broker's database failed: see the broker's log");
+out:
+	store_workspace_clear(&other);
+	free(canon);
+	free(fp);
+	return ret;
+}
+
+struct admin_list_ctx {
+	struct broker *b;
+	json_t *arr;
+	bool nomem;
+};
+
+static int
+admin_list_cb(const struct store_workspace *w, void *arg)
+{
+	struct admin_list_ctx *ctx = arg;
+	json_t *item = admin_workspace_json(ctx->b, w);
+
+	if (item == NULL || json_array_append_new(ctx->arr, item) != 0) {
+		ctx->nomem = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+admin_op_workspace_list(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+{
+	struct admin_list_ctx ctx = { .b = b };
+
+	if ((ctx.arr = json_array()) == NULL)
+		return -1;
+	if (store_workspace_list(b->store, admin_list_cb, &ctx) != 0 || ctx.nomem) {
+		json_decref(ctx.arr);
+		if (ctx.nomem)
+			return -1;
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	return json_object_set_new(resp, "workspaces", ctx.arr) == 0 ? 0 : -1;
+}
+
+static int
+admin_op_workspace_remove(struct broker *b, const json_t *req, json_t *resp, char *err,
+			  size_t errlen)
+{
+	const char *name;
+	bool online;
+	int r;
+
+	if (admin_get_name(req, &name, err, errlen) != 0)
+		return 1;
+	if ((r = store_workspace_remove(b->store, name)) == 1) {
+		snprintf(err, errlen, "no workspace named %s", name);
+		return 1;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	/* Durable first: once removed, a reconnecting workspace is refused by its key. */
+	online = workspace_is_online(b, name);
+	workspace_disconnect(b, name, "workspace removed by an administrator");
+	log_info("admin: workspace %s removed%s", name, online ? " (disconnected)" : "");
+	if (json_object_set_new(resp, "name", json_string(name)) != 0 ||
+	    json_object_set_new(resp, "disconnected", json_boolean(online)) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+admin_op_ping(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+{
+	if (json_object_set_new(resp, "version", json_string(SAW_VERSION)) != 0 ||
+	    json_object_set_new(resp, "protocol", json_integer(ADMIN_PROTOCOL_VERSION)) != 0)
+		return -1;
+	return 0;
+}
+
+static const char *const admin_fields_none[] = { NULL };
+static const char *const admin_fields_add[] = { "name", "owner", "pubkey", "profile", NULL };
+static const char *const admin_fields_name[] = { "name", NULL };
+
+/* issue #4 appends session.*, user.lock/unlock and workspace.kill/revive here */
+static const struct admin_op admin_ops[] = {
+	{ "ping", admin_op_ping, admin_fields_none },
+	{ "workspace.add", admin_op_workspace_add, admin_fields_add },
+	{ "workspace.list", admin_op_workspace_list, admin_fields_none },
+	{ "workspace.remove", admin_op_workspace_remove, admin_fields_name },
+};
+
+static bool
+admin_field_known(const struct admin_op *op, const char *key)
+{
+	const char *const *f;
+
+	if (strcmp(key, "op") == 0 || strcmp(key, "id") == 0)
+		return true;
+	for (f = op->fields; *f != NULL; f++)
+		if (strcmp(*f, key) == 0)
+			return true;
+	return false;
+}
+
+/* Runs req; fills resp's members. Same return convention as an operation. */
+static int
+admin_run(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+{
+	const struct admin_op *op = NULL;
+	const char *name, *key;
+	const json_t *v;
+	size_t i;
+
+	if (!json_is_object(req)) {
+		snprintf(err, errlen, "a request must be a JSON object");
+		return 1;
+	}
+	v = json_object_get(req, "id");
+	if (v != NULL) {
+		if (!(json_is_integer(v) ||
+		      (json_is_string(v) && json_string_length(v) <= ADMIN_MAX_ID))) {
+			snprintf(err, errlen,
+				 "\"id\" must be an integer or a string of at most %d "
+				 "bytes",
+				 ADMIN_MAX_ID);
+			return 1;
+		}
+		if (json_object_set(resp, "id", (json_t *)v) != 0)
+			return -1;
+	}
+	if (admin_get_string(req, "op", &name, err, errlen) != 0)
+		return 1;
+	for (i = 0; i < sizeof(admin_ops) / sizeof(admin_ops[0]); i++)
+		if (strcmp(admin_ops[i].name, name) == 0)
+			op = &admin_ops[i];
+	if (op == NULL) {
+		snprintf(err, errlen,
+			 "unknown operation (this broker knows ping, workspace.add, "
+			 "workspace.list and workspace.remove)");
+		return 1;
+	}
+	json_object_foreach((json_t *)req, key, v) {
+		if (!admin_field_known(op, key)) {
+			/* keys are valid UTF-8 (jansson checks) but may be long or odd */
+			snprintf(err, errlen, "%s does not take \"%.40s\"", op->name, key);
+			return 1;
+		}
+	}
+	return op->fn(b, req, resp, err, errlen);
+}
+
+int
+admin_dispatch(struct broker *b, const json_t *req, json_t **resp)
+{
+	char err[512];
+	int r;
+
+	*resp = NULL;
+	err[0] = '\0';
+	if ((*resp = json_object()) == NULL)
+		return -1;
+	r = admin_run(b, req, *resp, err, sizeof(err));
+	if (r < 0) {
+		json_decref(*resp);
+		*resp = NULL;
+		return -1;
+	}
+	if (r > 0) {
+		/* an answer carries its result or its error, never half of one: keep only id */
+		json_t *id = json_object_get(*resp, "id");
+
+		json_incref(id);
+		json_object_clear(*resp);
+		if ((id != NULL && json_object_set_new(*resp, "id", id) != 0) ||
+		    json_object_set_new(*resp, "ok", json_false()) != 0 ||
+		    json_object_set_new(*resp, "error", json_string(err[0] ? err : "failed")) !=
+			    0) {
+			json_decref(*resp);
+			*resp = NULL;
+			return -1;
+		}
+		return 0;
+	}
+	if (json_object_set_new(*resp, "ok", json_true()) != 0) {
+		json_decref(*resp);
+		*resp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* {"ok":false,"error":msg} as a line; NULL when out of memory. */
+static char *
+admin_error_line(const char *msg)
+{
+	json_t *o = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+	char *s = NULL, *line = NULL;
+	size_t n;
+
+	if (o != NULL && (s = json_dumps(o, JSON_COMPACT)) != NULL) {
+		n = strlen(s);
+		if ((line = malloc(n + 2)) != NULL) {
+			memcpy(line, s, n);
+			memcpy(line + n, "\n", 2);
+		}
+	}
+	free(s);
+	json_decref(o);
+	return line;
+}
+
+int
+admin_request(struct broker *b, const char *line, size_t len, char **out)
+{
+	json_error_t jerr;
+	json_t *req = NULL, *resp = NULL;
+	char *s = NULL;
+	size_t n;
+	char msg[256];
+
+	*out = NULL;
+	if (len > ADMIN_MAX_LINE) {
+		snprintf(msg, sizeof(msg), "request longer than %d bytes", ADMIN_MAX_LINE);
+		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
+	}
+	/* JSON_REJECT_DUPLICATES: {"name":"a","name":"b"} must not mean whichever came last */
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (req == NULL) {
+		snprintf(msg, sizeof(msg), "the request is not valid JSON (%.100s, at byte %d)",
+			 jerr.text, jerr.position);
+		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
+	}
+	if (admin_dispatch(b, req, &resp) != 0)
+		goto fail;
+	if ((s = json_dumps(resp, JSON_COMPACT)) == NULL)
+		goto fail;
+	n = strlen(s);
+	if ((*out = malloc(n + 2)) == NULL)
+		goto fail;
+	memcpy(*out, s, n);
+	memcpy(*out + n, "\n", 2);
+	free(s);
+	json_decref(req);
+	json_decref(resp);
+	return 0;
+fail:
+	free(s);
+	json_decref(req);
+	json_decref(resp);
+	return -1;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void
+admin_client_free(struct admin_client *c)
+{
+	struct admin *a = c->admin;
+
+	TAILQ_REMOVE(&a->clients, c, entry);
+	a->nclients--;
+	/* bufferevent_free clears the callbacks: nothing of c is touched after this */
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Queue a last answer (msg may be NULL) and close once it is written. Returns -1 if c was
+ * freed already (nothing was left to write), 0 if it is now closing. */
+static int
+admin_client_finish(struct admin_client *c, const char *msg)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	char *line = msg != NULL ? admin_error_line(msg) : NULL;
+
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (line != NULL) {
+		bufferevent_write(c->bev, line, strlen(line));
+		free(line);
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		admin_client_free(c);
+		return -1;
+	}
+	/* the write callback frees c once the output is gone */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
+
+/* One request line, answered in order. Returns 0, or -1 if c was freed. */
+static int
+admin_client_line(struct admin_client *c, const char *line, size_t n)
+{
+	char *resp = NULL;
+
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return 0; /* blank lines are allowed between requests */
+	log_debug("admin: uid %u pid %d: request of %zu bytes", (unsigned)c->uid, (int)c->pid, n);
+	if (admin_request(c->admin->broker, line, n, &resp) != 0) {
+		log_warnx("admin: out of memory answering uid %u", (unsigned)c->uid);
+		return admin_client_finish(c, "the broker is out of memory");
+	}
+	bufferevent_write(c->bev, resp, strlen(resp));
+	free(resp);
+	return 0;
+}
+
+static int
+admin_client_too_long(struct admin_client *c)
+{
+	char msg[96];
+
+	log_info("admin: uid %u pid %d sent a request line longer than %d bytes", (unsigned)c->uid,
+		 (int)c->pid, ADMIN_MAX_LINE);
+	snprintf(msg, sizeof(msg), "request line longer than %d bytes: connection closed",
+		 ADMIN_MAX_LINE);
+	return admin_client_finish(c, msg);
+}
+
+/* Answers every complete line buffered. Returns 0 (c may now be closing or paused), or -1
+ * if c was freed. */
+static int
+admin_client_process(struct admin_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_ptr eol;
+	char *line;
+	size_t n;
+	int r;
+
+	while (!c->closing) {
+		if (evbuffer_get_length(out) >= ADMIN_OUT_HIGH) {
+			/* back-pressure: read more only once the client took its answers */
+			c->paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_setwatermark(c->bev, EV_WRITE, ADMIN_OUT_LOW, 0);
+			return 0;
+		}
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (eol.pos < 0) {
+			/* no "\n" yet: room for ADMIN_MAX_LINE bytes and a "\r" at most */
+			if (evbuffer_get_length(in) <= ADMIN_MAX_LINE + 1)
+				return 0;
+			return admin_client_too_long(c);
+		}
+		if ((size_t)eol.pos > ADMIN_MAX_LINE + 1)
+			return admin_client_too_long(c);
+		if ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) == NULL)
+			return admin_client_finish(c, "the broker is out of memory");
+		if (n == ADMIN_MAX_LINE + 1 && line[n - 1] != '\r') {
+			free(line);
+			return admin_client_too_long(c);
+		}
+		r = admin_client_line(c, line, n);
+		free(line);
+		if (r != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+admin_client_read(struct bufferevent *bev, void *arg)
+{
+	(void)admin_client_process(arg);
+}
+
+static void
+admin_client_write(struct bufferevent *bev, void *arg)
+{
+	struct admin_client *c = arg;
+
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			admin_client_free(c);
+		return;
+	}
+	if (c->paused) {
+		c->paused = false;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
+		(void)admin_client_process(c); /* lines that were already buffered */
+	}
+}
+
+/* The single path for EOF, errors and the idle timeout. */
+static void
+admin_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct admin_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char *rest;
+	size_t n;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_debug("admin: uid %u pid %d idle for %d s: closed", (unsigned)c->uid,
+			  (int)c->pid, ADMIN_IDLE_TIMEOUT);
+		admin_client_free(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing) {
+		/* The client is done sending (it may have shut down its write side only):
+		 * answer what it sent, a last line without "\n" included, then close. A client
+		 * paused by back-pressure loses what it sent beyond that: it stopped reading. */
+		if (admin_client_process(c) != 0 || c->closing)
+			return;
+		n = evbuffer_get_length(in);
+		if (!c->paused && n > 0 && n <= ADMIN_MAX_LINE + 1 && (rest = malloc(n)) != NULL) {
+			evbuffer_remove(in, rest, n);
+			if (admin_client_line(c, rest, n) != 0) {
+				free(rest);
+				return;
+			}
+			free(rest);
+		}
+		(void)admin_client_finish(c, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		log_debug("admin: uid %u pid %d: %s", (unsigned)c->uid, (int)c->pid,
+			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	admin_client_free(c);
+}
+
+static bool
+admin_peer_in_group(int fd, gid_t peer_gid, gid_t group)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
+	size_t i;
+
+	if (peer_gid == group)
+		return true;
+	/* SO_PEERGROUPS: the supplementary groups of the process that connected, as the
+	 * kernel recorded them (not /etc/group, which may have changed since) */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
+		if (errno != ERANGE || (groups = malloc(len)) == NULL)
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
+			free(groups);
+			return false;
+		}
+	}
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == group)
+			found = true;
+	if (groups != small)
+		free(groups);
+	return found;
+}
+
+/* NULL if the peer may use the socket, else why not. */
+static const char *
+admin_peer_check(struct admin *a, int fd, struct ucred *cr, char *why, size_t whylen)
+{
+	socklen_t len = sizeof(*cr);
+	struct group *gr;
+
+	memset(cr, 0, sizeof(*cr));
+	cr->uid = (uid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len) != 0 || len != sizeof(*cr)) {
+		snprintf(why, whylen, "permission denied: the broker cannot tell who you are");
+		return why;
+	}
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return NULL;
+	if (a->have_group && admin_peer_in_group(fd, cr->gid, a->group))
+		return NULL;
+	if (a->have_group) {
+		gr = getgrgid(a->group);
+		snprintf(why, whylen,
+			 "permission denied: uid %u is neither root, the broker's user, nor a "
+			 "member of group %s (AdminSocketGroup)",
+			 (unsigned)cr->uid, gr != NULL ? gr->gr_name : "?");
+	} else {
+		snprintf(why, whylen,
+			 "permission denied: only root and the broker's user may use the admin "
+			 "socket (AdminSocketGroup is not set)");
+	}
+	return why;
+}
+
+static void
+admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+	     void *arg)
+{
+	struct admin *a = arg;
+	struct admin_client *c = NULL;
+	struct timeval tv = { ADMIN_IDLE_TIMEOUT, 0 };
+	struct ucred cr;
+	const char *denied;
+	char why[256], *line;
+
+	denied = admin_peer_check(a, fd, &cr, why, sizeof(why));
+	if (denied == NULL && a->nclients >= ADMIN_MAX_CLIENTS)
+		denied = "too many admin connections: try again in a moment";
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->bev = bufferevent_socket_new(a->broker->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		log_warnx("admin: out of memory accepting a connection");
+		free(c);
+		close(fd);
+		return;
+	}
+	c->admin = a;
+	c->uid = cr.uid;
+	c->pid = cr.pid;
+	TAILQ_INSERT_TAIL(&a->clients, c, entry);
+	a->nclients++;
+	bufferevent_setcb(c->bev, admin_client_read, admin_client_write, admin_client_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	if (denied != NULL) {
+		log_info("admin: refused uid %u pid %d: %s", (unsigned)cr.uid, (int)cr.pid, denied);
+		/* answered at once, before reading anything the client sent */
+		if ((line = admin_error_line(denied)) != NULL) {
+			bufferevent_write(c->bev, line, strlen(line));
+			free(line);
+		}
+		c->closing = true;
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			admin_client_free(c);
+		return;
+	}
+	log_debug("admin: connection from uid %u pid %d", (unsigned)cr.uid, (int)cr.pid);
+	/* at most one line and its "\r\n" buffered before an answer is due */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, ADMIN_MAX_LINE + 2);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+admin_resume(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+static void
+admin_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct admin *a = arg;
+	struct timeval tv = { 1, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* out of descriptors: back off instead of spinning on a listener that stays readable */
+	log_warnx("admin socket %s: accept: %s", a->path, strerror(e));
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		evconnlistener_disable(l);
+		event_base_once(a->broker->base, -1, EV_TIMEOUT, admin_resume, l, &tv);
+	}
+}
+
+/* ---- the socket file -------------------------------------------------------------------- */
+
+/* A socket file left by a broker that died is removed; a live one is not taken over. */
+static int
+admin_remove_stale(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat sb;
+	int fd, r, e;
+
+	if (lstat(path, &sb) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		log_warn("AdminSocket %s", path);
+		return -1;
+	}
+	if (!S_ISSOCK(sb.st_mode)) {
+		log_warnx("AdminSocket %s exists and is not a socket: remove it or choose another "
+			  "path",
+			  path);
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("AdminSocket %s: socket", path);
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	e = errno;
+	close(fd);
+	if (r == 0) {
+		log_warnx("AdminSocket %s is in use: is another saw-brokerd running? Stop it or "
+			  "choose another path",
+			  path);
+		return -1;
+	}
+	if (e != ECONNREFUSED && e != ENOENT) {
+		log_warnx("AdminSocket %s: cannot tell whether it is in use: %s", path,
+			  strerror(e));
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		log_warn("AdminSocket %s: cannot remove the stale socket", path);
+		return -1;
+	}
+	log_debug("AdminSocket %s: removed a stale socket", path);
+	return 0;
+}
+
+static void
+admin_free(struct admin *a)
+{
+	struct admin_client *c;
+	struct stat sb;
+
+	if (a == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&a->clients)) != NULL)
+		admin_client_free(c);
+	if (a->listener != NULL) {
+		evconnlistener_free(a->listener);
+		/* only the file we made: a new broker may have replaced it meanwhile */
+		if (lstat(a->path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == a->dev &&
+		    sb.st_ino == a->ino && unlink(a->path) != 0)
+			log_warn("AdminSocket %s: unlink", a->path);
+	}
+	free(a->path);
+	free(a);
+}
+
+int
+admin_open(struct broker *b)
+{
+	const char *path = b->cfg.admin_socket, *group = b->cfg.admin_socket_group;
+	struct sockaddr_un sun;
+	struct admin *a = NULL;
+	struct group *gr;
+	struct stat sb;
+	mode_t old;
+	int fd = -1, r;
+	bool bound = false;
+
+	if (path == NULL || strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("AdminSocket: no usable path configured");
+		return -1;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->path = strdup(path)) == NULL) {
+		log_warnx("admin socket: out of memory");
+		free(a);
+		return -1;
+	}
+	a->broker = b;
+	TAILQ_INIT(&a->clients);
+	if (group != NULL) {
+		errno = 0;
+		if ((gr = getgrnam(group)) == NULL) {
+			log_warnx(
+				"AdminSocketGroup %s: no such group: create it (groupadd --system "
+				"%s) or remove AdminSocketGroup",
+				group, group);
+			goto fail;
+		}
+		a->group = gr->gr_gid;
+		a->have_group = true;
+	}
+	if (admin_remove_stale(path) != 0)
+		goto fail;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("AdminSocket %s: socket", path);
+		goto fail;
+	}
+	/* The file is born 0660 (no window with a wider mode, no chmod that could follow a
+	 * symlink); the process is single-threaded, so the umask change is not observed. */
+	old = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r != 0) {
+		if (errno == ENOENT)
+			log_warnx("AdminSocket %s: the directory does not exist: create it (the "
+				  "systemd unit's RuntimeDirectory=saw does)",
+				  path);
+		else if (errno == EACCES || errno == EPERM)
+			log_warnx(
+				"AdminSocket %s: cannot create the socket: %s (the broker runs as "
+				"uid %u: make the directory writable for it)",
+				path, strerror(errno), (unsigned)geteuid());
+		else
+			log_warn("AdminSocket %s: bind", path);
+		goto fail;
+	}
+	bound = true;
+	if (lstat(path, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
+		log_warnx("AdminSocket %s: the socket file vanished after bind", path);
+		goto fail;
+	}
+	a->dev = sb.st_dev;
+	a->ino = sb.st_ino;
+	/* A setgid directory may have given the group already; else the broker's user must be
+	 * in the group to hand the socket over (after the privilege drop). */
+	if (a->have_group && sb.st_gid != a->group && lchown(path, (uid_t)-1, a->group) != 0) {
+		log_warnx("AdminSocket %s: cannot give the socket to group %s: %s (the broker's "
+			  "user must be a member of %s, or make the directory setgid %s)",
+			  path, group, strerror(errno), group, group);
+		goto fail;
+	}
+	if (listen(fd, 64) != 0) {
+		log_warn("AdminSocket %s: listen", path);
+		goto fail;
+	}
+	a->listener = evconnlistener_new(b->base, admin_accept, a,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (a->listener == NULL) {
+		log_warnx("AdminSocket %s: cannot listen on the event loop", path);
+		goto fail;
+	}
+	fd = -1; /* the listener owns it */
+	evconnlistener_set_error_cb(a->listener, admin_accept_error);
+	b->admin = a;
+	log_info("admin socket %s ready (root, uid %u%s%s)", path, (unsigned)geteuid(),
+		 group != NULL ? ", group " : "", group != NULL ? group : "");
+	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	if (bound && a->listener == NULL)
+		unlink(path);
+	admin_free(a);
+	return -1;
+}
+
+void
+admin_close(struct broker *b)
+{
+	admin_free(b->admin);
+	b->admin = NULL;
+}

@@ -1,0 +1,706 @@
+/*
+ * The workspace's connection to the broker: the reverse tunnel and the control channel.
+ *
+ * guestd dials out (workspaces have no inbound ports): sshc connects as "workspace:NAME"
+ * with the workspace key and checks the broker's pinned host key on a worker thread, then
+ * hands the session over to the loop, non-blocking. Setup continues as a small state
+ * machine driven by socket readiness, because every libssh request in non-blocking mode
+ * may answer SSH_AGAIN and must be repeated after more input was processed:
+ *
+ *   FORWARD     tcpip-forward "NAME":22 (the broker routes `ssh -J … NAME` to it)
+ *   CTL_OPEN    a session channel ...
+ *   CTL_SUBSYS  ... with the subsystem saw-control@saw: the control channel
+ *   UP          HELLO sent; SESSION_ATTACH/END received; STATE sent on change
+ *
+ * forwarded-tcpip opens arrive as queued messages (the client side of libssh 0.10 has no
+ * callback for them); each is connected to LocalSSH and pumped. Nothing else may be opened
+ * towards the workspace.
+ *
+ * Liveness: a keepalive every Keepalive seconds; nothing received for 3 intervals means
+ * the broker is gone. Reconnects back off exponentially from 1 s to ReconnectMax with
+ * ±20% jitter, and start again from 1 s after a connection that lived more than 30 s.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <libssh/server.h>
+
+#include "audit/log.h"
+#include "guestd/guestd.h"
+#include "tunnel/pump.h"
+#include "tunnel/sshc.h"
+
+#define GBROKER_MAX_MESSAGES_PER_TURN 64
+#define GBROKER_MAX_CTL_OUT (1024 * 1024) /* queued control output before we give up */
+#define GBROKER_DEAD_INTERVALS 3
+#define GBROKER_STABLE_SECONDS 30 /* a connection that lived this long resets the backoff */
+#define GBROKER_STATE_EVERY 60	  /* seconds between periodic CTL_STATE */
+#define GBROKER_CONNECT_TIMEOUT 10
+#define GBROKER_MAX_FORWARDS 1024
+
+enum gbroker_state {
+	GB_IDLE,
+	GB_DIALING,
+	GB_FORWARD,
+	GB_CTL_OPEN,
+	GB_CTL_SUBSYS,
+	GB_UP,
+};
+
+/* One forwarded-tcpip channel to LocalSSH. */
+struct gfwd {
+	TAILQ_ENTRY(gfwd) entry;
+	struct gbroker *b;
+	struct pump *pump;
+};
+TAILQ_HEAD(gfwd_list, gfwd);
+
+struct gbroker {
+	struct guestd *g;
+	enum gbroker_state state;
+	char host[256];
+	int port;
+	char user[128];
+	struct sshc_attempt *attempt;
+	ssh_session ssh;
+	ssh_channel ctl;
+	struct event *ev_read, *ev_write;
+	struct event *ev_keepalive, *ev_retry, *ev_state;
+	int64_t last_rx, up_since, last_state;
+	long backoff_ms;
+	struct gfwd_list fwds;
+	size_t nfwds;
+	struct evbuffer *out;
+	size_t inlen;
+	uint8_t in[4 + CTL_MAX_FRAME]; /* one whole frame at most */
+};
+
+static void gbroker_dial(struct gbroker *b);
+static void gbroker_step(struct gbroker *b);
+
+long
+gbroker_backoff_next(long base_ms, long max_ms)
+{
+	long next;
+
+	if (max_ms < 1000)
+		max_ms = 1000;
+	if (base_ms <= 0)
+		return 1000;
+	next = base_ms > max_ms / 2 ? max_ms : base_ms * 2;
+	return next > max_ms ? max_ms : next;
+}
+
+long
+gbroker_backoff_jitter(long base_ms, uint32_t r)
+{
+	long delta = base_ms / 5;
+
+	/* r scaled onto [-delta, +delta] without modulo bias worth mentioning */
+	return base_ms - delta + (long)(((uint64_t)r * (uint64_t)(2 * delta + 1)) >> 32);
+}
+
+bool
+gbroker_online(const struct guestd *g)
+{
+	return g->broker != NULL && g->broker->state == GB_UP;
+}
+
+static void
+gbroker_kick(void *arg)
+{
+	struct gbroker *b = arg;
+
+	if (b->ssh != NULL && (ssh_get_poll_flags(b->ssh) & SSH_WRITE_PENDING))
+		event_add(b->ev_write, NULL);
+}
+
+static void
+gbroker_fwd_free(struct gfwd *f)
+{
+	TAILQ_REMOVE(&f->b->fwds, f, entry);
+	f->b->nfwds--;
+	pump_free(f->pump);
+	free(f);
+}
+
+static void
+gbroker_fwd_done(struct pump *p, void *arg)
+{
+	struct gfwd *f = arg;
+
+	log_debug("forwarded connection done (%llu bytes in, %llu out)",
+		  (unsigned long long)pump_bytes(p, 0), (unsigned long long)pump_bytes(p, 1));
+	gbroker_fwd_free(f);
+}
+
+/* Drops the connection (if any) and schedules the next attempt. */
+static void
+gbroker_lost(struct gbroker *b, const char *why)
+{
+	struct gfwd *f;
+	struct timeval tv;
+	int64_t now = guestd_now();
+	uint32_t r = 0;
+	long delay;
+
+	if (b->ssh != NULL) {
+		log_warnx("broker %s:%d: %s", b->host, b->port, why);
+		/* events first: ssh_free closes the descriptor */
+		event_free(b->ev_read);
+		event_free(b->ev_write);
+		b->ev_read = b->ev_write = NULL;
+		while ((f = TAILQ_FIRST(&b->fwds)) != NULL)
+			gbroker_fwd_free(f);
+		b->ctl = NULL; /* freed with the session */
+		ssh_disconnect(b->ssh);
+		ssh_free(b->ssh);
+		b->ssh = NULL;
+	} else {
+		log_warnx("broker %s:%d: %s", b->host, b->port, why);
+	}
+	evtimer_del(b->ev_keepalive);
+	evtimer_del(b->ev_state);
+	evbuffer_drain(b->out, evbuffer_get_length(b->out));
+	b->inlen = 0;
+	b->state = GB_IDLE;
+	if (b->g->shutting_down)
+		return;
+	if (b->up_since != 0 && now - b->up_since > GBROKER_STABLE_SECONDS)
+		b->backoff_ms = 0;
+	b->up_since = 0;
+	b->backoff_ms = gbroker_backoff_next(b->backoff_ms, (long)b->g->cfg.reconnect_max * 1000);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)now * 2654435761u; /* no entropy yet: jitter matters little */
+	delay = gbroker_backoff_jitter(b->backoff_ms, r);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	log_info("reconnecting to the broker in %ld.%01lds", delay / 1000, (delay % 1000) / 100);
+	evtimer_add(b->ev_retry, &tv);
+}
+
+static int
+gbroker_flush_ctl(struct gbroker *b)
+{
+	size_t len;
+	uint32_t win;
+	int w;
+
+	while (b->ctl != NULL && (len = evbuffer_get_length(b->out)) > 0) {
+		if ((win = ssh_channel_window_size(b->ctl)) == 0)
+			break;
+		if (len > win)
+			len = win;
+		if (len > 32768)
+			len = 32768;
+		w = ssh_channel_write(b->ctl, evbuffer_pullup(b->out, (ssize_t)len),
+				      (uint32_t)len);
+		if (w < 0)
+			return -1;
+		evbuffer_drain(b->out, (size_t)w);
+		if ((size_t)w < len)
+			break;
+	}
+	gbroker_kick(b);
+	return 0;
+}
+
+static int
+gbroker_send(struct gbroker *b, enum ctl_type type, json_t *body)
+{
+	uint8_t *frame = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (body == NULL || ctl_encode(type, body, &frame, &len) != 0)
+		goto out;
+	if (evbuffer_get_length(b->out) + len > GBROKER_MAX_CTL_OUT ||
+	    evbuffer_add(b->out, frame, len) != 0)
+		goto out;
+	rc = gbroker_flush_ctl(b);
+out:
+	free(frame);
+	json_decref(body);
+	return rc;
+}
+
+static json_t *
+gbroker_state_json(struct guestd *g)
+{
+	json_t *j, *list;
+	struct gsession *s;
+	struct glogin *l;
+	int64_t now = guestd_now();
+	size_t total = 0, n;
+
+	if ((list = json_array()) == NULL)
+		return NULL;
+	TAILQ_FOREACH(s, &g->sessions.list, entry) {
+		if (s->expires <= now)
+			continue;
+		n = 0;
+		TAILQ_FOREACH(l, &s->logins, entry)
+			n++;
+		total += n;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I, s:s}", "session",
+						      s->id, "user", s->user, "expires",
+						      (json_int_t)s->expires, "logins",
+						      (json_int_t)n, "tunnel",
+						      s->tunnel != NULL ? gtunnel_state(s->tunnel) :
+									  "none"));
+	}
+	/* sessions and logins are counts (what the broker logs); list has the detail */
+	j = json_pack("{s:I, s:I, s:o}", "sessions", (json_int_t)json_array_size(list), "logins",
+		      (json_int_t)total, "list", list);
+	return j;
+}
+
+static void
+gbroker_send_state(struct gbroker *b)
+{
+	if (b->state != GB_UP)
+		return;
+	b->last_state = guestd_now();
+	if (gbroker_send(b, CTL_STATE, gbroker_state_json(b->g)) != 0)
+		log_warnx("broker: cannot send the state report");
+}
+
+static void
+gbroker_state_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+
+	gbroker_send_state(b);
+}
+
+void
+gbroker_state_changed(struct guestd *g)
+{
+	struct gbroker *b = g->broker;
+	struct timeval tv = { 0, 100000 }; /* coalesce bursts (many logins, resync) */
+
+	if (b != NULL && b->state == GB_UP && !evtimer_pending(b->ev_state, NULL))
+		evtimer_add(b->ev_state, &tv);
+}
+
+/* A forwarded-tcpip open from the broker: a user's `ssh -J … NAME` reaching LocalSSH. */
+static void
+gbroker_forwarded(struct gbroker *b, ssh_message msg)
+{
+	struct sockaddr_storage ss;
+	struct gfwd *f = NULL;
+	ssh_channel ch;
+	int sslen, fd = -1, one = 1;
+
+	if (b->nfwds >= GBROKER_MAX_FORWARDS) {
+		log_warnx("forwarded connection refused: %d already open", GBROKER_MAX_FORWARDS);
+		ssh_message_reply_default(msg);
+		return;
+	}
+	if (guestd_config_sockaddr(b->g->cfg.local_ssh, &ss, &sslen) != 0 ||
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("LocalSSH %s: cannot create a socket", b->g->cfg.local_ssh);
+		ssh_message_reply_default(msg);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 && errno != EINPROGRESS) {
+		log_warn("LocalSSH %s: cannot connect (is sshd running?)", b->g->cfg.local_ssh);
+		close(fd);
+		ssh_message_reply_default(msg);
+		return;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		close(fd);
+		ssh_message_reply_default(msg);
+		return;
+	}
+	if ((ch = ssh_message_channel_request_open_reply_accept(msg)) == NULL) {
+		log_warnx("broker: cannot accept a forwarded channel: %s", ssh_get_error(b->ssh));
+		close(fd);
+		free(f);
+		return;
+	}
+	f->b = b;
+	if ((f->pump = pump_new_socket(b->g->base, ch, fd, gbroker_fwd_done, f)) == NULL) {
+		ssh_channel_close(ch);
+		ssh_channel_free(ch);
+		close(fd);
+		free(f);
+		return;
+	}
+	pump_set_kick(f->pump, gbroker_kick, b);
+	TAILQ_INSERT_TAIL(&b->fwds, f, entry);
+	b->nfwds++;
+	log_info("forwarded connection from %s:%d to LocalSSH %s",
+		 ssh_message_channel_request_open_originator(msg) ?
+			 ssh_message_channel_request_open_originator(msg) :
+			 "?",
+		 ssh_message_channel_request_open_originator_port(msg), b->g->cfg.local_ssh);
+}
+
+static void
+gbroker_message(struct gbroker *b, ssh_message msg)
+{
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN &&
+	    ssh_message_subtype(msg) == SSH_CHANNEL_FORWARDED_TCPIP) {
+		gbroker_forwarded(b, msg);
+		return;
+	}
+	/* Nothing else may be opened or requested towards the workspace. */
+	log_debug("broker: refused message type %d/%d", ssh_message_type(msg),
+		  ssh_message_subtype(msg));
+	ssh_message_reply_default(msg);
+}
+
+/* One decoded control message. Returns -1 (with err) if it is malformed. */
+static int
+gbroker_ctl_message(struct gbroker *b, enum ctl_type type, json_t *body, char *err,
+		    size_t errlen)
+{
+	struct guestd *g = b->g;
+	struct ctl_attach a;
+	struct ctl_end e;
+	struct gsession *s;
+
+	switch (type) {
+	case CTL_SESSION_ATTACH:
+		if (ctl_attach_from_json(body, &a, err, errlen) != 0)
+			return -1;
+		if (gsessions_attach(&g->sessions, &a, guestd_now()) == NULL)
+			log_warnx("session %s of %s not attached: already expired, bound to "
+				  "another user or key, or out of memory",
+				  a.session, a.user);
+		else
+			log_info("session %s of %s attached (key %s, profile %s, %zu corporate "
+				 "services%s)",
+				 a.session, a.user, a.key_fp, a.profile, a.ncorp,
+				 a.tunnel_token != NULL ? ", tunnel" : "");
+		ctl_attach_clear(&a);
+		return 0;
+	case CTL_SESSION_END:
+		if (ctl_end_from_json(body, &e, err, errlen) != 0)
+			return -1;
+		TAILQ_FOREACH(s, &g->sessions.list, entry)
+			if (strcmp(s->id, e.session) == 0)
+				break;
+		if (s != NULL)
+			gsessions_end(s, e.reason);
+		else
+			log_debug("session %s ended: not attached here", e.session);
+		ctl_end_clear(&e);
+		return 0;
+	default:
+		/* guestd → broker types echoed back: not for us, ignored (forward compat) */
+		log_debug("broker: ignored control message type %d", (int)type);
+		return 0;
+	}
+}
+
+/* Reads and handles control-channel input. Returns NULL or why the link must drop. */
+static const char *
+gbroker_read_ctl(struct gbroker *b, char *why, size_t whylen)
+{
+	enum ctl_type type;
+	json_t *body;
+	size_t consumed;
+	char err[256];
+	int n, rc;
+
+	for (;;) {
+		n = ssh_channel_read_nonblocking(b->ctl, b->in + b->inlen,
+						 (uint32_t)(sizeof(b->in) - b->inlen), 0);
+		if (n == SSH_ERROR)
+			return "control channel read error";
+		if (n == SSH_EOF || (n == 0 && (ssh_channel_is_eof(b->ctl) ||
+						 ssh_channel_is_closed(b->ctl))))
+			return "the broker closed the control channel";
+		if (n == 0)
+			return NULL;
+		b->inlen += (size_t)n;
+		while ((rc = ctl_decode(b->in, b->inlen, &consumed, &type, &body, err,
+					sizeof(err))) == 0) {
+			rc = gbroker_ctl_message(b, type, body, err, sizeof(err));
+			json_decref(body);
+			if (rc != 0)
+				break;
+			memmove(b->in, b->in + consumed, b->inlen - consumed);
+			b->inlen -= consumed;
+			if (b->ssh == NULL)
+				return NULL;
+		}
+		if (rc < 0) {
+			snprintf(why, whylen, "malformed control message: %s", err);
+			return why;
+		}
+	}
+}
+
+static void
+gbroker_up(struct gbroker *b)
+{
+	struct timeval tv = { (time_t)b->g->cfg.keepalive, 0 };
+
+	b->state = GB_UP;
+	b->up_since = guestd_now();
+	log_info("connected to the broker %s:%d as %s: reverse forward %s:22 to %s", b->host,
+		 b->port, b->user, b->g->cfg.workspace_name, b->g->cfg.local_ssh);
+	evtimer_add(b->ev_keepalive, &tv);
+	if (gbroker_send(b, CTL_HELLO,
+			 json_pack("{s:s, s:s}", "workspace", b->g->cfg.workspace_name, "version",
+				   SAW_VERSION)) != 0)
+		log_warnx("broker: cannot send hello");
+	/* Our view after a reconnect: the broker answers END for what it no longer has. */
+	gbroker_send_state(b);
+}
+
+/* Setup steps; each may need several turns. Returns NULL or why the link must drop. */
+static const char *
+gbroker_setup(struct gbroker *b, char *why, size_t whylen)
+{
+	int rc;
+
+	switch (b->state) {
+	case GB_FORWARD:
+		rc = ssh_channel_listen_forward(b->ssh, b->g->cfg.workspace_name, 22, NULL);
+		if (rc == SSH_AGAIN)
+			return NULL;
+		if (rc != SSH_OK) {
+			snprintf(why, whylen,
+				 "the broker refused the reverse forward for %s (%s): is the "
+				 "workspace registered (sawctl workspace add)?",
+				 b->g->cfg.workspace_name, ssh_get_error(b->ssh));
+			return why;
+		}
+		b->state = GB_CTL_OPEN;
+		/* FALLTHROUGH */
+	case GB_CTL_OPEN:
+		if (b->ctl == NULL && (b->ctl = ssh_channel_new(b->ssh)) == NULL)
+			return "out of memory";
+		rc = ssh_channel_open_session(b->ctl);
+		if (rc == SSH_AGAIN)
+			return NULL;
+		if (rc != SSH_OK) {
+			snprintf(why, whylen, "the broker refused the control channel: %s",
+				 ssh_get_error(b->ssh));
+			return why;
+		}
+		b->state = GB_CTL_SUBSYS;
+		/* FALLTHROUGH */
+	case GB_CTL_SUBSYS:
+		rc = ssh_channel_request_subsystem(b->ctl, CTL_SUBSYSTEM);
+		if (rc == SSH_AGAIN)
+			return NULL;
+		if (rc != SSH_OK) {
+			snprintf(why, whylen, "the broker refused the %s subsystem: %s",
+				 CTL_SUBSYSTEM, ssh_get_error(b->ssh));
+			return why;
+		}
+		gbroker_up(b);
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+static void
+gbroker_step(struct gbroker *b)
+{
+	struct gfwd *f, *next;
+	ssh_message msg;
+	const char *why = NULL;
+	char buf[512];
+	int n;
+
+	if (b->ssh == NULL)
+		return;
+	if (b->state != GB_UP)
+		why = gbroker_setup(b, buf, sizeof(buf));
+	for (n = 0; why == NULL && n < GBROKER_MAX_MESSAGES_PER_TURN; n++) {
+		if ((msg = ssh_message_get(b->ssh)) == NULL)
+			break;
+		gbroker_message(b, msg);
+		ssh_message_free(msg);
+	}
+	if (n == GBROKER_MAX_MESSAGES_PER_TURN)
+		event_active(b->ev_read, EV_READ, 0);
+	if (why == NULL && b->state == GB_UP) {
+		why = gbroker_read_ctl(b, buf, sizeof(buf));
+		if (why == NULL && gbroker_flush_ctl(b) != 0)
+			why = "control channel write error";
+	}
+	for (f = TAILQ_FIRST(&b->fwds); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		pump_run(f->pump); /* may free f */
+	}
+	if (why == NULL && (ssh_get_status(b->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
+		why = ssh_get_error(b->ssh)[0] != '\0' ? ssh_get_error(b->ssh) :
+							  "the broker closed the connection";
+	if (why != NULL) {
+		snprintf(buf, sizeof(buf), "%s", why); /* why may point into the session */
+		gbroker_lost(b, buf);
+		return;
+	}
+	gbroker_kick(b);
+}
+
+static void
+gbroker_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+
+	if (what & EV_READ)
+		b->last_rx = guestd_now();
+	gbroker_step(b);
+}
+
+static void
+gbroker_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+	struct timeval tv = { (time_t)b->g->cfg.keepalive, 0 };
+	int64_t now = guestd_now();
+	char why[128];
+
+	if (b->ssh == NULL)
+		return;
+	if (now - b->last_rx >= GBROKER_DEAD_INTERVALS * b->g->cfg.keepalive) {
+		snprintf(why, sizeof(why), "no answer for %llds: connection presumed dead",
+			 (long long)(now - b->last_rx));
+		gbroker_lost(b, why);
+		return;
+	}
+	evtimer_add(b->ev_keepalive, &tv);
+	if (b->state == GB_UP) {
+		/* libssh 0.10 keeps a global request's reply state until the next global
+		 * request collects it: the first call collects the previous keepalive's reply,
+		 * the second sends a new one (or, if the previous is still unanswered, neither
+		 * sends: the dead-peer check above covers that). */
+		ssh_send_keepalive(b->ssh);
+		ssh_send_keepalive(b->ssh);
+		if (now - b->last_state >= GBROKER_STATE_EVERY)
+			gbroker_send_state(b);
+	}
+	gbroker_step(b);
+}
+
+static void
+gbroker_connected_cb(ssh_session s, const char *error, void *arg)
+{
+	struct gbroker *b = arg;
+	evutil_socket_t fd;
+	struct timeval tv = { (time_t)b->g->cfg.keepalive, 0 };
+
+	b->attempt = NULL;
+	if (s == NULL) {
+		gbroker_lost(b, error);
+		return;
+	}
+	b->ssh = s;
+	fd = ssh_get_fd(s);
+	b->ev_read = event_new(b->g->base, fd, EV_READ | EV_PERSIST, gbroker_io_cb, b);
+	b->ev_write = event_new(b->g->base, fd, EV_WRITE, gbroker_io_cb, b);
+	if (b->ev_read == NULL || b->ev_write == NULL) {
+		gbroker_lost(b, "out of memory");
+		return;
+	}
+	event_add(b->ev_read, NULL);
+	/* the keepalive timer also bounds the setup steps (dead-peer check) */
+	evtimer_add(b->ev_keepalive, &tv);
+	b->last_rx = guestd_now();
+	b->state = GB_FORWARD;
+	log_debug("broker %s:%d: authenticated as %s", b->host, b->port, b->user);
+	gbroker_step(b);
+}
+
+static void
+gbroker_dial(struct gbroker *b)
+{
+	struct sshc_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.host = b->host;
+	p.port = b->port;
+	p.user = b->user;
+	p.key_path = b->g->cfg.workspace_key;
+	p.pinned_key = b->g->cfg.broker_host_key;
+	p.timeout_s = GBROKER_CONNECT_TIMEOUT;
+	b->state = GB_DIALING;
+	log_debug("dialing the broker %s:%d", b->host, b->port);
+	if ((b->attempt = sshc_connect(b->g->base, &p, gbroker_connected_cb, b)) == NULL)
+		gbroker_lost(b, "cannot start a connection attempt");
+}
+
+static void
+gbroker_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gbroker_dial(arg);
+}
+
+int
+gbroker_start(struct guestd *g)
+{
+	struct gbroker *b;
+	unsigned int port;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return -1;
+	b->g = g;
+	TAILQ_INIT(&b->fwds);
+	if (conf_address_split(g->cfg.broker_address, b->host, sizeof(b->host), &port) != 0) {
+		free(b);
+		return -1;
+	}
+	b->port = (int)port;
+	snprintf(b->user, sizeof(b->user), "workspace:%s", g->cfg.workspace_name);
+	b->ev_keepalive = evtimer_new(g->base, gbroker_keepalive_cb, b);
+	b->ev_retry = evtimer_new(g->base, gbroker_retry_cb, b);
+	b->ev_state = evtimer_new(g->base, gbroker_state_cb, b);
+	b->out = evbuffer_new();
+	if (b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
+	    b->out == NULL) {
+		g->broker = b;
+		gbroker_stop(g);
+		return -1;
+	}
+	g->broker = b;
+	gbroker_dial(b);
+	return 0;
+}
+
+void
+gbroker_stop(struct guestd *g)
+{
+	struct gbroker *b = g->broker;
+	struct gfwd *f;
+
+	if (b == NULL)
+		return;
+	sshc_cancel(b->attempt);
+	if (b->ssh != NULL) {
+		event_free(b->ev_read);
+		event_free(b->ev_write);
+		while ((f = TAILQ_FIRST(&b->fwds)) != NULL)
+			gbroker_fwd_free(f);
+		ssh_disconnect(b->ssh);
+		ssh_free(b->ssh);
+	}
+	if (b->ev_keepalive)
+		event_free(b->ev_keepalive);
+	if (b->ev_retry)
+		event_free(b->ev_retry);
+	if (b->ev_state)
+		event_free(b->ev_state);
+	if (b->out)
+		evbuffer_free(b->out);
+	free(b);
+	g->broker = NULL;
+}

@@ -1,0 +1,144 @@
+/*
+ * saw-guestd internals shared by the guestd-*.c files.
+ *
+ * One process, one thread (plus sshc's short-lived connect workers), one libevent base:
+ * struct guestd is the process context, made in main() and passed explicitly. Every
+ * ssh_session is owned by exactly one object (the broker link, or a session's tunnel) and
+ * touched only from the loop thread after sshc hands it over.
+ *
+ * Objects referenced from libevent callbacks are freed from a fresh loop turn
+ * (event_base_once) when a callback might still be running on them, tmux style.
+ */
+#ifndef SAW_GUESTD_H
+#define SAW_GUESTD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "guestd/guestd-config.h"
+#include "tunnel/ctl.h"
+
+struct event;
+struct event_base;
+struct gbroker;
+struct gsock;
+struct gproxy;
+struct gtunnel;
+
+/* ---- guestd-sessions.c: brokered sessions attached to this workspace ------------------- */
+
+/* A login registered by pam_saw (session open): what revocation kills. */
+struct glogin {
+	TAILQ_ENTRY(glogin) entry;
+	pid_t pid;
+	int pidfd;    /* -1 if pidfd_open failed (then we signal the pid) */
+	char *cgroup; /* cgroup v2 directory of the login, or NULL */
+};
+TAILQ_HEAD(glogin_list, glogin);
+
+struct gsession {
+	TAILQ_ENTRY(gsession) entry;
+	struct gsessions *table;
+	char *id;
+	char *user;
+	char *sub;
+	char *key_fp;
+	char *profile;
+	int64_t expires;
+	struct ctl_corp *corp; /* owned; copied from the ATTACH */
+	size_t ncorp;
+	struct glogin_list logins;
+	struct event *ev_expire;
+	struct gtunnel *tunnel; /* per-session tunnel, or NULL */
+};
+TAILQ_HEAD(gsession_list, gsession);
+
+struct gsessions {
+	struct guestd *g; /* NULL in unit tests: no timers, no tunnels, no killing */
+	struct gsession_list list;
+	size_t n;
+};
+
+void gsessions_init(struct gsessions *t, struct guestd *g);
+/* Adds or refreshes (same id: expiry, corp list, token) a session. Returns it, or NULL if
+ * it is already expired at now or out of memory. The token, if any, starts the tunnel. */
+struct gsession *gsessions_attach(struct gsessions *t, const struct ctl_attach *a, int64_t now);
+struct gsession *gsessions_find(struct gsessions *t, const char *id, int64_t now);
+/* A live session of user bound to key fingerprint fp. */
+struct gsession *gsessions_find_key(struct gsessions *t, const char *user, const char *fp,
+				    int64_t now);
+/* The live session of user that expires last. */
+struct gsession *gsessions_find_user(struct gsessions *t, const char *user, int64_t now);
+/* Ends a session: closes its tunnel, kills its registered logins, frees it. */
+void gsessions_end(struct gsession *s, const char *reason);
+/* Ends every session whose expiry is at or before now. Returns how many. */
+size_t gsessions_expire(struct gsessions *t, int64_t now);
+int gsessions_login_add(struct gsession *s, pid_t pid, const char *cgroup);
+/* Removes pid's registration from every session of user. Returns how many. */
+size_t gsessions_login_del(struct gsessions *t, const char *user, pid_t pid);
+void gsessions_free_all(struct gsessions *t);
+/* A valid cgroup v2 directory for cgroup.kill (under /sys/fs/cgroup, no "..")? */
+bool gsessions_cgroup_ok(const char *path);
+
+/* ---- guestd-broker.c: the workspace's connection to the broker ------------------------- */
+
+int gbroker_start(struct guestd *g);
+void gbroker_stop(struct guestd *g);
+bool gbroker_online(const struct guestd *g);
+/* The session table changed: send CTL_STATE soon. */
+void gbroker_state_changed(struct guestd *g);
+/* Backoff (pure, unit-tested): the next base delay after base_ms (0: first failure), and
+ * that delay with ±20% jitter from r (uniform 32-bit random). */
+long gbroker_backoff_next(long base_ms, long max_ms);
+long gbroker_backoff_jitter(long base_ms, uint32_t r);
+
+/* ---- guestd-tunnel.c: per-session tunnels (Flow 2) ------------------------------------ */
+
+/* Dials "tunnel:SID" with the workspace key and the token (copied, then wiped). */
+struct gtunnel *gtunnel_new(struct guestd *g, struct gsession *s, const char *token);
+void gtunnel_free(struct gtunnel *t);
+bool gtunnel_up(const struct gtunnel *t);
+const char *gtunnel_state(const struct gtunnel *t);
+/* Hands a proxy client (fd, and any bytes it sent after its request head) to the tunnel,
+ * which opens a direct-tcpip channel to host:port, answers 200 or 502, and pumps. The
+ * tunnel owns fd from here on. */
+void gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, const char *early,
+		     size_t earlylen);
+
+/* ---- guestd-proxy.c: the HTTP CONNECT proxy on ProxyListen ---------------------------- */
+
+int gproxy_open(struct guestd *g);
+void gproxy_close(struct guestd *g);
+/* Writes a complete HTTP error response (status line, plain body) to fd, best effort. */
+void gproxy_reply_error(int fd, int status, const char *reason, const char *body);
+
+/* ---- guestd-sock.c: the ControlSocket (guestd-sock.h) --------------------------------- */
+
+int gsock_open(struct guestd *g);
+void gsock_close(struct guestd *g);
+
+/* ---- the process context ------------------------------------------------------------- */
+
+struct guestd {
+	struct guestd_config cfg;
+	const char *config_path;
+	struct event_base *base;
+	struct gsessions sessions;
+	struct gbroker *broker;
+	struct gsock *sock;
+	struct gproxy *proxy;
+	uid_t ak_uid; /* AuthorizedKeysUser; (uid_t)-1 if the account does not exist */
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
+	bool shutting_down;
+};
+
+static inline int64_t
+guestd_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+#endif
