@@ -111,16 +111,19 @@ sawctl_connect(const struct sawctl *s)
 	memcpy(sun.sun_path, s->socket_path, strlen(s->socket_path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
 		die("socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-		return fd;
-	e = errno;
-	if (e == EAGAIN || e == EINPROGRESS) {
-		socklen_t len = sizeof(e);
-
-		/* the broker's backlog is full: wait for it, within the deadline */
-		sawctl_wait(s, fd, POLLOUT);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0)
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
 			return fd;
+		e = errno;
+		/* AF_UNIX: EAGAIN means the broker's backlog is full; there is no connection in
+		 * progress to wait for, only the connect to retry, within the deadline */
+		if (e != EAGAIN && e != EINTR)
+			break;
+		if (sawctl_remaining(s) == 0)
+			die("saw-brokerd did not accept the connection within %d s",
+			    SAWCTL_TIMEOUT_MS / 1000);
+		if (e == EAGAIN)
+			poll(NULL, 0, 50);
 	}
 	switch (e) {
 	case ENOENT:
