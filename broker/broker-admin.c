@@ -234,7 +234,7 @@ static int
 admin_op_workspace_add(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
 {
 	struct store_workspace w = { 0 }, other = { 0 };
-	const char *name, *owner, *pubkey, *profile = "corporate";
+	const char *name, *owner, *pubkey, *profile = "public"; /* least privilege unless asked */
 	char *canon = NULL, *fp = NULL;
 	const unsigned char *p;
 	json_t *item;

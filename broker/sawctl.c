@@ -316,7 +316,7 @@ cmd_workspace_add(struct sawctl *s, int argc, char **argv)
 	pubkey = sawctl_read_key(keyfile);
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "workspace.add", "name", name, "owner",
 			owner, "pubkey", pubkey, "profile",
-			profile != NULL ? profile : "corporate");
+			profile != NULL ? profile : "public");
 	if (req == NULL)
 		die("the arguments must be valid UTF-8");
 	line = sawctl_call(s, req);

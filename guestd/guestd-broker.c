@@ -201,8 +201,7 @@ gbroker_flush_ctl(struct gbroker *b)
 			len = win;
 		if (len > 32768)
 			len = 32768;
-		w = ssh_channel_write(b->ctl, evbuffer_pullup(b->out, (ssize_t)len),
-				      (uint32_t)len);
+		w = ssh_channel_write(b->ctl, evbuffer_pullup(b->out, (ssize_t)len), (uint32_t)len);
 		if (w < 0)
 			return -1;
 		evbuffer_drain(b->out, (size_t)w);
@@ -250,12 +249,11 @@ gbroker_state_json(struct guestd *g)
 		TAILQ_FOREACH(l, &s->logins, entry)
 			n++;
 		total += n;
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I, s:s}", "session",
-						      s->id, "user", s->user, "expires",
-						      (json_int_t)s->expires, "logins",
-						      (json_int_t)n, "tunnel",
-						      s->tunnel != NULL ? gtunnel_state(s->tunnel) :
-									  "none"));
+		json_array_append_new(
+			list,
+			json_pack("{s:s, s:s, s:I, s:I, s:s}", "session", s->id, "user", s->user,
+				  "expires", (json_int_t)s->expires, "logins", (json_int_t)n,
+				  "tunnel", s->tunnel != NULL ? gtunnel_state(s->tunnel) : "none"));
 	}
 	/* sessions and logins are counts (what the broker logs); list has the detail */
 	j = json_pack("{s:I, s:I, s:o}", "sessions", (json_int_t)json_array_size(list), "logins",
@@ -363,8 +361,7 @@ gbroker_message(struct gbroker *b, ssh_message msg)
 
 /* One decoded control message. Returns -1 (with err) if it is malformed. */
 static int
-gbroker_ctl_message(struct gbroker *b, enum ctl_type type, json_t *body, char *err,
-		    size_t errlen)
+gbroker_ctl_message(struct gbroker *b, enum ctl_type type, json_t *body, char *err, size_t errlen)
 {
 	struct guestd *g = b->g;
 	struct ctl_attach a;
@@ -420,8 +417,8 @@ gbroker_read_ctl(struct gbroker *b, char *why, size_t whylen)
 						 (uint32_t)(sizeof(b->in) - b->inlen), 0);
 		if (n == SSH_ERROR)
 			return "control channel read error";
-		if (n == SSH_EOF || (n == 0 && (ssh_channel_is_eof(b->ctl) ||
-						 ssh_channel_is_closed(b->ctl))))
+		if (n == SSH_EOF ||
+		    (n == 0 && (ssh_channel_is_eof(b->ctl) || ssh_channel_is_closed(b->ctl))))
 			return "the broker closed the control channel";
 		if (n == 0)
 			return NULL;
@@ -543,7 +540,7 @@ gbroker_step(struct gbroker *b)
 	}
 	if (why == NULL && (ssh_get_status(b->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		why = ssh_get_error(b->ssh)[0] != '\0' ? ssh_get_error(b->ssh) :
-							  "the broker closed the connection";
+							 "the broker closed the connection";
 	if (why != NULL) {
 		snprintf(buf, sizeof(buf), "%s", why); /* why may point into the session */
 		gbroker_lost(b, buf);

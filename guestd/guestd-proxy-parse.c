@@ -198,8 +198,7 @@ gproxy_parse(const char *buf, size_t len, struct gproxy_request *r, char *err, s
 		if (colon == 0 || colon == llen)
 			goto bad_header;
 		for (i = colon + 1; i < llen; i++)
-			if (((unsigned char)line[i] < 0x20 && line[i] != '\t') ||
-			    line[i] == 0x7f)
+			if (((unsigned char)line[i] < 0x20 && line[i] != '\t') || line[i] == 0x7f)
 				goto bad_header;
 	}
 	r->head_len = head_end;

@@ -87,7 +87,8 @@ gproxy_refuse(struct gproxy_client *c, int status, const char *reason, const cha
 static bool
 gproxy_corp_match(const struct ctl_corp *c, const char *host, int port)
 {
-	return c->port == port && (strcasecmp(c->host, host) == 0 || strcasecmp(c->name, host) == 0);
+	return c->port == port &&
+	       (strcasecmp(c->host, host) == 0 || strcasecmp(c->name, host) == 0);
 }
 
 static void
@@ -129,8 +130,7 @@ gproxy_decide(struct gproxy_client *c, const struct gproxy_request *r)
 			 "destination not allowed: %s:%d is not a corporate service of this "
 			 "workspace's profile",
 			 r->host, r->port);
-		log_info("proxy: CONNECT %s:%d refused: not a corporate service", r->host,
-			 r->port);
+		log_info("proxy: CONNECT %s:%d refused: not a corporate service", r->host, r->port);
 		gproxy_refuse(c, 403, "Forbidden", body);
 		return;
 	}

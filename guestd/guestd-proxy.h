@@ -20,10 +20,10 @@
 
 enum gproxy_parse_result {
 	GPROXY_OK = 0,
-	GPROXY_MORE = 1,	       /* no complete head yet */
-	GPROXY_BAD = -1,	       /* 400 */
-	GPROXY_NOT_CONNECT = -2,   /* 405: another method (only CONNECT is offered) */
-	GPROXY_TOO_LARGE = -3,	   /* 431: head larger than GPROXY_MAX_HEAD */
+	GPROXY_MORE = 1,	 /* no complete head yet */
+	GPROXY_BAD = -1,	 /* 400 */
+	GPROXY_NOT_CONNECT = -2, /* 405: another method (only CONNECT is offered) */
+	GPROXY_TOO_LARGE = -3,	 /* 431: head larger than GPROXY_MAX_HEAD */
 };
 
 struct gproxy_request {

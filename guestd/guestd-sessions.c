@@ -26,9 +26,9 @@
 #include "audit/log.h"
 #include "guestd/guestd.h"
 
-#define GSESSIONS_MAX 1024	  /* sessions per workspace: a single-user VM has a few */
+#define GSESSIONS_MAX 1024	 /* sessions per workspace: a single-user VM has a few */
 #define GSESSIONS_MAX_LOGINS 256 /* registered logins per session */
-#define GSESSIONS_KILL_GRACE 2	  /* seconds between SIGHUP and SIGKILL */
+#define GSESSIONS_KILL_GRACE 2	 /* seconds between SIGHUP and SIGKILL */
 
 struct gsessions_kill {
 	pid_t pid;

@@ -126,7 +126,8 @@ gsock_pam_open(struct gsock_conn *c, const json_t *req, const char *user)
 	/* The login is tied to the session of its key when pam_saw knows it; otherwise to
 	 * every live session of the user, so that ending any of them ends the login (fail
 	 * closed: a revocation never misses a login). */
-	best = fp != NULL ? gsessions_find_key(t, user, fp, now) : gsessions_find_user(t, user, now);
+	best = fp != NULL ? gsessions_find_key(t, user, fp, now) :
+			    gsessions_find_user(t, user, now);
 	if (best == NULL)
 		return gsock_error("no live brokered session for this user");
 	TAILQ_FOREACH(s, &t->list, entry) {
@@ -159,8 +160,7 @@ gsock_status(struct gsock_conn *c)
 			json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "session", s->id,
 							      "user", s->user, "expires",
 							      (json_int_t)s->expires));
-	return json_pack("{s:b, s:b, s:o}", "ok", 1, "online", gbroker_online(g), "sessions",
-			 list);
+	return json_pack("{s:b, s:b, s:o}", "ok", 1, "online", gbroker_online(g), "sessions", list);
 }
 
 static json_t *
@@ -203,15 +203,15 @@ gsock_request(struct gsock_conn *c, const char *line, size_t len)
 		else
 			resp = gsock_session_ok(s);
 	} else if (strcmp(op, "pam_open") == 0) {
-		resp = user == NULL ? gsock_error("user is required") : gsock_pam_open(c, req, user);
+		resp = user == NULL ? gsock_error("user is required") :
+				      gsock_pam_open(c, req, user);
 	} else if (strcmp(op, "pam_close") == 0) {
 		const json_t *pidv = json_object_get(req, "pid");
 
 		if (user == NULL || !json_is_integer(pidv))
 			resp = gsock_error("user and pid are required");
 		else {
-			gsessions_login_del(&g->sessions, user,
-					    (pid_t)json_integer_value(pidv));
+			gsessions_login_del(&g->sessions, user, (pid_t)json_integer_value(pidv));
 			resp = json_pack("{s:b}", "ok", 1);
 		}
 	} else if (strcmp(op, "status") == 0) {

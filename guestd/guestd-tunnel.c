@@ -250,7 +250,7 @@ gtunnel_step(struct gtunnel *t)
 	if (ssh_get_status(t->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
 		snprintf(why, sizeof(why), "%s",
 			 ssh_get_error(t->ssh)[0] != '\0' ? ssh_get_error(t->ssh) :
-							     "the broker closed it");
+							    "the broker closed it");
 		gtunnel_down(t, why);
 		return;
 	}

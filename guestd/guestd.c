@@ -161,8 +161,8 @@ main(int argc, char **argv)
 	g.ev_sigint = guestd_signal(&g, SIGINT);
 	g.ev_sighup = guestd_signal(&g, SIGHUP);
 
-	log_info("saw-guestd %s ready (workspace %s, broker %s)", SAW_VERSION,
-		 g.cfg.workspace_name, g.cfg.broker_address);
+	log_info("saw-guestd %s ready (workspace %s, broker %s)", SAW_VERSION, g.cfg.workspace_name,
+		 g.cfg.broker_address);
 	event_base_dispatch(g.base);
 
 	gproxy_close(&g);

@@ -13,11 +13,11 @@
 
 #include "tunnel/ctl.h"
 
-#define CTL_HEADER 6	     /* u32 length + u8 version + u8 type */
+#define CTL_HEADER 6	    /* u32 length + u8 version + u8 type */
 #define CTL_MAX_STRING 1024 /* any single string member; ids, names, hosts are far shorter */
 
-static void
-ctl_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ctl_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void
 ctl_err(char *err, size_t errlen, const char *fmt, ...)
@@ -270,8 +270,8 @@ ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t er
 		}
 		for (i = 0; i < json_array_size(v); i++) {
 			a->ncorp = i + 1; /* so that clear frees a half-filled entry */
-			if (ctl_corp_from_json(json_array_get(v, i), &a->corp[i], i, err,
-					       errlen) != 0)
+			if (ctl_corp_from_json(json_array_get(v, i), &a->corp[i], i, err, errlen) !=
+			    0)
 				goto fail;
 		}
 	}

@@ -41,7 +41,7 @@ sawctl workspace list
 assert_status "$RC" 0 "list with no workspace"
 assert_contains "$T/out" "no workspaces registered"
 
-sawctl workspace add alice-ws --owner alice-sub --key "$WS1.pub"
+sawctl workspace add alice-ws --owner alice-sub --key "$WS1.pub" --profile corporate
 assert_status "$RC" 0 "add alice-ws"
 assert_contains "$T/out" "workspace alice-ws added (owner alice-sub, profile corporate, key $FP1)"
 

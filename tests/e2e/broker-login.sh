@@ -131,7 +131,7 @@ else
 	show_file "$T/fwd.err"
 fi
 assert_audit 1 "audit: SSH Activity Refuse for the forward" \
-	class_uid=4007 activity_id=5 actor.user.name=alice status_detail~"some-ws:22"
+	class_uid=4007 activity_id=5 actor.user.name=alice status_detail~"some-ws"
 assert_eq "$(live_sessions "key_fp = '$fp'")" 1 "the refused forward did not end the session"
 
 # --- 8. no key: refused with the sentence that a key is needed ------------------------------

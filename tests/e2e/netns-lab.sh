@@ -636,7 +636,10 @@ lab_saw_up() {
 
 # lab_ssh_config KEY [FILE]: an ssh_config for the test's clients in b: every host uses KEY
 # and the test options (no known_hosts, askpass allowed); Host "broker" is the broker as
-# $LAB_USER. Pass it with -F so that ssh -J's inner ssh reads it too. Prints FILE.
+# $LAB_USER, and so is every other host (the workspaces). Pass it with -F so that ssh -J's
+# inner ssh reads it too. LogLevel INFO (LAB_SSH_LOGLEVEL) as a user has it: ssh prints a
+# refused channel's reason ("channel 0: open failed: administratively prohibited: SENTENCE")
+# at INFO. Prints FILE.
 lab_ssh_config() {
 	local key=$1 f=${2:-$T/ssh_config.$(basename "$1")}
 	cat >"$f" <<EOF
@@ -645,6 +648,7 @@ Host broker
   Port ${BROKER_PORT:-22}
   User $LAB_USER
 Host *
+  User $LAB_USER
   IdentityFile $key
   IdentitiesOnly yes
   IdentityAgent none
@@ -655,7 +659,7 @@ Host *
   PreferredAuthentications publickey,keyboard-interactive
   ConnectTimeout 10
   ServerAliveInterval 5
-  LogLevel ERROR
+  LogLevel ${LAB_SSH_LOGLEVEL:-INFO}
 EOF
 	echo "$f"
 }

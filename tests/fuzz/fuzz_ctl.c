@@ -52,8 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	while (off < size) {
-		rc = ctl_decode(data + off, size - off, &consumed, &type, &body, err,
-				sizeof(err));
+		rc = ctl_decode(data + off, size - off, &consumed, &type, &body, err, sizeof(err));
 		if (rc != 0)
 			break;
 		if (consumed == 0 || consumed > size - off)

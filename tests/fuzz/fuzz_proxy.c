@@ -20,9 +20,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (gproxy_parse((const char *)data, size, &r, err, sizeof(err)) != GPROXY_OK)
 		return 0;
-	if (r.head_len == 0 || r.head_len > size || r.head_len > GPROXY_MAX_HEAD ||
-	    r.port < 1 || r.port > 65535 || strlen(r.host) == 0 ||
-	    strlen(r.host) > GPROXY_HOST_MAX)
+	if (r.head_len == 0 || r.head_len > size || r.head_len > GPROXY_MAX_HEAD || r.port < 1 ||
+	    r.port > 65535 || strlen(r.host) == 0 || strlen(r.host) > GPROXY_HOST_MAX)
 		abort();
 	/* the same head without the early data parses the same */
 	if (gproxy_parse((const char *)data, r.head_len, &r2, err, sizeof(err)) != GPROXY_OK ||

@@ -171,11 +171,11 @@ torture_add(void **state)
 	assert_string_equal(w.owner_sub, "248289761001");
 	store_workspace_clear(&w);
 
-	/* profile defaults to corporate; ECDSA keys are fine */
+	/* profile defaults to public (least privilege); ECDSA keys are fine */
 	expect_ok(b, "{\"op\":\"workspace.add\",\"name\":\"b0b\",\"owner\":\"sub b\","
 		     "\"pubkey\":\"" KEY3 "\"}");
 	assert_int_equal(store_workspace_get(b->store, "b0b", &w), 0);
-	assert_string_equal(w.profile, "corporate");
+	assert_string_equal(w.profile, "public");
 	assert_string_equal(w.key_fp, FP3);
 	store_workspace_clear(&w);
 }
@@ -209,7 +209,7 @@ torture_list(void **state)
 	json_decref(resp);
 
 	add(b, "zed", KEY3, "public");
-	add(b, "alice-ws", KEY1, NULL);
+	add(b, "alice-ws", KEY1, "corporate");
 	add(b, "bob-ws", KEY2, NULL);
 	snprintf(online_name, sizeof(online_name), "bob-ws");
 	resp = call(b, "{\"op\":\"workspace.list\",\"id\":7}");

@@ -90,11 +90,9 @@ test_round_trip(void **state)
 		assert_int_equal(buf[5], t);
 		/* every strict prefix asks for more */
 		for (i = 0; i < len; i++)
-			assert_int_equal(ctl_decode(buf, i, &consumed, &type, &out, err,
-						    sizeof(err)),
-					 1);
-		assert_int_equal(ctl_decode(buf, len, &consumed, &type, &out, err, sizeof(err)),
-				 0);
+			assert_int_equal(
+				ctl_decode(buf, i, &consumed, &type, &out, err, sizeof(err)), 1);
+		assert_int_equal(ctl_decode(buf, len, &consumed, &type, &out, err, sizeof(err)), 0);
 		assert_int_equal(consumed, len);
 		assert_int_equal(type, t);
 		assert_true(json_equal(in, out));
@@ -120,9 +118,9 @@ test_two_frames(void **state)
 	assert_int_equal(json_integer_value(json_object_get(body, "a")), 1);
 	json_decref(body);
 	assert_int_equal(consumed, 6 + 7);
-	assert_int_equal(ctl_decode(buf + consumed, n - consumed, &consumed, &type, &body, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+		ctl_decode(buf + consumed, n - consumed, &consumed, &type, &body, err, sizeof(err)),
+		0);
 	assert_int_equal(type, CTL_STATE);
 	assert_int_equal(json_object_size(body), 0);
 	json_decref(body);
@@ -208,7 +206,7 @@ test_malformed_body(void **state)
 		{ "{} ", "1 trailing bytes" },
 		{ "{}x", "1 trailing bytes" },
 		{ "{}{}", "2 trailing bytes" },
-		{ "{\"a\":1,\"a\":2}", "not valid JSON" }, /* duplicate member */
+		{ "{\"a\":1,\"a\":2}", "not valid JSON" },   /* duplicate member */
 		{ "{\"a\":\"\\u0000\"}", "not valid JSON" }, /* NUL inside a string */
 	};
 	uint8_t buf[64];
@@ -309,8 +307,8 @@ expect_attach_error(json_t *j, const char *reason)
 static void
 test_attach_malformed(void **state)
 {
-	static const char *const required[] = { "session", "user", "sub", "key_fp", "profile",
-						"expires" };
+	static const char *const required[] = { "session", "user",    "sub",
+						"key_fp",  "profile", "expires" };
 	json_t *j, *corp;
 	size_t i;
 
@@ -347,8 +345,7 @@ test_attach_malformed(void **state)
 	json_object_del(json_array_get(json_object_get(j, "corp"), 1), "host");
 	expect_attach_error(j, "corp[1]: member \"host\" is missing");
 	j = attach_json();
-	json_object_set_new(json_array_get(json_object_get(j, "corp"), 0), "port",
-			    json_integer(0));
+	json_object_set_new(json_array_get(json_object_get(j, "corp"), 0), "port", json_integer(0));
 	expect_attach_error(j, "port");
 	j = attach_json();
 	json_object_set_new(json_array_get(json_object_get(j, "corp"), 0), "port",
@@ -362,8 +359,8 @@ test_attach_malformed(void **state)
 	corp = json_object_get(j, "corp");
 	json_array_clear(corp);
 	for (i = 0; i <= CTL_MAX_CORP; i++)
-		json_array_append_new(corp, json_pack("{s:s, s:s, s:i}", "name", "n", "host", "h",
-						      "port", 1));
+		json_array_append_new(
+			corp, json_pack("{s:s, s:s, s:i}", "name", "n", "host", "h", "port", 1));
 	expect_attach_error(j, "more than");
 	expect_attach_error(json_array(), "not an object");
 }

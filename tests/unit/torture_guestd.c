@@ -159,23 +159,23 @@ static void
 test_proxy_parse(void **state)
 {
 	static const char *const bad[] = {
-		"CONNECT git.corp.example HTTP/1.1\r\n\r\n",	      /* no port */
-		"CONNECT git.corp.example:0 HTTP/1.1\r\n\r\n",	      /* port 0 */
-		"CONNECT git.corp.example:65536 HTTP/1.1\r\n\r\n",    /* port too big */
-		"CONNECT git.corp.example:+443 HTTP/1.1\r\n\r\n",     /* sign */
-		"CONNECT git.corp.example:443 HTTP/2.0\r\n\r\n",      /* version */
-		"CONNECT git.corp.example:443\r\n\r\n",		      /* no version */
-		"CONNECT  git.corp.example:443 HTTP/1.1\r\n\r\n",     /* double space */
-		"CONNECT git..example:443 HTTP/1.1\r\n\r\n",	      /* empty label */
-		"CONNECT user@git.example:443 HTTP/1.1\r\n\r\n",      /* userinfo */
-		"CONNECT [::1:443 HTTP/1.1\r\n\r\n",		      /* bracket */
-		"CONNECT [zz::1]:443 HTTP/1.1\r\n\r\n",		      /* not v6 */
-		"CONNECT ::1:443 HTTP/1.1\r\n\r\n",		      /* v6 unbracketed */
-		"CONNECT a:443 HTTP/1.1\r\nHost a:443\r\n\r\n",	      /* no colon */
-		"CONNECT a:443 HTTP/1.1\r\n: x\r\n\r\n",	      /* empty name */
-		"CONNECT a:443 HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n",  /* obs-fold */
-		"CONNECT a:443 HTTP/1.1\r\nX: a\x01b\r\n\r\n",	      /* control byte */
-		"CONNECT a:443 HTTP/1.1\rX: 1\r\n\r\n",		      /* lone CR */
+		"CONNECT git.corp.example HTTP/1.1\r\n\r\n",	     /* no port */
+		"CONNECT git.corp.example:0 HTTP/1.1\r\n\r\n",	     /* port 0 */
+		"CONNECT git.corp.example:65536 HTTP/1.1\r\n\r\n",   /* port too big */
+		"CONNECT git.corp.example:+443 HTTP/1.1\r\n\r\n",    /* sign */
+		"CONNECT git.corp.example:443 HTTP/2.0\r\n\r\n",     /* version */
+		"CONNECT git.corp.example:443\r\n\r\n",		     /* no version */
+		"CONNECT  git.corp.example:443 HTTP/1.1\r\n\r\n",    /* double space */
+		"CONNECT git..example:443 HTTP/1.1\r\n\r\n",	     /* empty label */
+		"CONNECT user@git.example:443 HTTP/1.1\r\n\r\n",     /* userinfo */
+		"CONNECT [::1:443 HTTP/1.1\r\n\r\n",		     /* bracket */
+		"CONNECT [zz::1]:443 HTTP/1.1\r\n\r\n",		     /* not v6 */
+		"CONNECT ::1:443 HTTP/1.1\r\n\r\n",		     /* v6 unbracketed */
+		"CONNECT a:443 HTTP/1.1\r\nHost a:443\r\n\r\n",	     /* no colon */
+		"CONNECT a:443 HTTP/1.1\r\n: x\r\n\r\n",	     /* empty name */
+		"CONNECT a:443 HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", /* obs-fold */
+		"CONNECT a:443 HTTP/1.1\r\nX: a\x01b\r\n\r\n",	     /* control byte */
+		"CONNECT a:443 HTTP/1.1\rX: 1\r\n\r\n",		     /* lone CR */
 		"\r\n\r\n",
 	};
 	struct gproxy_request r;
@@ -213,8 +213,7 @@ test_proxy_parse(void **state)
 	/* head cap */
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "CONNECT a:1 HTTP/1.1\r\nX: ", 25);
-	assert_int_equal(gproxy_parse(big, GPROXY_MAX_HEAD - 1, &r, err, sizeof(err)),
-			 GPROXY_MORE);
+	assert_int_equal(gproxy_parse(big, GPROXY_MAX_HEAD - 1, &r, err, sizeof(err)), GPROXY_MORE);
 	assert_int_equal(gproxy_parse(big, GPROXY_MAX_HEAD, &r, err, sizeof(err)),
 			 GPROXY_TOO_LARGE);
 	assert_int_equal(gproxy_parse(big, sizeof(big), &r, err, sizeof(err)), GPROXY_TOO_LARGE);
