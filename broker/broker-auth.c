@@ -151,7 +151,7 @@ auth_finish(struct conn *c, ssh_message msg)
 	const json_t *claims = oidc_device_claims(c->device);
 	const char *username = claim_str(claims, b->cfg.oidc_username_claim);
 	struct store_session s;
-	char sentence[512], detail[256];
+	char sentence[512], detail[256], *locked;
 	bool entitled = false;
 	int64_t now = broker_now();
 
@@ -180,9 +180,17 @@ auth_finish(struct conn *c, ssh_message msg)
 		auth_refuse(c, sentence, detail);
 		return;
 	}
+	if ((locked = revoke_lock_check(b, claim_str(claims, "iss"), claim_str(claims, "sub"),
+					c->user)) != NULL) {
+		free(s.groups);
+		auth_refuse(c, locked, "user is locked");
+		free(locked);
+		return;
+	}
 	s.iss = (char *)claim_str(claims, "iss");
 	s.sub = (char *)claim_str(claims, "sub");
 	s.sid = (char *)claim_str(claims, "sid");
+	s.email = (char *)claim_str(claims, "email");
 	s.username = c->user;
 	s.key_fp = c->key_fp;
 	s.created = now;
@@ -312,7 +320,7 @@ auth_publickey(struct conn *c, ssh_message msg)
 	enum ssh_publickey_state_e st = ssh_message_auth_publickey_state(msg);
 	ssh_key key = ssh_message_auth_pubkey(msg);
 	struct store_session s;
-	char *fp;
+	char *fp, *locked;
 	int rc;
 
 	if (c->login != LOGIN_NONE || key == NULL) {
@@ -357,6 +365,11 @@ auth_publickey(struct conn *c, ssh_message msg)
 	if (rc == 0)
 		store_session_clear(&s);
 	c->key_fp = fp;
+	if ((locked = revoke_lock_check(b, NULL, NULL, c->user)) != NULL) {
+		auth_refuse(c, locked, "user is locked");
+		free(locked);
+		return 0;
+	}
 	c->login = LOGIN_KEY_OK;
 	c->via_device = true;
 	/* Ask the IdP for a device code now, while the client turns to kbd-int. */

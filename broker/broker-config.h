@@ -51,6 +51,8 @@ struct broker_config {
 					  raw "HOST:PORT USER KEYFILE" strings, validated */
 	char *jump_host_known_hosts;   /* JumpHostKnownHosts PATH (required if JumpHost is set) */
 	long long workspace_keepalive; /* WorkspaceKeepalive, default 15s: dead-peer detection */
+	/* issue #4 */
+	char *kill_command; /* KillCommand PATH [ARGS…]: run with the workspace name appended */
 };
 
 /* Parse path into cfg. All errors are printed to stderr as "file:line: Keyword: message"

@@ -472,6 +472,45 @@ http_post_form(struct http_client *c, const char *url, const char *body, const c
 	return http_request(c, url, body ? body : "", basic_user, basic_pass, 0, cb, arg);
 }
 
+struct http_req *
+http_post(struct http_client *c, const char *url, const char *content_type, const char *body,
+	  size_t len, const char *const *headers, long timeout_ms, http_done_cb cb, void *arg)
+{
+	struct http_req *r;
+	struct curl_slist *h;
+	char ct[HTTP_MAX_CONTENT_TYPE + 16];
+	size_t i;
+
+	if (content_type == NULL || strlen(content_type) > HTTP_MAX_CONTENT_TYPE ||
+	    (body == NULL && len > 0))
+		return NULL;
+	/* An empty form body makes http_request() set up a POST; the real body replaces it
+	 * before the transfer starts (the transfer only starts from the event loop). */
+	if ((r = http_request(c, url, "", NULL, NULL, timeout_ms, cb, arg)) == NULL)
+		return NULL;
+	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+	if ((h = curl_slist_append(r->headers, ct)) == NULL)
+		goto fail;
+	r->headers = h;
+	for (i = 0; headers != NULL && headers[i] != NULL; i++) {
+		if ((h = curl_slist_append(r->headers, headers[i])) == NULL)
+			goto fail;
+		r->headers = h;
+	}
+	/* Options of a handle must not change while it belongs to the multi handle: take it
+	 * out, set them, put it back (nothing has been sent yet, see above). */
+	curl_multi_remove_handle(c->multi, r->easy);
+	if (curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
+	    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+	    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, len > 0 ? body : "") != CURLE_OK ||
+	    curl_multi_add_handle(c->multi, r->easy) != CURLM_OK)
+		goto fail;
+	return r;
+fail:
+	http_cancel(r);
+	return NULL;
+}
+
 void
 http_cancel(struct http_req *r)
 {

@@ -108,6 +108,21 @@ sessions_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static struct live_session *sessions_find(struct broker *b, const char *id);
+
+void
+sessions_drop(struct broker *b, const char *id, const char *sentence)
+{
+	struct live_session *ls = sessions_find(b, id);
+	struct conn *c;
+
+	if (ls == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&ls->conns)) != NULL)
+		conn_close(c, sentence); /* detaches c */
+	sessions_unlink(ls);
+}
+
 static struct live_session *
 sessions_find(struct broker *b, const char *id)
 {

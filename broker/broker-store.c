@@ -55,12 +55,30 @@ static const char *const store_migrations[] = {
 	" created INTEGER NOT NULL,"
 	" killed INTEGER NOT NULL DEFAULT 0 CHECK (killed IN (0, 1))"
 	") STRICT;",
+	/* 2 -> 3: revocation (issue #4): email for SET "email" subjects, locks, and the jti of
+	 * every logout token / SET accepted, so that a replay is refused even after a restart. */
+	"ALTER TABLE sessions ADD COLUMN email TEXT;"
+	"CREATE INDEX sessions_live_user ON sessions(username) WHERE state = 0;"
+	"CREATE INDEX sessions_live_email ON sessions(email) WHERE state = 0 AND email IS NOT NULL;"
+	"CREATE TABLE locks ("
+	" key TEXT PRIMARY KEY NOT NULL,"
+	" until INTEGER NOT NULL,"
+	" message TEXT,"
+	" actor TEXT,"
+	" created INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE jti ("
+	" iss TEXT NOT NULL,"
+	" jti TEXT NOT NULL,"
+	" exp INTEGER NOT NULL,"
+	" PRIMARY KEY (iss, jti)"
+	") STRICT;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
 #define STORE_COLS                                                                              \
 	"id, iss, sub, sid, username, groups, key_fp, created, expires, idle_deadline, state, " \
-	"end_reason"
+	"end_reason, email"
 
 #define STORE_WS_COLS "name, owner_sub, pubkey, key_fp, profile, created, killed"
 
@@ -90,7 +108,7 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_REPLACE_KEY] = "UPDATE sessions SET state = 2, end_reason = 'replaced', ended = ?2"
 			     " WHERE key_fp = ?1 AND state = 0",
 	[STMT_INSERT] = "INSERT INTO sessions (" STORE_COLS ", ended)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, NULL, NULL)",
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, NULL, ?11, NULL)",
 	[STMT_FIND_KEY] = "SELECT " STORE_COLS " FROM sessions"
 			  " WHERE key_fp = ?1 AND state = 0 AND expires > ?2 AND idle_deadline > ?2"
 			  " ORDER BY created DESC LIMIT 1",
@@ -373,7 +391,8 @@ store_read_row(sqlite3_stmt *s, struct store_session *out)
 	if (store_dup_col(s, 1, &out->iss) == -1 || store_dup_col(s, 2, &out->sub) == -1 ||
 	    store_dup_col(s, 3, &out->sid) == -1 || store_dup_col(s, 4, &out->username) == -1 ||
 	    store_dup_col(s, 5, &out->groups) == -1 || store_dup_col(s, 6, &out->key_fp) == -1 ||
-	    store_dup_col(s, 11, &out->end_reason) == -1) {
+	    store_dup_col(s, 11, &out->end_reason) == -1 ||
+	    store_dup_col(s, 12, &out->email) == -1) {
 		store_session_clear(out);
 		return -1;
 	}
@@ -453,6 +472,7 @@ store_session_create(struct store *st, struct store_session *s)
 	sqlite3_bind_int64(q, 8, s->created);
 	sqlite3_bind_int64(q, 9, s->expires);
 	sqlite3_bind_int64(q, 10, s->idle_deadline);
+	sqlite3_bind_text(q, 11, s->email, -1, SQLITE_STATIC);
 	if (store_step_done(st, STMT_INSERT, "create session") == -1)
 		goto fail;
 	if (store_step_done(st, STMT_COMMIT, "commit") == -1)
@@ -590,6 +610,7 @@ store_session_clear(struct store_session *s)
 	free(s->username);
 	free(s->groups);
 	free(s->key_fp);
+	free(s->email);
 	free(s->end_reason);
 	memset(s, 0, sizeof(*s));
 }
@@ -757,4 +778,222 @@ store_workspace_clear(struct store_workspace *w)
 	free(w->key_fp);
 	free(w->profile);
 	memset(w, 0, sizeof(*w));
+}
+
+/* ---- revocation (issue #4) -------------------------------------------------------------- */
+
+/* Runs a prepared ad-hoc SELECT of STORE_COLS rows, gathers them, then calls cb for each
+ * (so that cb may use the store). Returns the number of rows or -1. */
+static int
+store_gather(struct store *st, sqlite3_stmt *q, void (*cb)(const struct store_session *, void *),
+	     void *arg, const char *what)
+{
+	struct store_session *rows = NULL, *tmp;
+	size_t n = 0, cap = 0, i;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap != 0 ? cap * 2 : 16;
+			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
+				ret = -1;
+				break;
+			}
+			rows = tmp;
+		}
+		if (store_read_row(q, &rows[n]) == -1) {
+			ret = -1;
+			break;
+		}
+		n++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		store_warn(st, what);
+		ret = -1;
+	}
+	sqlite3_finalize(q);
+	for (i = 0; i < n; i++) {
+		if (cb != NULL && ret == 0)
+			cb(&rows[i], arg);
+		store_session_clear(&rows[i]);
+	}
+	free(rows);
+	return ret == 0 ? (int)n : -1;
+}
+
+int
+store_session_match(struct store *st, const struct store_filter *f, int64_t now,
+		    void (*cb)(const struct store_session *, void *), void *arg)
+{
+	const char *vals[6] = { f->iss, f->sub, f->sid, f->username, f->email, f->id };
+	static const char *const cols[6] = { "iss", "sub", "sid", "username", "email", "id" };
+	char sql[512];
+	sqlite3_stmt *q = NULL;
+	size_t off, i;
+	int nb = 0;
+
+	off = (size_t)snprintf(sql, sizeof(sql),
+			       "SELECT " STORE_COLS " FROM sessions WHERE state = 0"
+			       " AND expires > ?1 AND idle_deadline > ?1");
+	for (i = 0; i < 6; i++) {
+		if (vals[i] == NULL)
+			continue;
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND %s = ?%zu", cols[i],
+					i + 2);
+		nb++;
+	}
+	if (nb == 0 || (f->iss != NULL && nb == 1))
+		return -1; /* refuse "every session" (or every session of an issuer) by accident */
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_warn(st, "match sessions");
+		return -1;
+	}
+	sqlite3_bind_int64(q, 1, now);
+	for (i = 0; i < 6; i++)
+		if (vals[i] != NULL)
+			sqlite3_bind_text(q, (int)i + 2, vals[i], -1, SQLITE_STATIC);
+	return store_gather(st, q, cb, arg, "match sessions");
+}
+
+int
+store_session_list(struct store *st, const char *username, int include_ended,
+		   void (*cb)(const struct store_session *, void *), void *arg)
+{
+	sqlite3_stmt *q = NULL;
+	const char *sql =
+		include_ended ?
+			"SELECT " STORE_COLS " FROM sessions WHERE (?1 IS NULL OR username = ?1)"
+			" ORDER BY state = 0 DESC, COALESCE(ended, created) DESC LIMIT 1000" :
+			"SELECT " STORE_COLS " FROM sessions WHERE state = 0"
+			" AND (?1 IS NULL OR username = ?1) ORDER BY created DESC";
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_warn(st, "list sessions");
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, username, -1, SQLITE_STATIC);
+	return store_gather(st, q, cb, arg, "list sessions");
+}
+
+static int
+store_simple(struct store *st, const char *sql, const char *what, const char *t1, const char *t2,
+	     const char *t3, int64_t i1, int64_t i2)
+{
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_warn(st, what);
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, t1, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, t2, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, t3, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, i1);
+	sqlite3_bind_int64(q, 5, i2);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		store_warn(st, what);
+		return -1;
+	}
+	return sqlite3_changes(st->db) > 0 ? 0 : 1;
+}
+
+int
+store_lock_set(struct store *st, const char *key, int64_t until, const char *message,
+	       const char *actor, int64_t now)
+{
+	int rc = store_simple(st,
+			      "INSERT INTO locks (key, message, actor, until, created)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(key) DO UPDATE SET"
+			      " message = ?2, actor = ?3, until = ?4, created = ?5",
+			      "set lock", key, message, actor, until, now);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+store_lock_clear(struct store *st, const char *key)
+{
+	return store_simple(st, "DELETE FROM locks WHERE key = ?1", "clear lock", key, NULL, NULL,
+			    0, 0);
+}
+
+int
+store_lock_get(struct store *st, const char *key, int64_t now, char **message, int64_t *until)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, ret = 1;
+
+	*message = NULL;
+	*until = 0;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT message, until FROM locks WHERE key = ?1"
+			       " AND (until = 0 OR until > ?2)",
+			       -1, &q, NULL) != SQLITE_OK) {
+		store_warn(st, "get lock");
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, now);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		ret = store_dup_col(q, 0, message) == 0 ? 0 : -1;
+		*until = sqlite3_column_int64(q, 1);
+	} else if (rc != SQLITE_DONE) {
+		store_warn(st, "get lock");
+		ret = -1;
+	}
+	sqlite3_finalize(q);
+	return ret;
+}
+
+int
+store_lock_list(struct store *st, int64_t now,
+		void (*cb)(const char *key, int64_t until, const char *message, void *), void *arg)
+{
+	sqlite3_stmt *q = NULL;
+	int rc, n = 0;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT key, until, message FROM locks WHERE until = 0 OR until > ?1"
+			       " ORDER BY key",
+			       -1, &q, NULL) != SQLITE_OK) {
+		store_warn(st, "list locks");
+		return -1;
+	}
+	sqlite3_bind_int64(q, 1, now);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		cb((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1),
+		   (const char *)sqlite3_column_text(q, 2), arg);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_warn(st, "list locks");
+		n = -1;
+	}
+	sqlite3_finalize(q);
+	return n;
+}
+
+int
+store_jti_use(struct store *st, const char *iss, const char *jti, int64_t exp, int64_t now)
+{
+	int rc;
+
+	if (iss == NULL || jti == NULL)
+		return -1;
+	store_simple(st, "DELETE FROM jti WHERE exp < ?4", "purge jti", NULL, NULL, NULL, now, 0);
+	rc = store_simple(st, "INSERT OR IGNORE INTO jti (iss, jti, exp) VALUES (?1, ?2, ?4)",
+			  "record jti", iss, jti, NULL, exp, 0);
+	if (rc < 0)
+		return -1;
+	return rc == 0 ? 0 : 1; /* no row inserted: seen before */
+}
+
+int
+store_workspace_set_killed(struct store *st, const char *name, int killed)
+{
+	return store_simple(st, "UPDATE workspaces SET killed = ?4 WHERE name = ?1",
+			    "kill workspace", name, NULL, NULL, killed ? 1 : 0, 0);
 }

@@ -31,6 +31,7 @@ struct store_session {
 	char *username;
 	char *groups; /* JSON array text, e.g. ["saw-users","dev"] */
 	char *key_fp; /* bound key fingerprint, "SHA256:…" */
+	char *email;  /* email claim, may be NULL (SET "email" subjects) */
 	int64_t created;
 	int64_t expires;       /* absolute expiry */
 	int64_t idle_deadline; /* last activity + idle timeout */
@@ -87,5 +88,41 @@ int store_workspace_find_by_key(struct store *st, const char *key_fp, struct sto
 int store_workspace_list(struct store *st, int (*cb)(const struct store_workspace *, void *),
 			 void *arg);
 void store_workspace_clear(struct store_workspace *w);
+
+/* ---- revocation (issue #4) ------------------------------------------------------------ */
+
+/* Live sessions matching every non-NULL filter (at least one must be given), by id. cb may
+ * call the store again (rows are gathered first). Returns the number of rows, -1 on error. */
+struct store_filter {
+	const char *iss;
+	const char *sub;
+	const char *sid;
+	const char *username;
+	const char *email;
+	const char *id;
+};
+int store_session_match(struct store *st, const struct store_filter *f, int64_t now,
+			void (*cb)(const struct store_session *, void *), void *arg);
+/* All sessions (live first, then the 100 most recently ended), for `sawctl sessions`. */
+int store_session_list(struct store *st, const char *username, int include_ended,
+		       void (*cb)(const struct store_session *, void *), void *arg);
+
+/* Locks: while one is in force for a user (key "sub:ISS SUB" or "user:NAME"), no session is
+ * created for them. until = 0 means until unlocked. */
+int store_lock_set(struct store *st, const char *key, int64_t until, const char *message,
+		   const char *actor, int64_t now);
+int store_lock_clear(struct store *st, const char *key); /* 1 if there was none */
+/* 0 and *message (malloc'd, may be NULL) / *until if locked now; 1 if not; -1 on error. */
+int store_lock_get(struct store *st, const char *key, int64_t now, char **message, int64_t *until);
+int store_lock_list(struct store *st, int64_t now,
+		    void (*cb)(const char *key, int64_t until, const char *message, void *),
+		    void *arg);
+
+/* Replay protection for logout tokens and SETs: records (iss, jti) until exp. Returns 0 if
+ * new (now recorded), 1 if already seen, -1 on error. Entries past exp are purged. */
+int store_jti_use(struct store *st, const char *iss, const char *jti, int64_t exp, int64_t now);
+
+/* Kill switch: 0, 1 if no such workspace, -1 on error. */
+int store_workspace_set_killed(struct store *st, const char *name, int killed);
 
 #endif

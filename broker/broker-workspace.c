@@ -348,6 +348,50 @@ workspace_ctl_flush(struct workspace *w)
 	conn_flush(w->conn);
 }
 
+/*
+ * guestd keeps its sessions across a lost broker link. A session that ended meanwhile (revoked
+ * or expired while the workspace was offline) must end there too: for every session guestd
+ * lists that is not a live attachment here, send END now.
+ */
+static void
+workspace_reconcile(struct workspace *w, const json_t *list)
+{
+	struct broker *b = w->broker;
+	const json_t *item;
+	size_t i;
+
+	json_array_foreach(list, i, item) {
+		const char *sid = json_string_value(json_object_get(item, "session"));
+		struct attachment *at;
+		bool attached = false;
+
+		if (sid == NULL)
+			continue;
+		for (at = b->attachments; at != NULL && !attached; at = at->next)
+			attached = strcmp(at->ws, w->name) == 0 && strcmp(at->session, sid) == 0;
+		if (!attached) {
+			struct ctl_end e = { (char *)sid, (char *)"session is no longer live" };
+			struct store_session row;
+
+			/* After a broker restart the attachment table is empty: a session that
+			 * is still live in the store is attached again, anything else ends. */
+			memset(&row, 0, sizeof(row));
+			if (store_session_get(b->store, sid, &row) == 0 &&
+			    row.state == STORE_LIVE && row.expires > broker_now() &&
+			    row.idle_deadline > broker_now()) {
+				workspace_attach_session(w, &row, w->profile);
+				store_session_clear(&row);
+				continue;
+			}
+			store_session_clear(&row);
+			log_info("workspace %s: session %.40s is not live here: ending it there",
+				 w->name, sid);
+			workspace_send(w, CTL_SESSION_END, ctl_end_to_json(&e));
+		}
+	}
+	workspace_ctl_flush(w);
+}
+
 static int
 workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 {
@@ -371,6 +415,7 @@ workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 		log_debug("workspace %s: state sessions=%lld logins=%lld", w->name,
 			  (long long)json_integer_value(json_object_get(body, "sessions")),
 			  (long long)json_integer_value(json_object_get(body, "logins")));
+		workspace_reconcile(w, json_object_get(body, "list"));
 		return 0;
 	case CTL_AUDIT:
 		/* Issue #6 forwards guestd's events into the broker's audit trail. */
@@ -609,6 +654,23 @@ workspace_session_ended(struct broker *b, const char *session_id, const char *wh
 		*pp = at->next;
 		free(at);
 	}
+}
+
+int
+workspace_attached_sessions(struct broker *b, const char *name,
+			    void (*cb)(const char *session_id, void *), void *arg)
+{
+	struct attachment *at, *next;
+	int n = 0;
+
+	for (at = b->attachments; at != NULL; at = next) {
+		next = at->next; /* cb may end the session, which unlinks at */
+		if (strcmp(at->ws, name) == 0) {
+			cb(at->session, arg);
+			n++;
+		}
+	}
+	return n;
 }
 
 void

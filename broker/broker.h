@@ -152,12 +152,16 @@ int chan_handle_message(struct conn *c, ssh_message msg);
 
 /* broker-sessions.c: live sessions with connections; expiry timers; closing */
 struct store_session;
+struct store_filter;
 /* Attaches an authenticated connection to the live session s (copied). */
 int sessions_attach(struct broker *b, struct conn *c, const struct store_session *s);
 void sessions_detach(struct conn *c);
 /* Activity on an authenticated connection pushes its session's idle deadline. */
 void sessions_activity(struct conn *c);
 void sessions_free_all(struct broker *b);
+/* Closes every connection of session id (user and tunnel) with sentence and forgets it; the
+ * store and the audit are the caller's (revocation). */
+void sessions_drop(struct broker *b, const char *id, const char *sentence);
 /* The attached session's data (borrowed) for the whoami text. */
 const struct store_session *sessions_row(const struct live_session *ls);
 
@@ -210,6 +214,35 @@ void workspace_free_all(struct broker *b);
 bool workspace_is_online(struct broker *b, const char *name);
 /* Drops the workspace's tunnel connection (removed, killed…) with a reason. */
 void workspace_disconnect(struct broker *b, const char *name, const char *reason);
+
+/* broker-revoke.c: every way a session ends early goes through here, in the order
+ * ARCHITECTURE "Revocation" gives: durable mark in the store, close the user's SSH
+ * connections (with the sentence), close the session's tunnels and their corporate channels,
+ * tell guestd (CTL_SESSION_END ends the session's logins and processes), audit each step.
+ * `actor` names who asked ("admin uid 0", "backchannel-logout", "SET session-revoked", …). */
+int revoke_session(struct broker *b, const char *session_id, const char *why, const char *actor);
+/* Every live session matching the filter; *count (may be NULL) gets how many were revoked.
+ * Returns 0, or -1 on a store error. */
+int revoke_matching(struct broker *b, const struct store_filter *f, const char *why,
+		    const char *actor, int *count);
+/* Lock: revoke the user's sessions and refuse new ones until `until` (0: until unlocked). The
+ * key is "sub:ISS SUB" or "user:NAME" (see store_lock_set). message is shown at refusal. */
+int revoke_lock_user(struct broker *b, const char *key, int64_t until, const char *message,
+		     const char *actor, int *count);
+int revoke_unlock_user(struct broker *b, const char *key, const char *actor);
+/* At login: the sentence to refuse with if a lock is in force for this user, else NULL
+ * (malloc'd; the caller frees). */
+char *revoke_lock_check(struct broker *b, const char *iss, const char *sub, const char *username);
+/* Kill switch: mark killed, revoke every session attached to the workspace, drop its tunnels
+ * and its guestd connection, refuse it until revived, run KillCommand NAME. */
+int revoke_kill_workspace(struct broker *b, const char *name, const char *why, const char *actor);
+int revoke_revive_workspace(struct broker *b, const char *name, const char *actor);
+/* Sessions attached to a workspace (from the broker's attachment table), for the kill switch. */
+int workspace_attached_sessions(struct broker *b, const char *name,
+				void (*cb)(const char *session_id, void *), void *arg);
+
+/* broker-exec.c: runs KillCommand NAME (no shell, bounded in time, output logged). */
+int broker_run_kill_command(struct broker *b, const char *name);
 
 int64_t broker_now(void);
 /* Audit helpers (broker.c) */

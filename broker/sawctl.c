@@ -315,8 +315,7 @@ cmd_workspace_add(struct sawctl *s, int argc, char **argv)
 		usage_error("--profile must be corporate or public");
 	pubkey = sawctl_read_key(keyfile);
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "workspace.add", "name", name, "owner",
-			owner, "pubkey", pubkey, "profile",
-			profile != NULL ? profile : "public");
+			owner, "pubkey", pubkey, "profile", profile != NULL ? profile : "public");
 	if (req == NULL)
 		die("the arguments must be valid UTF-8");
 	line = sawctl_call(s, req);

@@ -61,7 +61,7 @@ session_of() {
 # hold NAME LOGIN [SSH OPTIONS...]: `ssh -N` as LOGIN in the background, needing no browser
 # (askpass approves nothing and keyboard-interactive is off, so a key that is not bound to a
 # live session fails at once). Output in $T/NAME.{out,err}; when ssh ends, "EXIT EPOCH" goes to
-# $T/NAME.end. Sets HOLD_PID.
+# $T/NAME.end.
 hold() {
 	local name=$1 login=$2
 	shift 2
@@ -71,7 +71,6 @@ hold() {
 			"$@" -N >"$T/$name.out" 2>"$T/$name.err" || rc=$?
 		echo "$rc $(date +%s)" >"$T/$name.end"
 	} &
-	HOLD_PID=$!
 }
 
 # wait_end NAME DEADLINE_EPOCH: wait until the holder NAME has ended, at the latest until
@@ -79,7 +78,7 @@ hold() {
 # was still running at the deadline.
 wait_end() {
 	local name=$1 deadline=$2
-	END_RC= END_AT=
+	END_RC="" END_AT=""
 	while [ ! -s "$T/$name.end" ]; do
 		[ "$(date +%s)" -lt "$deadline" ] || return 1
 		sleep 0.2

@@ -26,12 +26,12 @@ die() {
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 node "$src/tests/idp/idp.mjs" --port "$port" >"$tmp/idp.out" 2>"$tmp/idp.log" &
 idp_pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
 	grep -q '^READY ' "$tmp/idp.out" 2>/dev/null && break
 	kill -0 "$idp_pid" 2>/dev/null || die "the IdP exited at start"
 	sleep 0.1
 done
-grep -q '^READY ' "$tmp/idp.out" || die "the IdP did not print READY within 10 s"
+grep -q '^READY ' "$tmp/idp.out" || die "the IdP did not print READY within 60 s"
 issuer=$(sed -n 's/^READY //p' "$tmp/idp.out")
 [ "$issuer" = "http://127.0.0.1:$port" ] && pass "IdP ready at $issuer" || fail "READY line says '$issuer'"
 

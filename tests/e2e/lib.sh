@@ -177,13 +177,14 @@ start_idp() {
 	IDP_PID=$!
 	track "$IDP_PID" "$IDP_LOG"
 	local i
-	for ((i = 0; i < 150; i++)); do
+	# Normally ready in half a second; minutes-long margins only for a loaded CI machine.
+	for ((i = 0; i < 600; i++)); do
 		grep -q '^READY ' "$T/idp.out" 2>/dev/null && break
 		kill -0 "$IDP_PID" 2>/dev/null || fail "the test IdP exited at start (see $IDP_LOG)"
 		sleep 0.1
 	done
 	IDP_URL=$(sed -n 's/^READY //p' "$T/idp.out")
-	[ -n "$IDP_URL" ] || fail "the test IdP did not become ready within 15 s"
+	[ -n "$IDP_URL" ] || fail "the test IdP did not become ready within 60 s (see $IDP_LOG)"
 	export IDP_URL IDP_PORT IDP_PID IDP_LOG
 	log "IdP at $IDP_URL (pid $IDP_PID)"
 }
