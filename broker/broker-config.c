@@ -629,6 +629,121 @@ broker_jump_host_split(const char *raw, char **host, int *port, char **user, cha
 	return 0;
 }
 
+/* ---- issue #4: the HTTP listener (webhooks, admin API), SSF, kill switch ------------------ */
+
+#define BROKER_CFG(kw, field) \
+	((const struct broker_config *)(const void *)((const char *)(field) - (kw)->offset))
+
+/*
+ * Revocation webhooks and the admin API carry bearer tokens and signed logout requests: in
+ * clear text they could be read or replayed by anyone on the path. Plain HTTP is therefore
+ * accepted only when every HttpListenAddress is a loopback address (a local TLS-terminating
+ * proxy, tests).
+ */
+static int
+broker_config_finish_http(const struct conf_keyword *kw, const void *field, char *msg,
+			  size_t msglen)
+{
+	const struct broker_config *cfg = BROKER_CFG(kw, field);
+	const struct conf_list *l = field;
+	char host[256], vis[80];
+	size_t i;
+
+	if (cfg->http_tls_certificate != NULL && cfg->http_tls_key != NULL)
+		return 0;
+	for (i = 0; i < l->n; i++) {
+		if (conf_address_split(l->v[i], host, sizeof(host), NULL) != 0 ||
+		    !broker_config_loopback(host)) {
+			snprintf(msg, msglen,
+				 "%s is not a loopback address: set HttpTLSCertificate and "
+				 "HttpTLSKey (plain HTTP is accepted only on 127.0.0.0/8, [::1] "
+				 "and localhost)",
+				 conf_vis(l->v[i], vis, sizeof(vis)));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+broker_config_finish_tls_cert(const struct conf_keyword *kw, const void *field, char *msg,
+			      size_t msglen)
+{
+	if (BROKER_CFG(kw, field)->http_tls_key == NULL) {
+		snprintf(msg, msglen, "HttpTLSKey is required with HttpTLSCertificate");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+broker_config_finish_tls_key(const struct conf_keyword *kw, const void *field, char *msg,
+			     size_t msglen)
+{
+	if (BROKER_CFG(kw, field)->http_tls_certificate == NULL) {
+		snprintf(msg, msglen, "HttpTLSCertificate is required with HttpTLSKey");
+		return -1;
+	}
+	return 0;
+}
+
+/* A transmitter other than the IdP has keys of its own: where are they? */
+static int
+broker_config_finish_ssf_issuer(const struct conf_keyword *kw, const void *field, char *msg,
+				size_t msglen)
+{
+	const struct broker_config *cfg = BROKER_CFG(kw, field);
+
+	if (cfg->ssf_transmitter_jwks == NULL && cfg->oidc_issuer != NULL &&
+	    strcmp(cfg->ssf_transmitter_issuer, cfg->oidc_issuer) != 0) {
+		snprintf(msg, msglen,
+			 "SSFTransmitterJWKS is required when the transmitter is not OIDCIssuer "
+			 "(its signing keys are fetched from there)");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+broker_config_check_printable(const struct conf_keyword *kw, const char *v, char *msg,
+			      size_t msglen)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(msg, msglen, "control characters are not allowed");
+			return -1;
+		}
+	}
+	if (*v == '\0' || strlen(v) > 255) {
+		snprintf(msg, msglen, "must be 1 to 255 characters");
+		return -1;
+	}
+	return 0;
+}
+
+/* KillCommand PATH [ARGS…]: executed directly (no shell), so PATH must be absolute. */
+static int
+broker_config_finish_kill(const struct conf_keyword *kw, const void *field, char *msg,
+			  size_t msglen)
+{
+	const struct conf_list *l = field;
+	char vis[80];
+
+	if (l->n == 0 || l->v[0][0] != '/') {
+		snprintf(msg, msglen,
+			 "\"%s\" is not an absolute path (the command is run without a shell)",
+			 l->n > 0 ? conf_vis(l->v[0], vis, sizeof(vis)) : "");
+		return -1;
+	}
+	if (l->n > 32) {
+		snprintf(msg, msglen, "at most 32 words (the command and its arguments)");
+		return -1;
+	}
+	return 0;
+}
+
 #define F(field) offsetof(struct broker_config, field)
 #define DAY 86400LL
 
@@ -719,13 +834,14 @@ static const struct conf_keyword broker_keywords[] = {
 	{ .name = "MaxStartups",
 	  .type = CONF_CUSTOM,
 	  .offset = F(max_startups_begin),
-	  .def = "10:30:100",
+	  /* Higher than sshd's 10:30:100: a browser login stays unauthenticated for minutes. */
+	  .def = "50:30:500",
 	  .parse = broker_config_parse_startups,
 	  .dump = broker_config_dump_startups },
 	{ .name = "PerSourceMaxStartups",
 	  .type = CONF_INT,
 	  .offset = F(per_source_max_startups),
-	  .def = "10",
+	  .def = "50", /* many developers behind one NAT address log in at once */
 	  .min = 1,
 	  .max = 100000 },
 	{ .name = "MaxAuthTries",
@@ -772,6 +888,51 @@ static const struct conf_keyword broker_keywords[] = {
 	  .def = "15s",
 	  .min = 1,
 	  .max = 600 },
+
+	{ .name = "HttpListenAddress",
+	  .type = CONF_ADDRESS,
+	  .offset = F(http_listen_address),
+	  .flags = CONF_MULTI,
+	  .finish = broker_config_finish_http },
+	{ .name = "HttpTLSCertificate",
+	  .type = CONF_PATH,
+	  .offset = F(http_tls_certificate),
+	  .finish = broker_config_finish_tls_cert },
+	{ .name = "HttpTLSKey",
+	  .type = CONF_PATH,
+	  .offset = F(http_tls_key),
+	  .finish = broker_config_finish_tls_key },
+	{ .name = "HttpMaxRequests",
+	  .type = CONF_INT,
+	  .offset = F(http_max_requests),
+	  .def = "64",
+	  .min = 1,
+	  .max = 100000 },
+	{ .name = "SSFTransmitterIssuer",
+	  .type = CONF_STRING,
+	  .offset = F(ssf_transmitter_issuer),
+	  .check = broker_config_check_printable,
+	  .finish = broker_config_finish_ssf_issuer },
+	{ .name = "SSFTransmitterJWKS",
+	  .type = CONF_STRING,
+	  .offset = F(ssf_transmitter_jwks),
+	  .check = broker_config_check_issuer },
+	{ .name = "SSFAudience",
+	  .type = CONF_STRING,
+	  .offset = F(ssf_audience),
+	  .check = broker_config_check_printable },
+	{ .name = "AdminGroup",
+	  .type = CONF_STRING,
+	  .offset = F(admin_group),
+	  .check = broker_config_check_printable },
+	{ .name = "AdminAPIAudience",
+	  .type = CONF_STRING,
+	  .offset = F(admin_api_audience),
+	  .check = broker_config_check_printable },
+	{ .name = "KillCommand",
+	  .type = CONF_WORDS,
+	  .offset = F(kill_command),
+	  .finish = broker_config_finish_kill },
 	{ .name = NULL },
 };
 

@@ -34,7 +34,7 @@ struct broker_config {
 	long long session_max_lifetime; /* SessionMaxLifetime, default 8h */
 	long long session_idle_timeout; /* SessionIdleTimeout, default 30m */
 	long long login_grace_time; /* LoginGraceTime, default 5m (device flow needs a browser) */
-	int max_startups_begin;	    /* MaxStartups begin:rate:full, default 10:30:100 */
+	int max_startups_begin;	    /* MaxStartups begin:rate:full, default 50:30:500 */
 	int max_startups_rate;
 	int max_startups_full;
 	int per_source_max_startups;	 /* PerSourceMaxStartups, default 10 */
@@ -51,8 +51,19 @@ struct broker_config {
 					  raw "HOST:PORT USER KEYFILE" strings, validated */
 	char *jump_host_known_hosts;   /* JumpHostKnownHosts PATH (required if JumpHost is set) */
 	long long workspace_keepalive; /* WorkspaceKeepalive, default 15s: dead-peer detection */
-	/* issue #4 */
-	char *kill_command; /* KillCommand PATH [ARGS…]: run with the workspace name appended */
+	/* issue #4: revocation webhooks, the admin HTTP API, the kill switch */
+	struct conf_list http_listen_address; /* HttpListenAddress HOST:PORT (repeatable); none:
+						 no HTTP listener */
+	char *http_tls_certificate;	      /* HttpTLSCertificate PATH (PEM chain) */
+	char *http_tls_key;		      /* HttpTLSKey PATH (PEM); plain HTTP only on loopback */
+	int http_max_requests;		      /* HttpMaxRequests, default 64: in flight, then 503 */
+	char *ssf_transmitter_issuer;	      /* SSFTransmitterIssuer, default OIDCIssuer */
+	char *ssf_transmitter_jwks;	      /* SSFTransmitterJWKS URL, default the IdP's JWKS */
+	char *ssf_audience;		      /* SSFAudience, default OIDCClientID */
+	char *admin_group;	  /* AdminGroup: the IdP group the admin HTTP API requires */
+	char *admin_api_audience; /* AdminAPIAudience, default OIDCClientID */
+	struct conf_list kill_command; /* KillCommand PATH [ARGS…]: run with the workspace name
+					  appended (no shell) */
 };
 
 /* Parse path into cfg. All errors are printed to stderr as "file:line: Keyword: message"

@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -40,8 +41,12 @@ conn_io_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (what & EV_READ) {
 		c->last_rx = broker_now();
-		if (c->state == CONN_OPEN)
+		if (c->state == CONN_OPEN) {
+			/* Any traffic is session activity: pumped channel data and keepalives
+			 * never surface as messages. */
 			c->last_activity = c->last_rx;
+			sessions_activity(c);
+		}
 	}
 	conn_step(c);
 }
@@ -133,8 +138,13 @@ conn_accept(struct broker *b, int fd, const struct sockaddr *sa, socklen_t salen
 		goto fail;
 	}
 	ssh_set_blocking(c->ssh, 0);
-	c->ev_read = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_io_cb, c);
-	c->ev_write = event_new(b->base, fd, EV_WRITE, conn_io_cb, c);
+	/* libevent watches its own descriptor of the socket: libssh closes its one whenever
+	 * it sees EOF or an error, and an event on a closed (or reused) number would be
+	 * wrong. The socket itself stays open until conn_destroy() closes evfd. */
+	if ((c->evfd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) == -1)
+		goto fail;
+	c->ev_read = event_new(b->base, c->evfd, EV_READ | EV_PERSIST, conn_io_cb, c);
+	c->ev_write = event_new(b->base, c->evfd, EV_WRITE, conn_io_cb, c);
 	c->ev_timer = evtimer_new(b->base, conn_timer_cb, c);
 	if (c->ev_read == NULL || c->ev_write == NULL || c->ev_timer == NULL)
 		goto fail;
@@ -164,6 +174,8 @@ fail:
 		ssh_free(c->ssh); /* closes fd once accepted */
 	else
 		close(fd);
+	if (c->evfd > 0)
+		close(c->evfd);
 	free(c);
 }
 
@@ -334,6 +346,7 @@ conn_destroy(struct conn *c)
 	event_free(c->ev_write);
 	event_free(c->ev_timer);
 	ssh_free(c->ssh);
+	close(c->evfd); /* the peer sees the close here */
 	free(c->user);
 	free(c->key_fp);
 	free(c->ws_name);

@@ -50,9 +50,13 @@ route_refuse(struct conn *c, ssh_message msg, const char *sentence, bool close_i
 	log_info("conn %llu: %s: direct-tcpip refused: %s", (unsigned long long)c->id,
 		 c->user ? c->user : "?", sentence);
 	broker_audit_ssh(c->broker, c, OCSF_SSH_REFUSE, sentence);
-	ssh_message_reply_default(msg);
-	if (close_if_alone && TAILQ_EMPTY(&c->routes_from))
+	if (close_if_alone && TAILQ_EMPTY(&c->routes_from)) {
+		/* No channel-open failure first: OpenSSH gives up on a failed -W open at once
+		 * and would never read the disconnect that carries the sentence. */
 		conn_close(c, sentence);
+		return;
+	}
+	ssh_message_reply_default(msg);
 }
 
 static void

@@ -64,7 +64,8 @@ struct conn {
 	TAILQ_ENTRY(conn) session_entry; /* live_session->conns, when CONN_OPEN */
 	struct broker *broker;
 	uint64_t id; /* for logs */
-	int fd;
+	int fd;	     /* libssh's descriptor of the socket */
+	int evfd;    /* libevent's descriptor of the same socket (see conn_accept) */
 	ssh_session ssh;
 	struct event *ev_read;
 	struct event *ev_write;

@@ -8,7 +8,7 @@
 # absolute lifetime the proxy refuses.
 . "$(dirname "$0")/netns-lab.sh"
 
-LIFETIME=30 # seconds: SessionMaxLifetime; everything before the expiry check takes ~10 s
+LIFETIME=25 # seconds: SessionMaxLifetime; everything before the expiry check takes ~5-10 s
 
 lab_up
 mapfile -t jump_lines < <(lab_jump_lines)
@@ -27,7 +27,8 @@ HTTP_LOG=$LAB_DIR/corp/http.log
 # Prints "HTTP_CODE CONNECT_CODE CURL_EXIT".
 proxy_get() {
 	local url=$1 mt=${2:-5} out=${3:-/dev/null} codes rc=0
-	codes=$(lab_exec ws curl -sS -p --max-time "$mt" -x http://127.0.0.1:3128 "$url" -o "$out" \
+	# lib.sh exports NO_PROXY=*, which curl applies to -x as well: drop it for these.
+	codes=$(lab_exec ws env -u NO_PROXY -u no_proxy curl -sS -p --max-time "$mt" -x http://127.0.0.1:3128 "$url" -o "$out" \
 		-w '%{http_code} %{http_connect}' 2>>"$T/curl.err") || rc=$?
 	echo "${codes:-000 000} $rc"
 }

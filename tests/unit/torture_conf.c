@@ -789,7 +789,7 @@ test_dump_defaults(void **state)
 			       "SessionIdleTimeout 1h\n"
 			       "LoginGraceTime 10m\n"
 			       "MaxStartups 7:100:7\n"
-			       "PerSourceMaxStartups 10\n"
+			       "PerSourceMaxStartups 50\n"
 			       "MaxAuthTries 6\n"
 			       "PerSourcePenalty 3 2m\n"
 			       "AdminSocket /run/saw/broker.sock\n"

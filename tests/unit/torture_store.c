@@ -559,6 +559,125 @@ torture_ws_migration(void **state)
 	assert_int_equal(store_workspace_add(f->st, &w), 0);
 }
 
+/* ---- revocation (issue #4) ---- */
+
+static void
+count_cb(const struct store_session *s, void *arg)
+{
+	(void)s;
+	(*(int *)arg)++;
+}
+
+static void
+torture_match(void **state)
+{
+	struct fixture *f = *state;
+	struct store_session a = mk("sub-a", "SHA256:k1", NOW), b = mk("sub-a", "SHA256:k2", NOW),
+			     c = mk("sub-c", "SHA256:k3", NOW);
+	struct store_filter flt;
+	int n = 0;
+
+	a.email = (char *)"alice@example.test";
+	c.sid = (char *)"other-sid";
+	c.username = (char *)"carol";
+	assert_int_equal(store_session_create(f->st, &a), 0);
+	assert_int_equal(store_session_create(f->st, &b), 0);
+	assert_int_equal(store_session_create(f->st, &c), 0);
+
+	memset(&flt, 0, sizeof(flt));
+	/* No filter, or only the issuer, would mean "everyone": refused. */
+	assert_int_equal(store_session_match(f->st, &flt, NOW, count_cb, &n), -1);
+	flt.iss = "https://idp.example.com";
+	assert_int_equal(store_session_match(f->st, &flt, NOW, count_cb, &n), -1);
+	flt.sub = "sub-a";
+	assert_int_equal(store_session_match(f->st, &flt, NOW, count_cb, &n), 2);
+	assert_int_equal(n, 2);
+	memset(&flt, 0, sizeof(flt));
+	flt.iss = "https://idp.example.com";
+	flt.sid = "other-sid";
+	n = 0;
+	assert_int_equal(store_session_match(f->st, &flt, NOW, count_cb, &n), 1);
+	memset(&flt, 0, sizeof(flt));
+	flt.email = "alice@example.test";
+	assert_int_equal(store_session_match(f->st, &flt, NOW, NULL, NULL), 1);
+	memset(&flt, 0, sizeof(flt));
+	flt.username = "carol";
+	assert_int_equal(store_session_match(f->st, &flt, NOW, NULL, NULL), 1);
+	/* Ended and expired sessions never match. */
+	assert_int_equal(store_session_end(f->st, c.id, STORE_REVOKED, "test", NOW), 0);
+	assert_int_equal(store_session_match(f->st, &flt, NOW, NULL, NULL), 0);
+	memset(&flt, 0, sizeof(flt));
+	flt.sub = "sub-a";
+	assert_int_equal(store_session_match(f->st, &flt, NOW + 9 * HOUR, NULL, NULL), 0);
+	/* Listing includes ended ones only when asked. */
+	n = 0;
+	assert_int_equal(store_session_list(f->st, NULL, 0, count_cb, &n), 2);
+	n = 0;
+	assert_int_equal(store_session_list(f->st, "carol", 1, count_cb, &n), 1);
+}
+
+static void
+torture_locks(void **state)
+{
+	struct fixture *f = *state;
+	char *msg = NULL;
+	int64_t until = 0;
+
+	assert_int_equal(store_lock_get(f->st, "user:alice", NOW, &msg, &until), 1);
+	assert_int_equal(store_lock_set(f->st, "user:alice", NOW + 60, "incident 42", "admin", NOW),
+			 0);
+	assert_int_equal(store_lock_get(f->st, "user:alice", NOW, &msg, &until), 0);
+	assert_string_equal(msg, "incident 42");
+	assert_int_equal(until, NOW + 60);
+	free(msg);
+	/* A timed lock lapses by itself. */
+	assert_int_equal(store_lock_get(f->st, "user:alice", NOW + 61, &msg, &until), 1);
+	/* Until unlocked. */
+	assert_int_equal(store_lock_set(f->st, "sub:s1", 0, NULL, "admin", NOW), 0);
+	assert_int_equal(store_lock_get(f->st, "sub:s1", NOW + 1000000, &msg, &until), 0);
+	assert_null(msg);
+	assert_int_equal(store_lock_clear(f->st, "sub:s1"), 0);
+	assert_int_equal(store_lock_clear(f->st, "sub:s1"), 1);
+	assert_int_equal(store_lock_get(f->st, "sub:s1", NOW, &msg, &until), 1);
+}
+
+static void
+torture_jti(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+
+	assert_int_equal(store_jti_use(f->st, "iss", "j1", NOW + 60, NOW), 0);
+	assert_int_equal(store_jti_use(f->st, "iss", "j1", NOW + 60, NOW), 1);
+	assert_int_equal(store_jti_use(f->st, "other", "j1", NOW + 60, NOW), 0);
+	/* Remembered across a restart. */
+	store_close(f->st);
+	f->st = NULL;
+	if (store_open(f->path, &f->st, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+	assert_int_equal(store_jti_use(f->st, "iss", "j1", NOW + 60, NOW + 10), 1);
+	/* Forgotten once expired (then a token carrying it would fail exp anyway). */
+	assert_int_equal(store_jti_use(f->st, "iss", "j1", NOW + 600, NOW + 61), 0);
+}
+
+static void
+torture_ws_killed(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsk"), out;
+
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_set_killed(f->st, "alice-ws", 1), 0);
+	assert_int_equal(store_workspace_get(f->st, "alice-ws", &out), 0);
+	assert_int_equal(out.killed, 1);
+	store_workspace_clear(&out);
+	assert_int_equal(store_workspace_set_killed(f->st, "alice-ws", 0), 0);
+	assert_int_equal(store_workspace_get(f->st, "alice-ws", &out), 0);
+	assert_int_equal(out.killed, 0);
+	store_workspace_clear(&out);
+	assert_int_equal(store_workspace_set_killed(f->st, "nope", 1), 1);
+}
+
 int
 main(void)
 {
@@ -577,6 +696,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_ws_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ws_list_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ws_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_locks, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_jti, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_killed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
