@@ -119,8 +119,12 @@ gbroker_kick(void *arg)
 {
 	struct gbroker *b = arg;
 
-	if (b->ssh != NULL && (ssh_get_poll_flags(b->ssh) & SSH_WRITE_PENDING))
+	if (b->ssh == NULL)
+		return;
+	if (ssh_get_poll_flags(b->ssh) & SSH_WRITE_PENDING)
 		event_add(b->ev_write, NULL);
+	/* See gtunnel_kick(): input for other channels may sit in libssh's buffers. */
+	event_active(b->ev_read, EV_READ, 0);
 }
 
 static void

@@ -79,8 +79,13 @@ gtunnel_kick(void *arg)
 {
 	struct gtunnel *t = arg;
 
-	if (t->ssh != NULL && (ssh_get_poll_flags(t->ssh) & SSH_WRITE_PENDING))
+	if (t->ssh == NULL)
+		return;
+	if (ssh_get_poll_flags(t->ssh) & SSH_WRITE_PENDING)
 		event_add(t->ev_write, NULL);
+	/* The pump may have made libssh read this session's socket (ssh_channel_poll), taking
+	 * input for other channels off it where no event announces it: take one more turn. */
+	event_active(t->ev_read, EV_READ, 0);
 }
 
 /* Frees a stream; if it never reached the pump, answers the client with status first. */

@@ -141,12 +141,12 @@ pump_chan_to_sock(struct pump *p)
 	return 0;
 }
 
-/* Socket → channel, within the channel's window. */
+/* Socket → channel, within the channel's window. The socket callback kicks the owner
+ * afterwards so that the output is flushed. */
 static int
 pump_sock_to_chan(struct pump *p)
 {
 	char buf[PUMP_CHUNK];
-	bool wrote = false;
 
 	while (!p->sock_eof && !p->connecting) {
 		uint32_t win;
@@ -170,20 +170,16 @@ pump_sock_to_chan(struct pump *p)
 			p->sock_eof = true;
 			p->eof_sent[1] = true;
 			ssh_channel_send_eof(p->a);
-			wrote = true;
 			break;
 		}
 		if (ssh_channel_write(p->a, buf, (uint32_t)r) != (int)r)
 			return -1;
 		p->bytes[1] += (uint64_t)r;
-		wrote = true;
 		if ((size_t)r < sizeof(buf) && (uint32_t)r < win) {
 			event_add(p->ev_read, NULL);
 			break; /* drained for now */
 		}
 	}
-	if (wrote && p->kick)
-		p->kick(p->kick_arg);
 	return 0;
 }
 
@@ -229,6 +225,8 @@ static void
 pump_sock_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pump *p = arg;
+	void (*kick)(void *) = p->kick;
+	void *kick_arg = p->kick_arg;
 
 	if (p->connecting && (what & EV_WRITE)) {
 		int err = 0;
@@ -241,7 +239,11 @@ pump_sock_cb(evutil_socket_t fd, short what, void *arg)
 		p->connecting = false;
 		event_add(p->ev_read, NULL);
 	}
-	pump_run(p);
+	pump_run(p); /* may free p */
+	/* Reading the channel may have made libssh read its session's socket: the owner takes a
+	 * turn so that input for other channels is not left waiting for a new event. */
+	if (kick != NULL)
+		kick(kick_arg);
 }
 
 struct pump *

@@ -38,8 +38,10 @@ struct pump *pump_new_channels(ssh_channel a, ssh_channel b, pump_done_cb cb, vo
 struct pump *pump_new_socket(struct event_base *base, ssh_channel ch, int fd, pump_done_cb cb,
 			     void *arg);
 void pump_run(struct pump *p);
-/* Socket pumps: called after the pump wrote into the channel from a socket event, so the
- * session's owner can arm write interest (ssh_get_poll_flags & SSH_WRITE_PENDING). */
+/* Socket pumps: called after every socket event of the pump, so that the session's owner
+ * arms write interest (ssh_get_poll_flags & SSH_WRITE_PENDING) and takes a processing turn:
+ * reading the channel may have made libssh read the session socket (ssh_channel_poll), leaving
+ * input for other channels in libssh's buffers with no event to announce it. */
 void pump_set_kick(struct pump *p, void (*kick)(void *), void *arg);
 void pump_free(struct pump *p);
 /* Bytes moved a→b (dir 0) and b→a (dir 1); for socket pumps a is the channel. */
