@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define OCSF_PRODUCT_NAME "SAW broker"
 #define OCSF_VENDOR_NAME  "SAW"
@@ -45,6 +46,7 @@ static const struct ocsf_name ocsf_categories[] = {
 
 static const struct ocsf_name ocsf_classes[] = {
 	{ OCSF_CLASS_PROCESS_ACTIVITY, "Process Activity" },
+	{ OCSF_CLASS_EVENT_LOG_ACTIVITY, "Event Log Activity" },
 	{ OCSF_CLASS_ACCOUNT_CHANGE, "Account Change" },
 	{ OCSF_CLASS_AUTHENTICATION, "Authentication" },
 	{ OCSF_CLASS_AUTHORIZE_SESSION, "Authorize Session" },
@@ -58,6 +60,11 @@ static const struct ocsf_name ocsf_classes[] = {
 static const struct ocsf_name ocsf_process_activities[] = {
 	{ 1, "Launch" }, { 2, "Terminate" },   { 3, "Open" },
 	{ 4, "Inject" }, { 5, "Set User ID" }, { 0, NULL },
+};
+static const struct ocsf_name ocsf_event_log_activities[] = {
+	{ 1, "Clear" },	  { 2, "Delete" },  { 3, "Export" },  { 4, "Archive" }, { 5, "Rotate" },
+	{ 6, "Start" },	  { 7, "Stop" },    { 8, "Restart" }, { 9, "Enable" },  { 10, "Disable" },
+	{ 0, NULL },
 };
 static const struct ocsf_name ocsf_account_activities[] = {
 	{ 1, "Create" },
@@ -118,6 +125,8 @@ static const struct ocsf_name *ocsf_activities(enum ocsf_class class_uid)
 	switch (class_uid) {
 	case OCSF_CLASS_PROCESS_ACTIVITY:
 		return ocsf_process_activities;
+	case OCSF_CLASS_EVENT_LOG_ACTIVITY:
+		return ocsf_event_log_activities;
 	case OCSF_CLASS_ACCOUNT_CHANGE:
 		return ocsf_account_activities;
 	case OCSF_CLASS_AUTHENTICATION:
@@ -310,6 +319,24 @@ static json_t *ocsf_session(const struct ocsf_subject *s, const char *expiration
 	return o;
 }
 
+/*
+ * Authentication requires user (and a user needs a name or uid): a logon refused before the
+ * client named itself is still about someone, recorded as "unknown".
+ */
+static int
+ocsf_auth_user(json_t *ev, const struct ocsf_subject *s)
+{
+	json_t *u = ocsf_user(s);
+
+	if (u == NULL)
+		return -1;
+	if (json_object_size(u) == 0 && ocsf_set_str(u, "name", "unknown") != 0) {
+		json_decref(u);
+		return -1;
+	}
+	return json_object_set_new(ev, "user", u);
+}
+
 /* Members common to both Authentication activities. */
 static int ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char *expiration_reason)
 {
@@ -321,7 +348,7 @@ static int ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char
 	rc |= ocsf_set_int(ev, "logon_type_id", OCSF_LOGON_TYPE_REMOTE_INTERACTIVE);
 	rc |= ocsf_set_str(ev, "logon_type", "Remote Interactive");
 	rc |= json_object_set_new(ev, "is_remote", json_true());
-	rc |= ocsf_set_obj(ev, "user", ocsf_user(s));
+	rc |= ocsf_auth_user(ev, s);
 	rc |= ocsf_set_obj(ev, "session", ocsf_session(s, expiration_reason));
 	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_endpoint(s->src_ip, s->src_port));
 	rc |= ocsf_set_obj(ev, "dst_endpoint", ocsf_endpoint(s->dst_ip, s->dst_port));
@@ -452,6 +479,15 @@ json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_sub
 		rc |= ocsf_set_int(ev, "auth_type_id", 99);
 		rc |= ocsf_set_str(ev, "auth_type", "Other");
 	}
+	/* Network classes need at least one endpoint; without an address, the SSH service
+	 * itself is the one known end. */
+	if (json_object_get(ev, "src_endpoint") == NULL &&
+	    json_object_get(ev, "dst_endpoint") == NULL) {
+		json_t *ep = json_object();
+
+		rc |= ocsf_set_str(ep, "svc_name", "ssh");
+		rc |= ocsf_set_obj(ev, "dst_endpoint", ep);
+	}
 	rc |= ocsf_set_str(ev, "status_detail", reason);
 	rc |= ocsf_ssh_actor(ev, s);
 
@@ -479,4 +515,66 @@ json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_sub
 		return NULL;
 	}
 	return ev;
+}
+
+/*
+ * System Activity classes require actor and device: the actor is this program (app_name and
+ * process), the device this host.
+ */
+json_t *
+ocsf_event_log(enum ocsf_event_log_activity activity, const char *path, const char *provider,
+	       const char *message, int64_t time_ms)
+{
+	json_t *ev, *actor = NULL, *proc = NULL, *dev = NULL, *file = NULL;
+	const char *base;
+	char host[256];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_EVENT_LOG_ACTIVITY, (int)activity, true, time_ms)) ==
+	    NULL)
+		return NULL;
+	if ((actor = json_object()) == NULL || (proc = json_object()) == NULL ||
+	    (dev = json_object()) == NULL || (file = json_object()) == NULL)
+		goto fail;
+	rc |= ocsf_set_str(actor, "app_name", provider);
+	rc |= ocsf_set_int(proc, "pid", (json_int_t)getpid());
+	rc |= ocsf_set_str(proc, "name", provider);
+	rc |= json_object_set_new(actor, "process", proc);
+	proc = NULL;
+	rc |= json_object_set_new(ev, "actor", actor);
+	actor = NULL;
+	if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		rc |= ocsf_set_str(dev, "hostname", host);
+	} else {
+		rc |= ocsf_set_str(dev, "hostname", "localhost");
+	}
+	rc |= ocsf_set_int(dev, "type_id", 1);
+	rc |= ocsf_set_str(dev, "type", "Server");
+	rc |= json_object_set_new(ev, "device", dev);
+	dev = NULL;
+	if (path != NULL) {
+		base = strrchr(path, '/');
+		rc |= ocsf_set_str(file, "name", base != NULL ? base + 1 : path);
+		rc |= ocsf_set_str(file, "path", path);
+		rc |= ocsf_set_int(file, "type_id", 1);
+		rc |= ocsf_set_str(file, "type", "Regular File");
+		rc |= json_object_set_new(ev, "file", file);
+	} else {
+		json_decref(file);
+	}
+	file = NULL;
+	rc |= ocsf_set_str(ev, "log_name", "audit");
+	rc |= ocsf_set_str(ev, "log_provider", provider != NULL ? provider : OCSF_SERVICE_NAME);
+	rc |= ocsf_set_str(ev, "message", message);
+	if (rc != 0)
+		goto fail;
+	return ev;
+fail:
+	json_decref(actor);
+	json_decref(proc);
+	json_decref(dev);
+	json_decref(file);
+	json_decref(ev);
+	return NULL;
 }

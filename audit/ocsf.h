@@ -14,6 +14,7 @@
 
 enum ocsf_class {
 	OCSF_CLASS_PROCESS_ACTIVITY = 1007,
+	OCSF_CLASS_EVENT_LOG_ACTIVITY = 1008,
 	OCSF_CLASS_ACCOUNT_CHANGE = 3001,
 	OCSF_CLASS_AUTHENTICATION = 3002,
 	OCSF_CLASS_AUTHORIZE_SESSION = 3003,
@@ -35,6 +36,12 @@ enum ocsf_ssh_activity {
 enum ocsf_ssh_auth_type {
 	OCSF_SSH_AUTH_KBDINT = 4,
 	OCSF_SSH_AUTH_PUBKEY = 6
+};
+
+enum ocsf_event_log_activity {
+	OCSF_EVENT_LOG_ROTATE = 5,
+	OCSF_EVENT_LOG_START = 6,
+	OCSF_EVENT_LOG_STOP = 7
 };
 
 /* Who and where an event is about. Every member may be NULL / 0. */
@@ -63,6 +70,13 @@ json_t *ocsf_auth_logoff(const struct ocsf_subject *s, const char *why, int64_t 
 /* SSH Activity (4007): open, close or refuse of an SSH connection. */
 json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_subject *s,
 			  enum ocsf_ssh_auth_type auth_type, const char *reason, int64_t time_ms);
+
+/*
+ * Event Log Activity (1008) about an audit file: the anchor record that starts every file
+ * of the hash chain (audit/chain.h). path is the file, provider the program writing it.
+ */
+json_t *ocsf_event_log(enum ocsf_event_log_activity activity, const char *path,
+		       const char *provider, const char *message, int64_t time_ms);
 
 int64_t ocsf_now_ms(void);
 

@@ -73,8 +73,8 @@ struct admin {
 
 /* An operation adds its answer's members to resp and returns 0; or writes a plain-words
  * error to err and returns 1; or returns -1 when out of memory. */
-typedef int (*admin_op_fn)(struct broker *b, const json_t *req, json_t *resp, char *err,
-			   size_t errlen);
+typedef int (*admin_op_fn)(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			   char *err, size_t errlen);
 
 struct admin_op {
 	const char *name;
@@ -231,7 +231,8 @@ admin_workspace_json(struct broker *b, const struct store_workspace *w)
 }
 
 static int
-admin_op_workspace_add(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+admin_op_workspace_add(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+		       char *err, size_t errlen)
 {
 	struct store_workspace w = { 0 }, other = { 0 };
 	const char *name, *owner, *pubkey, *profile = "public"; /* least privilege unless asked */
@@ -333,7 +334,8 @@ admin_list_cb(const struct store_workspace *w, void *arg)
 }
 
 static int
-admin_op_workspace_list(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+admin_op_workspace_list(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			char *err, size_t errlen)
 {
 	struct admin_list_ctx ctx = { .b = b };
 
@@ -350,8 +352,8 @@ admin_op_workspace_list(struct broker *b, const json_t *req, json_t *resp, char 
 }
 
 static int
-admin_op_workspace_remove(struct broker *b, const json_t *req, json_t *resp, char *err,
-			  size_t errlen)
+admin_op_workspace_remove(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			  char *err, size_t errlen)
 {
 	const char *name;
 	bool online;
@@ -378,10 +380,466 @@ admin_op_workspace_remove(struct broker *b, const json_t *req, json_t *resp, cha
 }
 
 static int
-admin_op_ping(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+admin_op_ping(struct broker *b, const char *actor, const json_t *req, json_t *resp, char *err,
+	      size_t errlen)
 {
 	if (json_object_set_new(resp, "version", json_string(SAW_VERSION)) != 0 ||
 	    json_object_set_new(resp, "protocol", json_integer(ADMIN_PROTOCOL_VERSION)) != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- issue #4: sessions, users, locks, the kill switch ------------------------------------ */
+
+#define ADMIN_MAX_USER 255 /* a user name or an IdP subject */
+#define ADMIN_MAX_TEXT 500 /* a reason or a lock message */
+#define ADMIN_MAX_LOCK (366 * 86400LL)
+
+static const char *const admin_states[] = { "live", "expired", "revoked" };
+
+/* A printable string member of at most max bytes; optional ones may be absent (*out NULL). */
+static int
+admin_get_text(const json_t *req, const char *key, bool required, size_t max, const char **out,
+	       char *err, size_t errlen)
+{
+	const unsigned char *p;
+
+	*out = NULL;
+	if (json_object_get(req, key) == NULL && !required)
+		return 0;
+	if (admin_get_string(req, key, out, err, errlen) != 0)
+		return 1;
+	for (p = (const unsigned char *)*out; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "\"%s\" must not contain control characters", key);
+			return 1;
+		}
+	}
+	if (**out == '\0' || strlen(*out) > max) {
+		snprintf(err, errlen, "\"%s\" must be 1 to %zu characters", key, max);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * "user" names a user by SSH user name ("alice") or by IdP subject ("sub:SUBJECT"), the two
+ * key spellings of the lock table (broker-store.h). The filter finds that user's sessions.
+ */
+static int
+admin_get_user(const json_t *req, char *key, size_t keylen, struct store_filter *f, char *err,
+	       size_t errlen)
+{
+	const char *user;
+
+	if (admin_get_text(req, "user", true, ADMIN_MAX_USER, &user, err, errlen) != 0)
+		return 1;
+	memset(f, 0, sizeof(*f));
+	if (strncmp(user, "sub:", 4) == 0) {
+		if (user[4] == '\0') {
+			snprintf(err, errlen, "\"sub:\" must be followed by the IdP subject");
+			return 1;
+		}
+		snprintf(key, keylen, "%s", user);
+		f->sub = key + 4;
+	} else {
+		snprintf(key, keylen, "user:%s", user);
+		f->username = key + 5;
+	}
+	return 0;
+}
+
+/* "2h", "30m", "1h30m", "45s", "7d", "1w": seconds, or -1. */
+static long long
+admin_parse_duration(const char *s)
+{
+	long long total = 0, n;
+	const char *p = s;
+
+	if (*p == '\0')
+		return -1;
+	while (*p != '\0') {
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (n = 0; *p >= '0' && *p <= '9'; p++) {
+			n = n * 10 + (*p - '0');
+			if (n > ADMIN_MAX_LOCK)
+				return -1;
+		}
+		switch (*p) {
+		case 's':
+			break;
+		case 'm':
+			n *= 60;
+			break;
+		case 'h':
+			n *= 3600;
+			break;
+		case 'd':
+			n *= 86400;
+			break;
+		case 'w':
+			n *= 7 * 86400;
+			break;
+		default:
+			return -1;
+		}
+		p++;
+		total += n;
+		if (total > ADMIN_MAX_LOCK)
+			return -1;
+	}
+	return total;
+}
+
+/* RFC 3339 "2026-11-23T18:00:00Z" or with "+01:00"; fractions ignored. -1 if not one. */
+static int64_t
+admin_parse_rfc3339(const char *s)
+{
+	struct tm tm;
+	int off = 0, oh, om, n = 0;
+	char sign;
+	const char *p;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+	    n != 19)
+		return -1;
+	p = s + n;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && sscanf(p, "%c%2d:%2d", &sign, &oh, &om) == 3 &&
+		   strlen(p) == 6 && oh < 24 && om < 60) {
+		off = (oh * 60 + om) * 60 * (sign == '-' ? -1 : 1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970 ||
+	    tm.tm_year > 9999)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) - off;
+}
+
+/* "until": absent, null or 0 (until unlocked), seconds since the epoch, an RFC 3339 time or a
+ * duration from now ("2h"). */
+static int
+admin_get_until(const json_t *req, int64_t now, int64_t *until, char *err, size_t errlen)
+{
+	const json_t *v = json_object_get(req, "until");
+	long long d;
+
+	*until = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_integer(v)) {
+		*until = (int64_t)json_integer_value(v);
+		if (*until == 0)
+			return 0;
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		if ((d = admin_parse_duration(s)) > 0)
+			*until = now + d;
+		else if ((*until = admin_parse_rfc3339(s)) < 0) {
+			snprintf(err, errlen,
+				 "\"until\" must be a duration (e.g. 2h, 30m, 1d) or an RFC 3339 "
+				 "time (e.g. 2026-11-23T18:00:00Z)");
+			return 1;
+		}
+	} else {
+		snprintf(err, errlen,
+			 "\"until\" must be a time (string or seconds since the epoch)");
+		return 1;
+	}
+	if (*until <= now) {
+		snprintf(err, errlen, "\"until\" is in the past");
+		return 1;
+	}
+	if (*until - now > ADMIN_MAX_LOCK) {
+		snprintf(err, errlen,
+			 "\"until\" is more than a year away: lock without a time instead, and "
+			 "unlock when it is over");
+		return 1;
+	}
+	return 0;
+}
+
+static json_t *
+admin_session_json(const struct store_session *s)
+{
+	json_t *o, *groups = NULL;
+
+	if (s->groups != NULL)
+		groups = json_loads(s->groups, 0, NULL);
+	if (!json_is_array(groups)) {
+		json_decref(groups);
+		groups = json_array();
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o}", "id", s->id, "username",
+		      s->username != NULL ? s->username : "", "sub", s->sub != NULL ? s->sub : "",
+		      "iss", s->iss != NULL ? s->iss : "", "state",
+		      (unsigned)s->state < 3 ? admin_states[s->state] : "unknown", "created",
+		      (json_int_t)s->created, "expires", (json_int_t)s->expires, "idle_deadline",
+		      (json_int_t)s->idle_deadline, "key_fp", s->key_fp != NULL ? s->key_fp : "",
+		      "groups", groups);
+	if (o == NULL)
+		return NULL;
+	if ((s->sid != NULL && json_object_set_new(o, "sid", json_string(s->sid)) != 0) ||
+	    (s->email != NULL && json_object_set_new(o, "email", json_string(s->email)) != 0) ||
+	    (s->end_reason != NULL &&
+	     json_object_set_new(o, "end_reason", json_string(s->end_reason)) != 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+struct admin_sessions_ctx {
+	json_t *arr;
+	bool nomem;
+};
+
+static void
+admin_sessions_cb(const struct store_session *s, void *arg)
+{
+	struct admin_sessions_ctx *ctx = arg;
+	json_t *o;
+
+	if (ctx->nomem)
+		return;
+	if ((o = admin_session_json(s)) == NULL || json_array_append_new(ctx->arr, o) != 0)
+		ctx->nomem = true;
+}
+
+static int
+admin_op_session_list(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+		      char *err, size_t errlen)
+{
+	struct admin_sessions_ctx ctx = { 0 };
+	const char *user;
+	const json_t *all = json_object_get(req, "all");
+
+	if (admin_get_text(req, "user", false, ADMIN_MAX_USER, &user, err, errlen) != 0)
+		return 1;
+	if (all != NULL && !json_is_boolean(all)) {
+		snprintf(err, errlen, "\"all\" must be true or false");
+		return 1;
+	}
+	if ((ctx.arr = json_array()) == NULL)
+		return -1;
+	if (store_session_list(b->store, user, json_is_true(all), admin_sessions_cb, &ctx) < 0) {
+		json_decref(ctx.arr);
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (ctx.nomem) {
+		json_decref(ctx.arr);
+		return -1;
+	}
+	return json_object_set_new(resp, "sessions", ctx.arr) == 0 ? 0 : -1;
+}
+
+static int
+admin_op_session_revoke(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			char *err, size_t errlen)
+{
+	struct store_session s;
+	const char *id, *reason;
+	int r;
+
+	if (admin_get_text(req, "id", true, STORE_ID_LEN, &id, err, errlen) != 0 ||
+	    admin_get_text(req, "reason", false, ADMIN_MAX_TEXT, &reason, err, errlen) != 0)
+		return 1;
+	memset(&s, 0, sizeof(s));
+	if ((r = store_session_get(b->store, id, &s)) != 0) {
+		if (r > 0)
+			snprintf(err, errlen, "no session %s (see sawctl sessions --all)", id);
+		else
+			snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (s.state != STORE_LIVE) {
+		snprintf(err, errlen, "session %s has already ended (%s)", id,
+			 s.end_reason != NULL ? s.end_reason : admin_states[s.state % 3]);
+		store_session_clear(&s);
+		return 1;
+	}
+	store_session_clear(&s);
+	r = revoke_session(b, id, reason != NULL ? reason : "by an administrator", actor);
+	if (r < 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (json_object_set_new(resp, "id", json_string(id)) != 0 ||
+	    json_object_set_new(resp, "revoked", json_boolean(r == 0)) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+admin_op_user_revoke(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+		     char *err, size_t errlen)
+{
+	struct store_filter f;
+	const char *reason;
+	char key[ADMIN_MAX_USER + 8];
+	int count = 0;
+
+	if (admin_get_user(req, key, sizeof(key), &f, err, errlen) != 0 ||
+	    admin_get_text(req, "reason", false, ADMIN_MAX_TEXT, &reason, err, errlen) != 0)
+		return 1;
+	if (revoke_matching(b, &f, reason != NULL ? reason : "by an administrator", actor,
+			    &count) != 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (json_object_set_new(resp, "user", json_string(key)) != 0 ||
+	    json_object_set_new(resp, "revoked", json_integer(count)) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+admin_op_user_lock(struct broker *b, const char *actor, const json_t *req, json_t *resp, char *err,
+		   size_t errlen)
+{
+	struct store_filter f;
+	const char *message;
+	char key[ADMIN_MAX_USER + 8];
+	int64_t until;
+	int count = 0;
+
+	if (admin_get_user(req, key, sizeof(key), &f, err, errlen) != 0 ||
+	    admin_get_text(req, "message", false, ADMIN_MAX_TEXT, &message, err, errlen) != 0 ||
+	    admin_get_until(req, broker_now(), &until, err, errlen) != 0)
+		return 1;
+	if (revoke_lock_user(b, key, until, message, actor, &count) != 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (json_object_set_new(resp, "user", json_string(key)) != 0 ||
+	    json_object_set_new(resp, "until", json_integer(until)) != 0 ||
+	    json_object_set_new(resp, "revoked", json_integer(count)) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+admin_op_user_unlock(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+		     char *err, size_t errlen)
+{
+	struct store_filter f;
+	char key[ADMIN_MAX_USER + 8];
+	int r;
+
+	if (admin_get_user(req, key, sizeof(key), &f, err, errlen) != 0)
+		return 1;
+	if ((r = revoke_unlock_user(b, key, actor)) < 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (r > 0) {
+		snprintf(err, errlen, "no lock for %s (see sawctl locks)", key);
+		return 1;
+	}
+	return json_object_set_new(resp, "user", json_string(key)) == 0 ? 0 : -1;
+}
+
+struct admin_locks_ctx {
+	json_t *arr;
+	bool nomem;
+};
+
+static void
+admin_locks_cb(const char *key, int64_t until, const char *message, void *arg)
+{
+	struct admin_locks_ctx *ctx = arg;
+	json_t *o;
+
+	if (ctx->nomem)
+		return;
+	o = json_pack("{s:s, s:I}", "user", key, "until", (json_int_t)until);
+	if (o == NULL ||
+	    (message != NULL && json_object_set_new(o, "message", json_string(message)) != 0) ||
+	    json_array_append_new(ctx->arr, o) != 0)
+		ctx->nomem = true;
+}
+
+static int
+admin_op_lock_list(struct broker *b, const char *actor, const json_t *req, json_t *resp, char *err,
+		   size_t errlen)
+{
+	struct admin_locks_ctx ctx = { 0 };
+
+	if ((ctx.arr = json_array()) == NULL)
+		return -1;
+	if (store_lock_list(b->store, broker_now(), admin_locks_cb, &ctx) < 0) {
+		json_decref(ctx.arr);
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (ctx.nomem) {
+		json_decref(ctx.arr);
+		return -1;
+	}
+	return json_object_set_new(resp, "locks", ctx.arr) == 0 ? 0 : -1;
+}
+
+static int
+admin_op_workspace_kill(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			char *err, size_t errlen)
+{
+	const char *name, *reason;
+	int r;
+
+	if (admin_get_name(req, &name, err, errlen) != 0 ||
+	    admin_get_text(req, "reason", false, ADMIN_MAX_TEXT, &reason, err, errlen) != 0)
+		return 1;
+	/* a second kill is not an error: it drops anything that got in since and re-runs the
+	 * KillCommand (the platform may have missed the first) */
+	r = revoke_kill_workspace(b, name, reason, actor);
+	if (r > 0) {
+		snprintf(err, errlen, "no workspace named %s", name);
+		return 1;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (json_object_set_new(resp, "name", json_string(name)) != 0 ||
+	    json_object_set_new(resp, "killed", json_true()) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+admin_op_workspace_revive(struct broker *b, const char *actor, const json_t *req, json_t *resp,
+			  char *err, size_t errlen)
+{
+	const char *name;
+	int r;
+
+	if (admin_get_name(req, &name, err, errlen) != 0)
+		return 1;
+	r = revoke_revive_workspace(b, name, actor);
+	if (r > 0) {
+		snprintf(err, errlen, "no workspace named %s", name);
+		return 1;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "the broker's database failed: see the broker's log");
+		return 1;
+	}
+	if (json_object_set_new(resp, "name", json_string(name)) != 0 ||
+	    json_object_set_new(resp, "killed", json_false()) != 0)
 		return -1;
 	return 0;
 }
@@ -390,12 +848,26 @@ static const char *const admin_fields_none[] = { NULL };
 static const char *const admin_fields_add[] = { "name", "owner", "pubkey", "profile", NULL };
 static const char *const admin_fields_name[] = { "name", NULL };
 
-/* issue #4 appends session.*, user.lock/unlock and workspace.kill/revive here */
+static const char *const admin_fields_slist[] = { "user", "all", NULL };
+static const char *const admin_fields_srevoke[] = { "id", "reason", NULL };
+static const char *const admin_fields_urevoke[] = { "user", "reason", NULL };
+static const char *const admin_fields_lock[] = { "user", "until", "message", NULL };
+static const char *const admin_fields_user[] = { "user", NULL };
+static const char *const admin_fields_kill[] = { "name", "reason", NULL };
+
 static const struct admin_op admin_ops[] = {
 	{ "ping", admin_op_ping, admin_fields_none },
 	{ "workspace.add", admin_op_workspace_add, admin_fields_add },
 	{ "workspace.list", admin_op_workspace_list, admin_fields_none },
 	{ "workspace.remove", admin_op_workspace_remove, admin_fields_name },
+	{ "workspace.kill", admin_op_workspace_kill, admin_fields_kill },
+	{ "workspace.revive", admin_op_workspace_revive, admin_fields_name },
+	{ "session.list", admin_op_session_list, admin_fields_slist },
+	{ "session.revoke", admin_op_session_revoke, admin_fields_srevoke },
+	{ "user.revoke", admin_op_user_revoke, admin_fields_urevoke },
+	{ "user.lock", admin_op_user_lock, admin_fields_lock },
+	{ "user.unlock", admin_op_user_unlock, admin_fields_user },
+	{ "lock.list", admin_op_lock_list, admin_fields_none },
 };
 
 static bool
@@ -413,7 +885,8 @@ admin_field_known(const struct admin_op *op, const char *key)
 
 /* Runs req; fills resp's members. Same return convention as an operation. */
 static int
-admin_run(struct broker *b, const json_t *req, json_t *resp, char *err, size_t errlen)
+admin_run(struct broker *b, const char *actor, const json_t *req, json_t *resp, char *err,
+	  size_t errlen)
 {
 	const struct admin_op *op = NULL;
 	const char *name, *key;
@@ -445,7 +918,9 @@ admin_run(struct broker *b, const json_t *req, json_t *resp, char *err, size_t e
 	if (op == NULL) {
 		snprintf(err, errlen,
 			 "unknown operation (this broker knows ping, workspace.add, "
-			 "workspace.list and workspace.remove)");
+			 "workspace.list, workspace.remove, workspace.kill, workspace.revive, "
+			 "session.list, session.revoke, user.revoke, user.lock, user.unlock and "
+			 "lock.list)");
 		return 1;
 	}
 	json_object_foreach((json_t *)req, key, v) {
@@ -455,11 +930,17 @@ admin_run(struct broker *b, const json_t *req, json_t *resp, char *err, size_t e
 			return 1;
 		}
 	}
-	return op->fn(b, req, resp, err, errlen);
+	return op->fn(b, actor, req, resp, err, errlen);
 }
 
 int
 admin_dispatch(struct broker *b, const json_t *req, json_t **resp)
+{
+	return admin_dispatch_as(b, "admin", req, resp);
+}
+
+int
+admin_dispatch_as(struct broker *b, const char *actor, const json_t *req, json_t **resp)
 {
 	char err[512];
 	int r;
@@ -468,7 +949,7 @@ admin_dispatch(struct broker *b, const json_t *req, json_t **resp)
 	err[0] = '\0';
 	if ((*resp = json_object()) == NULL)
 		return -1;
-	r = admin_run(b, req, *resp, err, sizeof(err));
+	r = admin_run(b, actor, req, *resp, err, sizeof(err));
 	if (r < 0) {
 		json_decref(*resp);
 		*resp = NULL;
@@ -521,6 +1002,12 @@ admin_error_line(const char *msg)
 int
 admin_request(struct broker *b, const char *line, size_t len, char **out)
 {
+	return admin_request_as(b, "admin", line, len, out);
+}
+
+int
+admin_request_as(struct broker *b, const char *actor, const char *line, size_t len, char **out)
+{
 	json_error_t jerr;
 	json_t *req = NULL, *resp = NULL;
 	char *s = NULL;
@@ -539,7 +1026,7 @@ admin_request(struct broker *b, const char *line, size_t len, char **out)
 			 jerr.text, jerr.position);
 		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
 	}
-	if (admin_dispatch(b, req, &resp) != 0)
+	if (admin_dispatch_as(b, actor, req, &resp) != 0)
 		goto fail;
 	if ((s = json_dumps(resp, JSON_COMPACT)) == NULL)
 		goto fail;
@@ -602,14 +1089,15 @@ admin_client_finish(struct admin_client *c, const char *msg)
 static int
 admin_client_line(struct admin_client *c, const char *line, size_t n)
 {
-	char *resp = NULL;
+	char *resp = NULL, actor[64];
 
 	if (n > 0 && line[n - 1] == '\r')
 		n--;
 	if (n == 0)
 		return 0; /* blank lines are allowed between requests */
 	log_debug("admin: uid %u pid %d: request of %zu bytes", (unsigned)c->uid, (int)c->pid, n);
-	if (admin_request(c->admin->broker, line, n, &resp) != 0) {
+	snprintf(actor, sizeof(actor), "admin uid %u", (unsigned)c->uid);
+	if (admin_request_as(c->admin->broker, actor, line, n, &resp) != 0) {
 		log_warnx("admin: out of memory answering uid %u", (unsigned)c->uid);
 		return admin_client_finish(c, "the broker is out of memory");
 	}

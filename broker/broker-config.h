@@ -55,13 +55,13 @@ struct broker_config {
 	struct conf_list http_listen_address; /* HttpListenAddress HOST:PORT (repeatable); none:
 						 no HTTP listener */
 	char *http_tls_certificate;	      /* HttpTLSCertificate PATH (PEM chain) */
-	char *http_tls_key;		      /* HttpTLSKey PATH (PEM); plain HTTP only on loopback */
-	int http_max_requests;		      /* HttpMaxRequests, default 64: in flight, then 503 */
-	char *ssf_transmitter_issuer;	      /* SSFTransmitterIssuer, default OIDCIssuer */
-	char *ssf_transmitter_jwks;	      /* SSFTransmitterJWKS URL, default the IdP's JWKS */
-	char *ssf_audience;		      /* SSFAudience, default OIDCClientID */
-	char *admin_group;	  /* AdminGroup: the IdP group the admin HTTP API requires */
-	char *admin_api_audience; /* AdminAPIAudience, default OIDCClientID */
+	char *http_tls_key;	       /* HttpTLSKey PATH (PEM); plain HTTP only on loopback */
+	int http_max_requests;	       /* HttpMaxRequests, default 64: in flight, then 503 */
+	char *ssf_transmitter_issuer;  /* SSFTransmitterIssuer, default OIDCIssuer */
+	char *ssf_transmitter_jwks;    /* SSFTransmitterJWKS URL, default the IdP's JWKS */
+	char *ssf_audience;	       /* SSFAudience, default OIDCClientID */
+	char *admin_group;	       /* AdminGroup: the IdP group the admin HTTP API requires */
+	char *admin_api_audience;      /* AdminAPIAudience, default OIDCClientID */
 	struct conf_list kill_command; /* KillCommand PATH [ARGS…]: run with the workspace name
 					  appended (no shell) */
 };

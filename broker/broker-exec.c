@@ -26,7 +26,7 @@
 
 #define KILL_COMMAND_TIMEOUT 30 /* seconds */
 #define KILL_COMMAND_MAXARGS 32
-#define KILL_COMMAND_LINE 512	    /* bytes of one logged output line */
+#define KILL_COMMAND_LINE 512	      /* bytes of one logged output line */
 #define KILL_COMMAND_MAX_OUTPUT 65536 /* bytes logged per run; the rest is read and dropped */
 
 extern char **environ;

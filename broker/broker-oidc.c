@@ -481,6 +481,41 @@ oidc_ready(const struct oidc *o)
 	return o != NULL && o->boot == OIDC_BOOT_DONE && o->jwks != NULL;
 }
 
+/* ---- the key set for other tokens the IdP signs (broker-web.c) ---- */
+
+const struct jwks *
+oidc_jwks(const struct oidc *o)
+{
+	return oidc_ready(o) ? o->jwks : NULL;
+}
+
+const char *
+oidc_issuer(const struct oidc *o)
+{
+	return o->cfg->oidc_issuer;
+}
+
+const char *const *
+oidc_algs(const struct oidc *o, size_t *n)
+{
+	*n = o->nalgs;
+	return o->algs;
+}
+
+bool
+oidc_jwks_refresh_request(struct oidc *o)
+{
+	if (!oidc_ready(o))
+		return false;
+	return oidc_jwks_refresh(o);
+}
+
+bool
+oidc_jwks_refreshing(const struct oidc *o)
+{
+	return o != NULL && (o->refresh_req != NULL || o->boot != OIDC_BOOT_DONE);
+}
+
 /* ---- devices ---- */
 
 /* Stops everything pending for d; d's results stay readable. */

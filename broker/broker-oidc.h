@@ -63,4 +63,17 @@ enum oidc_failure oidc_device_failure(const struct oidc_device *d);
 /* After FAILED: detail for logs/audit, e.g. "token endpoint: HTTP 500" (borrowed). */
 const char *oidc_device_detail(const struct oidc_device *d);
 
+/* For the other tokens the IdP signs (logout tokens, admin API access tokens; broker-web.c).
+ * oidc_jwks: the current key set, borrowed until the next refresh (re-read it after any
+ * event-loop turn), NULL until discovery and the first fetch are done. oidc_algs: the
+ * OIDCAllowedAlgorithms allow-list. oidc_jwks_refresh_request: an unknown kid was seen;
+ * starts a refetch under the same 30 s rate limit as ID tokens and returns true if one is
+ * now in flight; oidc_jwks_refreshing tells when it (or the start-up fetch) is over. */
+struct jwks;
+const struct jwks *oidc_jwks(const struct oidc *o);
+const char *oidc_issuer(const struct oidc *o);
+const char *const *oidc_algs(const struct oidc *o, size_t *n);
+bool oidc_jwks_refresh_request(struct oidc *o);
+bool oidc_jwks_refreshing(const struct oidc *o);
+
 #endif

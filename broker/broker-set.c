@@ -180,8 +180,7 @@ set_subject(const json_t *j, struct set_subject *s, char *desc, size_t desclen)
 				"a complex subject needs \"user\" or \"session\"");
 	if (user != NULL && (e = set_subject_simple(user, s, true, desc, desclen)) != SET_OK)
 		return e;
-	if (session != NULL &&
-	    (e = set_subject_simple(session, s, true, desc, desclen)) != SET_OK)
+	if (session != NULL && (e = set_subject_simple(session, s, true, desc, desclen)) != SET_OK)
 		return e;
 	return SET_OK;
 }
@@ -223,7 +222,8 @@ set_claims_lose_group(const json_t *ev, const struct set_expect *e)
 		return strcmp(json_string_value(g), e->required_group) != 0;
 	if (json_is_array(g)) {
 		json_array_foreach(g, i, v) {
-			if (json_is_string(v) && strcmp(json_string_value(v), e->required_group) == 0)
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), e->required_group) == 0)
 				return 0;
 		}
 	}
@@ -363,7 +363,8 @@ set_parse_claims(const json_t *claims, const struct set_expect *e, struct set_pa
 		} else if (strcmp(type, SET_EV_SESSION_REVOKED) == 0) {
 			a->kind = SET_ACT_REVOKE;
 			a->event = "session-revoked";
-			snprintf(a->why, sizeof(a->why), "session revoked by the identity provider");
+			snprintf(a->why, sizeof(a->why),
+				 "session revoked by the identity provider");
 		} else if (strcmp(type, SET_EV_CREDENTIAL_CHANGE) == 0) {
 			/* Any change (also "create"): sessions established with the old set of
 			 * credentials are ended; logging in again is one browser step. */
@@ -491,8 +492,8 @@ set_validate(const struct jwks *ks, const char *const *algs, size_t nalgs, const
 	if (ks == NULL)
 		return set_fail(SET_ERR_UNKNOWN_KID, desc, desclen,
 				"the transmitter's keys are not available yet");
-	if ((err = set_from_jwt(jwt_verify(ks, token, len, algs, nalgs, &claims), desc,
-				desclen)) != SET_OK)
+	if ((err = set_from_jwt(jwt_verify(ks, token, len, algs, nalgs, &claims), desc, desclen)) !=
+	    SET_OK)
 		return err;
 	err = set_parse_claims(claims, e, out, desc, desclen);
 	json_decref(claims);
@@ -592,9 +593,9 @@ bad:
 }
 
 enum set_err
-set_logout_validate(const struct jwks *ks, const char *const *algs, size_t nalgs,
-		    const char *body, size_t len, const struct set_expect *e,
-		    struct set_parsed *out, char *desc, size_t desclen)
+set_logout_validate(const struct jwks *ks, const char *const *algs, size_t nalgs, const char *body,
+		    size_t len, const struct set_expect *e, struct set_parsed *out, char *desc,
+		    size_t desclen)
 {
 	struct jwt_expect je = { 0 };
 	json_t *claims = NULL;
@@ -609,8 +610,8 @@ set_logout_validate(const struct jwks *ks, const char *const *algs, size_t nalgs
 	if (desc != NULL && desclen > 0)
 		desc[0] = '\0';
 	if ((r = set_form_get(body, len, "logout_token", &token)) != 0)
-		return set_fail(SET_ERR_INVALID_REQUEST, desc, desclen,
-				r > 0 ? "the form has no logout_token%s" :
+		return set_fail(SET_ERR_INVALID_REQUEST, desc, desclen, "%s",
+				r > 0 ? "the form has no logout_token" :
 					"the body is not a valid form with one logout_token");
 	if (token[0] == '\0' || strlen(token) > JWT_MAX_LEN) {
 		err = set_fail(SET_ERR_INVALID_REQUEST, desc, desclen,

@@ -21,19 +21,20 @@
 
 struct jwks;
 
-#define SET_MAX_EVENTS 8      /* events in one SET; more is invalid_request */
-#define SET_MAX_STRING 1024   /* bytes of any subject member, jti, iss */
-#define SET_MAX_AGE 86400     /* a SET issued longer ago than this is refused */
+#define SET_MAX_EVENTS 8    /* events in one SET; more is invalid_request */
+#define SET_MAX_STRING 1024 /* bytes of any subject member, jti, iss */
+#define SET_MAX_AGE 86400   /* a SET issued longer ago than this is refused */
 #define SET_CLOCK_SKEW 60
-#define LOGOUT_MAX_AGE 600    /* a logout token's iat: as for ID tokens */
+#define LOGOUT_MAX_AGE 600 /* a logout token's iat: as for ID tokens */
 #define SET_FORM_MAX (64 * 1024)
 
 /* Event type URIs we act on. */
 #define SET_EV_SESSION_REVOKED "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
-#define SET_EV_CREDENTIAL_CHANGE                                                                   \
+#define SET_EV_CREDENTIAL_CHANGE \
 	"https://schemas.openid.net/secevent/caep/event-type/credential-change"
-#define SET_EV_CLAIMS_CHANGE "https://schemas.openid.net/secevent/caep/event-type/token-claims-change"
-#define SET_EV_ACCOUNT_DISABLED                                                                    \
+#define SET_EV_CLAIMS_CHANGE \
+	"https://schemas.openid.net/secevent/caep/event-type/token-claims-change"
+#define SET_EV_ACCOUNT_DISABLED \
 	"https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 #define SET_EV_ACCOUNT_PURGED "https://schemas.openid.net/secevent/risc/event-type/account-purged"
 #define SET_EV_VERIFICATION "https://schemas.openid.net/secevent/ssf/event-type/verification"

@@ -555,9 +555,14 @@ workspace_send_attach(struct workspace *w, const struct store_session *s)
 	int rc;
 
 	memset(&a, 0, sizeof(a));
-	token = workspace_new_token(b, s->id, w->name, s->expires);
-	if (token == NULL)
+	/* groups select policy rules in guestd (deny rules too): no attach without them */
+	if (ctl_groups_from_text(s->groups, &a.groups, &a.ngroups) != 0)
 		return -1;
+	token = workspace_new_token(b, s->id, w->name, s->expires);
+	if (token == NULL) {
+		ctl_groups_free(a.groups, a.ngroups);
+		return -1;
+	}
 	a.session = (char *)s->id;
 	a.user = s->username;
 	a.sub = s->sub;
@@ -572,6 +577,7 @@ workspace_send_attach(struct workspace *w, const struct store_session *s)
 		free(a.corp[i].host);
 	}
 	free(a.corp);
+	ctl_groups_free(a.groups, a.ngroups);
 	workspace_ctl_flush(w);
 	return rc;
 }

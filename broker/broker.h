@@ -120,6 +120,7 @@ struct broker {
 	uint64_t next_conn_id;
 	struct live_session *sessions; /* live sessions that have connections (broker-sessions.c) */
 	struct admin *admin;	       /* broker-admin.c */
+	struct web *web;	       /* broker-web.c: HTTP listener (webhooks, admin API) */
 	struct workspace *workspaces;  /* online workspaces (broker-workspace.c) */
 	struct attachment *attachments; /* sessions attached to workspaces */
 	struct tunnel_token *tokens;	/* unused per-session tunnel credentials */

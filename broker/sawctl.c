@@ -40,7 +40,15 @@ static void __attribute__((noreturn)) usage(int status)
 		   "PUBKEY_FILE\n"
 		   "                                   [--profile corporate|public]\n"
 		   "       sawctl [-s socket] [--json] workspace list\n"
-		   "       sawctl [-s socket] [--json] workspace remove NAME\n");
+		   "       sawctl [-s socket] [--json] workspace remove NAME\n"
+		   "       sawctl [-s socket] [--json] sessions [--user USER] [--all]\n"
+		   "       sawctl [-s socket] [--json] revoke SESSION_ID|--user USER "
+		   "[--message TEXT]\n"
+		   "       sawctl [-s socket] [--json] lock USER [--until TIME] [--message TEXT]\n"
+		   "       sawctl [-s socket] [--json] unlock USER\n"
+		   "       sawctl [-s socket] [--json] locks\n"
+		   "       sawctl [-s socket] [--json] kill WORKSPACE [--reason TEXT]\n"
+		   "       sawctl [-s socket] [--json] revive WORKSPACE\n");
 	exit(status);
 }
 
@@ -427,6 +435,364 @@ cmd_workspace_remove(struct sawctl *s, int argc, char **argv)
 	return 0;
 }
 
+/* ---- issue #4: sessions, revocation, locks, the kill switch ------------------------------- */
+
+#define SAWCTL_MAX_COLS 8
+
+struct sawctl_table {
+	size_t ncols;
+	const char *head[SAWCTL_MAX_COLS];
+	size_t width[SAWCTL_MAX_COLS];
+	char **cells; /* nrows * ncols, malloc'd strings */
+	size_t nrows;
+};
+
+static void
+sawctl_table_row(struct sawctl_table *t, const char *const *v)
+{
+	size_t c, l;
+
+	t->cells = reallocarray(t->cells, (t->nrows + 1) * t->ncols, sizeof(char *));
+	if (t->cells == NULL)
+		die("out of memory");
+	for (c = 0; c < t->ncols; c++) {
+		if ((t->cells[t->nrows * t->ncols + c] = strdup(v[c] != NULL ? v[c] : "-")) == NULL)
+			die("out of memory");
+		if ((l = strlen(v[c] != NULL ? v[c] : "-")) > t->width[c])
+			t->width[c] = l;
+	}
+	t->nrows++;
+}
+
+static void
+sawctl_table_print(struct sawctl_table *t, const char *empty)
+{
+	size_t r, c;
+
+	if (t->nrows == 0) {
+		printf("%s\n", empty);
+		return;
+	}
+	for (c = 0; c < t->ncols; c++) {
+		if (strlen(t->head[c]) > t->width[c])
+			t->width[c] = strlen(t->head[c]);
+		sawctl_cell(c == t->ncols - 1, t->width[c], t->head[c]);
+	}
+	for (r = 0; r < t->nrows; r++) {
+		for (c = 0; c < t->ncols; c++) {
+			sawctl_cell(c == t->ncols - 1, t->width[c], t->cells[r * t->ncols + c]);
+			free(t->cells[r * t->ncols + c]);
+		}
+	}
+	free(t->cells);
+}
+
+/* A time of the answer as local "YYYY-MM-DD HH:MM:SS"; "-" for 0 (none). */
+static const char *
+sawctl_time(const json_t *o, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+	time_t t;
+	struct tm tm;
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return "-";
+	t = (time_t)json_integer_value(v);
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "%lld", (long long)t);
+	return buf;
+}
+
+/* Sends req, prints nothing with --json (the answer is printed as is), returns the answer. */
+static json_t *
+sawctl_run(struct sawctl *s, json_t *req, char **line)
+{
+	json_t *resp;
+
+	if (req == NULL)
+		die("the arguments must be valid UTF-8");
+	*line = sawctl_call(s, req);
+	resp = sawctl_answer(s, *line);
+	json_decref(req);
+	return resp;
+}
+
+static int
+cmd_sessions(struct sawctl *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ "all", no_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sawctl_table t = {
+		.ncols = 6, .head = { "SESSION", "USER", "STATE", "CREATED", "EXPIRES", "REASON" }
+	};
+	const char *user = NULL;
+	bool all = false;
+	json_t *req, *resp, *arr, *o;
+	char *line, b[6][300];
+	size_t i;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+u:a", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'u':
+			user = optarg;
+			break;
+		case 'a':
+			all = true;
+			break;
+		default:
+			usage(2);
+		}
+	}
+	if (optind != argc)
+		usage_error("sessions: unexpected argument \"%s\"", argv[optind]);
+	req = json_pack("{s:s, s:b}", "op", "session.list", "all", all);
+	if (req != NULL && user != NULL && json_object_set_new(req, "user", json_string(user)) != 0)
+		die("the user name must be valid UTF-8");
+	resp = sawctl_run(s, req, &line);
+	arr = json_object_get(resp, "sessions");
+	if (!s->json) {
+		if (!json_is_array(arr))
+			die("the broker's answer has no session list");
+		json_array_foreach(arr, i, o) {
+			const char *v[6];
+
+			v[0] = sawctl_str(o, "id", b[0], sizeof(b[0]));
+			v[1] = sawctl_str(o, "username", b[1], sizeof(b[1]));
+			v[2] = sawctl_str(o, "state", b[2], sizeof(b[2]));
+			v[3] = sawctl_time(o, "created", b[3], sizeof(b[3]));
+			v[4] = sawctl_time(o, "expires", b[4], sizeof(b[4]));
+			v[5] = sawctl_str(o, "end_reason", b[5], sizeof(b[5]));
+			sawctl_table_row(&t, v);
+		}
+		sawctl_table_print(&t, all ? "no sessions" : "no live sessions");
+	}
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_revoke(struct sawctl *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ "message", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *user = NULL, *id = NULL, *msg = NULL;
+	json_t *req, *resp;
+	char *line, buf[300];
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "-u:m:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (id != NULL)
+				usage_error("revoke: unexpected argument \"%s\"", optarg);
+			id = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		default:
+			usage(2);
+		}
+	}
+	if ((id == NULL) == (user == NULL))
+		usage_error("revoke needs a SESSION_ID or --user USER (one of them)");
+	if (id != NULL)
+		req = json_pack("{s:s, s:s}", "op", "session.revoke", "id", id);
+	else
+		req = json_pack("{s:s, s:s}", "op", "user.revoke", "user", user);
+	if (req != NULL && msg != NULL && json_object_set_new(req, "reason", json_string(msg)) != 0)
+		die("the message must be valid UTF-8");
+	resp = sawctl_run(s, req, &line);
+	if (!s->json && id != NULL)
+		printf("session %s revoked\n", sawctl_str(resp, "id", buf, sizeof(buf)));
+	else if (!s->json)
+		printf("%lld session%s of %s revoked\n",
+		       (long long)json_integer_value(json_object_get(resp, "revoked")),
+		       json_integer_value(json_object_get(resp, "revoked")) == 1 ? "" : "s",
+		       sawctl_str(resp, "user", buf, sizeof(buf)));
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_lock(struct sawctl *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "until", required_argument, NULL, 't' },
+		{ "message", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *user = NULL, *until = NULL, *msg = NULL;
+	json_t *req, *resp;
+	char *line, b1[300], b2[64];
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "-t:m:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (user != NULL)
+				usage_error("lock: unexpected argument \"%s\"", optarg);
+			user = optarg;
+			break;
+		case 't':
+			until = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		default:
+			usage(2);
+		}
+	}
+	if (user == NULL)
+		usage_error("lock needs USER (a user name, or sub:SUBJECT)");
+	req = json_pack("{s:s, s:s}", "op", "user.lock", "user", user);
+	if (req != NULL &&
+	    ((until != NULL && json_object_set_new(req, "until", json_string(until)) != 0) ||
+	     (msg != NULL && json_object_set_new(req, "message", json_string(msg)) != 0)))
+		die("the arguments must be valid UTF-8");
+	resp = sawctl_run(s, req, &line);
+	if (!s->json) {
+		long long n = (long long)json_integer_value(json_object_get(resp, "revoked"));
+
+		printf("%s locked %s%s (%lld session%s revoked)\n",
+		       sawctl_str(resp, "user", b1, sizeof(b1)),
+		       json_integer_value(json_object_get(resp, "until")) > 0 ? "until " :
+										"until unlocked",
+		       json_integer_value(json_object_get(resp, "until")) > 0 ?
+			       sawctl_time(resp, "until", b2, sizeof(b2)) :
+			       "",
+		       n, n == 1 ? "" : "s");
+	}
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_unlock(struct sawctl *s, int argc, char **argv)
+{
+	json_t *resp;
+	char *line, buf[300];
+
+	if (argc != 2)
+		usage_error("unlock needs exactly one USER");
+	resp = sawctl_run(s, json_pack("{s:s, s:s}", "op", "user.unlock", "user", argv[1]), &line);
+	if (!s->json)
+		printf("%s unlocked\n", sawctl_str(resp, "user", buf, sizeof(buf)));
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_locks(struct sawctl *s, int argc, char **argv)
+{
+	struct sawctl_table t = { .ncols = 3, .head = { "USER", "UNTIL", "MESSAGE" } };
+	json_t *resp, *arr, *o;
+	char *line, b[3][300];
+	size_t i;
+
+	if (argc != 1)
+		usage_error("locks: unexpected argument \"%s\"", argv[1]);
+	resp = sawctl_run(s, json_pack("{s:s}", "op", "lock.list"), &line);
+	arr = json_object_get(resp, "locks");
+	if (!s->json) {
+		if (!json_is_array(arr))
+			die("the broker's answer has no lock list");
+		json_array_foreach(arr, i, o) {
+			const char *v[3];
+
+			v[0] = sawctl_str(o, "user", b[0], sizeof(b[0]));
+			v[1] = json_integer_value(json_object_get(o, "until")) > 0 ?
+				       sawctl_time(o, "until", b[1], sizeof(b[1])) :
+				       "until unlocked";
+			v[2] = sawctl_str(o, "message", b[2], sizeof(b[2]));
+			sawctl_table_row(&t, v);
+		}
+		sawctl_table_print(&t, "no locks");
+	}
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_kill(struct sawctl *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = NULL, *reason = NULL;
+	json_t *req, *resp;
+	char *line, buf[300];
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "-r:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (name != NULL)
+				usage_error("kill: unexpected argument \"%s\"", optarg);
+			name = optarg;
+			break;
+		case 'r':
+			reason = optarg;
+			break;
+		default:
+			usage(2);
+		}
+	}
+	if (name == NULL)
+		usage_error("kill needs WORKSPACE");
+	req = json_pack("{s:s, s:s}", "op", "workspace.kill", "name", name);
+	if (req != NULL && reason != NULL &&
+	    json_object_set_new(req, "reason", json_string(reason)) != 0)
+		die("the reason must be valid UTF-8");
+	resp = sawctl_run(s, req, &line);
+	if (!s->json)
+		printf("workspace %s killed: its sessions and tunnel are closed and it is refused "
+		       "until `sawctl revive %s`\n",
+		       sawctl_str(resp, "name", buf, sizeof(buf)), buf);
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
+static int
+cmd_revive(struct sawctl *s, int argc, char **argv)
+{
+	json_t *resp;
+	char *line, buf[300];
+
+	if (argc != 2)
+		usage_error("revive needs exactly one WORKSPACE");
+	resp = sawctl_run(s, json_pack("{s:s, s:s}", "op", "workspace.revive", "name", argv[1]),
+			  &line);
+	if (!s->json)
+		printf("workspace %s revived: it may connect again\n",
+		       sawctl_str(resp, "name", buf, sizeof(buf)));
+	json_decref(resp);
+	free(line);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -460,15 +826,28 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 2 || strcmp(argv[0], "workspace") != 0) {
-		if (argc == 0)
-			usage(2);
-		if (strcmp(argv[0], "workspace") != 0)
-			usage_error("unknown command \"%s\"", argv[0]);
-		usage_error("workspace: give add, list or remove");
-	}
+	if (argc == 0)
+		usage(2);
 	clock_gettime(CLOCK_MONOTONIC, &s.deadline);
 	s.deadline.tv_sec += SAWCTL_TIMEOUT_MS / 1000;
+	if (strcmp(argv[0], "sessions") == 0)
+		return cmd_sessions(&s, argc, argv);
+	if (strcmp(argv[0], "revoke") == 0)
+		return cmd_revoke(&s, argc, argv);
+	if (strcmp(argv[0], "lock") == 0)
+		return cmd_lock(&s, argc, argv);
+	if (strcmp(argv[0], "unlock") == 0)
+		return cmd_unlock(&s, argc, argv);
+	if (strcmp(argv[0], "locks") == 0)
+		return cmd_locks(&s, argc, argv);
+	if (strcmp(argv[0], "kill") == 0)
+		return cmd_kill(&s, argc, argv);
+	if (strcmp(argv[0], "revive") == 0)
+		return cmd_revive(&s, argc, argv);
+	if (strcmp(argv[0], "workspace") != 0)
+		usage_error("unknown command \"%s\"", argv[0]);
+	if (argc < 2)
+		usage_error("workspace: give add, list or remove");
 	argc--;
 	argv++;
 	if (strcmp(argv[0], "add") == 0)

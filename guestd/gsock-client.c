@@ -98,6 +98,39 @@ gsock_answer_ok(const json_t *ans, const char **why)
 }
 
 json_t *
+gsock_parse_answer(const char *buf, size_t len, char *err, size_t errlen)
+{
+	const char *nl;
+	json_error_t jerr;
+	json_t *ans;
+
+	if (len > GSOCK_MAX_LINE) {
+		snprintf(err, errlen, "answer longer than %d bytes", GSOCK_MAX_LINE);
+		return NULL;
+	}
+	if ((nl = memchr(buf, '\n', len)) == NULL) {
+		snprintf(err, errlen, "answer not terminated by a newline");
+		return NULL;
+	}
+	/* One answer line per connection: anything after it is a protocol violation. */
+	if ((size_t)(nl - buf) + 1 != len) {
+		snprintf(err, errlen, "unexpected bytes after saw-guestd's answer");
+		return NULL;
+	}
+	ans = json_loadb(buf, (size_t)(nl - buf), JSON_REJECT_DUPLICATES, &jerr);
+	if (ans == NULL) {
+		snprintf(err, errlen, "malformed answer from saw-guestd: %s", jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(ans)) {
+		snprintf(err, errlen, "malformed answer from saw-guestd: not a JSON object");
+		json_decref(ans);
+		return NULL;
+	}
+	return ans;
+}
+
+json_t *
 gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
@@ -105,7 +138,6 @@ gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, si
 	char *line = NULL, *nl = NULL;
 	size_t len, off, have;
 	long long deadline;
-	json_error_t jerr;
 	json_t *ans = NULL;
 	ssize_t n;
 	int fd = -1;
@@ -182,21 +214,7 @@ gsock_request(const char *path, const json_t *req, int timeout_ms, char *err, si
 		nl = memchr(buf + have, '\n', (size_t)n);
 		have += (size_t)n;
 	}
-	/* One answer line per connection: anything after it is a protocol violation. */
-	if ((size_t)(nl - buf) + 1 != have) {
-		snprintf(err, errlen, "unexpected bytes after saw-guestd's answer");
-		goto out;
-	}
-	ans = json_loadb(buf, (size_t)(nl - buf), JSON_REJECT_DUPLICATES, &jerr);
-	if (ans == NULL) {
-		snprintf(err, errlen, "malformed answer from saw-guestd: %s", jerr.text);
-		goto out;
-	}
-	if (!json_is_object(ans)) {
-		snprintf(err, errlen, "malformed answer from saw-guestd: not a JSON object");
-		json_decref(ans);
-		ans = NULL;
-	}
+	ans = gsock_parse_answer(buf, have, err, errlen);
 out:
 	free(line);
 	if (fd != -1)

@@ -10,7 +10,8 @@
  * Safe inside a PAM host (sshd): no global state, no signal handlers touched (MSG_NOSIGNAL
  * instead of SIGPIPE handling), the socket is close-on-exec so it never leaks into the shell.
  *
- * Ownership: gsock_request returns a new reference (json_decref it); req stays the caller's.
+ * Ownership: gsock_request and gsock_parse_answer return a new reference (json_decref it); req
+ * stays the caller's. err/errlen are always required (err is filled on every NULL return).
  */
 #ifndef SAW_GSOCK_CLIENT_H
 #define SAW_GSOCK_CLIENT_H
@@ -25,6 +26,11 @@
  * plain-words reason in err. */
 json_t *gsock_request(const char *path, const json_t *req, int timeout_ms, char *err,
 		      size_t errlen);
+
+/* The answer bytes received on one connection (buf, len): exactly one line of at most
+ * GSOCK_MAX_LINE bytes ending in '\n', holding a JSON object without duplicate keys. Returns
+ * the object (new reference) or NULL with a reason. Fuzzed by tests/fuzz/fuzz_akc.c. */
+json_t *gsock_parse_answer(const char *buf, size_t len, char *err, size_t errlen);
 
 /* 1 if the answer says {"ok":true}, 0 otherwise (missing, false, or not a boolean). When it is
  * not ok and the answer carries a string "error", *why points into ans (else "no reason"). */

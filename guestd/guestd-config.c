@@ -117,6 +117,33 @@ guestd_config_check_socket(const struct conf_keyword *kw, const char *v, char *m
 	return 0;
 }
 
+/* "NAME /absolute/program [ARG…]": run without a shell (split on blanks). */
+static int
+guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *msg,
+			    size_t msglen)
+{
+	char name[64], prog[8];
+	const char *sp = strchr(v, ' ');
+
+	if (sp == NULL || (size_t)(sp - v) >= sizeof(name)) {
+		snprintf(msg, msglen,
+			 "expected \"NAME /path/to/program [ARG...]\" (quoted, one line)");
+		return -1;
+	}
+	memcpy(name, v, (size_t)(sp - v));
+	name[sp - v] = '\0';
+	if (guestd_config_check_name(kw, name, msg, msglen) != 0)
+		return -1;
+	while (*sp == ' ')
+		sp++;
+	snprintf(prog, sizeof(prog), "%s", sp);
+	if (prog[0] != '/') {
+		snprintf(msg, msglen, "the program must be an absolute path (it runs without a shell)");
+		return -1;
+	}
+	return 0;
+}
+
 #define F(field) offsetof(struct guestd_config, field)
 
 static const struct conf_keyword guestd_keywords[] = {
@@ -157,6 +184,28 @@ static const struct conf_keyword guestd_keywords[] = {
 	  .offset = F(proxy_listen),
 	  .def = "127.0.0.1:3128",
 	  .check = guestd_config_check_listen },
+	{ .name = "CredentialListen",
+	  .type = CONF_ADDRESS,
+	  .offset = F(credential_listen),
+	  .check = guestd_config_check_listen },
+	{ .name = "CredentialCAFile", .type = CONF_PATH, .offset = F(credential_ca_file) },
+	{ .name = "CredentialCommand",
+	  .type = CONF_STRING,
+	  .offset = F(credential_command),
+	  .flags = CONF_MULTI,
+	  .check = guestd_config_check_command },
+	{ .name = "CredentialCacheTTL",
+	  .type = CONF_DURATION,
+	  .offset = F(credential_cache_ttl),
+	  .def = "5m",
+	  .min = 1,
+	  .max = 86400 },
+	{ .name = "PolicyFile", .type = CONF_PATH, .offset = F(policy_file) },
+	{ .name = "DecisionSocket",
+	  .type = CONF_PATH,
+	  .offset = F(decision_socket),
+	  .def = "/run/saw/decide.sock",
+	  .check = guestd_config_check_socket },
 	{ .name = "Keepalive",
 	  .type = CONF_DURATION,
 	  .offset = F(keepalive),

@@ -23,6 +23,12 @@ struct guestd_config {
 	char *control_socket;	    /* ControlSocket PATH, default /run/saw/guestd.sock */
 	char *authorized_keys_user; /* AuthorizedKeysUser NAME, default nobody */
 	char *proxy_listen;	    /* ProxyListen HOST:PORT (loopback), default 127.0.0.1:3128 */
+	char *credential_listen;    /* CredentialListen HOST:PORT (loopback), default none */
+	char *credential_ca_file;   /* CredentialCAFile PATH: CAs for upstreams, default system */
+	struct conf_list credential_command; /* CredentialCommand "NAME /path [arg…]" (multi) */
+	long long credential_cache_ttl;	     /* CredentialCacheTTL, default 5m */
+	char *policy_file;	    /* PolicyFile PATH (saw-policy(5)), default none: deny all */
+	char *decision_socket;	    /* DecisionSocket PATH, default /run/saw/decide.sock */
 	long long keepalive;	    /* Keepalive, default 15s */
 	long long reconnect_max;    /* ReconnectMax, default 60s */
 };

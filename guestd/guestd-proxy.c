@@ -1,17 +1,34 @@
 /*
- * The HTTP CONNECT proxy on ProxyListen (loopback only): processes in the workspace reach
- * corporate services through it, and only while a brokered session lives.
+ * The egress proxy (ARCHITECTURE Flow 2, invariant 6): deny by default, every request decided
+ * for the session's identity against the policy.
+ *
+ * Listeners. Each brokered session gets its own listeners inside its sandbox's network
+ * namespace (proxy_listen_fd(), called by the sandbox launcher): a connection accepted there
+ * belongs to that session and nobody else. ProxyListen (and CredentialListen, guestd-cred.c)
+ * on the workspace's loopback stay as a workspace-wide fallback for processes outside any
+ * sandbox: a connection there is attributed to "the" live session when exactly one is live,
+ * and refused (403) when none or several are, because we could not say whose policy applies.
  *
  * A client has GPROXY_HEAD_TIMEOUT seconds to send its request head (at most
- * GPROXY_MAX_HEAD bytes, parsed by guestd-proxy-parse.c). The decision:
- *   - no live brokered session                 → 403 "no live brokered session: …"
- *   - host:port (or NAME:port) is a corporate
- *     service of a live session's ATTACH list  → that session's tunnel opens a channel to
- *                                                the service's exact host:port (200, then
- *                                                bytes both ways; 502 if the broker refuses)
- *   - anything else                            → 403 "destination not allowed: …"
- * Public egress and the credential proxy extend this in later issues.
+ * GPROXY_MAX_HEAD bytes, parsed by guestd-proxy-parse.c): CONNECT host:port, or a plain
+ * HTTP request with an absolute http:// URL (forwarded with Connection: close). Then:
+ *   - policy_decide() for the session's subject (deny wins; no policy: everything denied);
+ *     a destination on the session's corporate list from the broker (ATTACH) that no rule
+ *     denies explicitly counts as corporate;
+ *   - POLICY_CORP  → the session's per-session tunnel (guestd-tunnel.c);
+ *   - POLICY_ALLOW → guestd resolves the name itself (evdns, asynchronous, bounded), keeps
+ *     only addresses whose class (netclass_of()) is public or that the policy names
+ *     (addresses.allow_private), and dials those addresses, never the name again: a
+ *     second lookup could answer differently (DNS rebinding). IP literals and "localhost"
+ *     names (RFC 6761: never sent to DNS) go through the same classification.
+ *   - anything else → 403 with a small JSON body naming the rule, and an audit event.
+ * Once connected: TCP_NODELAY both ways, a bounded relay (guestd-relay.c), an idle timeout.
+ *
+ * Audit: OCSF Network Activity (4001) Open / Refuse events. guestd has no audit sink yet:
+ * they are logged as "audit: {json}" lines. TODO(issue 6): forward them to the broker over
+ * the control channel (CTL_AUDIT) once guestd-broker.c can send it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,22 +39,69 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 
 #include "audit/log.h"
+#include "audit/ocsf.h"
 #include "guestd/guestd-proxy.h"
+#include "guestd/guestd-relay.h"
 #include "guestd/guestd.h"
+#include "guestd/netclass.h"
+#include "guestd/policy.h"
 
-#define GPROXY_HEAD_TIMEOUT 10
-#define GPROXY_MAX_CLIENTS 256 /* clients still sending their head */
+#define GPROXY_HEAD_TIMEOUT 10	/* seconds to send the request head */
+#define GPROXY_RESOLVE_TIMEOUT 8 /* seconds for the name lookup, all attempts */
+#define GPROXY_DIAL_TIMEOUT 10	/* seconds per address to connect */
+#define GPROXY_IDLE_TIMEOUT 300 /* seconds without a byte either way */
+#define GPROXY_MAX_ADDRS 8	/* addresses tried per name */
+#define GPROXY_MAX_PENDING 256	/* clients still sending their head */
+#define GPROXY_MAX_CONNS 4096	/* clients in all (two descriptors each) */
+#define GPROXY_HOW_TO "ask your platform team to add it to the egress allowlist"
+
+enum gproxy_state {
+	GP_HEAD,
+	GP_RESOLVING,
+	GP_DIALING,
+	GP_RELAY,
+};
+
+struct gproxy_listener {
+	TAILQ_ENTRY(gproxy_listener) entry;
+	struct gproxy *px;
+	struct evconnlistener *l;
+	char *sid; /* NULL: the workspace-wide fallback */
+	int kind;
+};
+TAILQ_HEAD(gproxy_listener_list, gproxy_listener);
 
 struct gproxy_client {
 	TAILQ_ENTRY(gproxy_client) entry;
 	struct gproxy *px;
-	int fd;
-	struct event *ev_read;
-	struct event *ev_timeout;
+	enum gproxy_state state;
+	int fd;	 /* the client */
+	int ufd; /* the destination while dialing */
+	char sid[128];
+	bool fallback; /* accepted on ProxyListen: attributed when decided */
+	char user[128];
+	char peer[INET6_ADDRSTRLEN];
+	int peer_port;
+	struct event *ev_read, *ev_timeout, *ev_dial, *ev_step;
+	struct evdns_getaddrinfo_request *dns;
+	int dns_err;
+	bool dns_done;
+	struct evutil_addrinfo *ai;
+	struct sockaddr_storage addrs[GPROXY_MAX_ADDRS];
+	socklen_t addrlens[GPROXY_MAX_ADDRS];
+	size_t naddrs, next_addr;
+	char dst_ip[INET6_ADDRSTRLEN];
+	struct policy *pol; /* reference held from the decision to the dial */
+	char rule[160];
+	int64_t version;
+	struct grelay *relay;
+	struct gproxy_request req;
 	size_t len;
 	char buf[GPROXY_MAX_HEAD];
 };
@@ -45,10 +109,15 @@ TAILQ_HEAD(gproxy_client_list, gproxy_client);
 
 struct gproxy {
 	struct guestd *g;
-	struct evconnlistener *listener;
+	struct gproxy_listener_list listeners;
 	struct gproxy_client_list clients;
-	size_t nclients;
+	size_t nclients, npending;
+	struct evdns_base *dns;
 };
+
+static void gproxy_dial_next(struct gproxy_client *c);
+
+/* ---- replies and audit ------------------------------------------------------------------ */
 
 void
 gproxy_reply_error(int fd, int status, const char *reason, const char *body)
@@ -65,15 +134,107 @@ gproxy_reply_error(int fd, int status, const char *reason, const char *body)
 		(void)!write(fd, buf, (size_t)n); /* best effort: the client may be gone */
 }
 
+void
+gproxy_reply_json(int fd, int status, const char *reason, json_t *body)
+{
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	char head[300];
+	int n;
+
+	json_decref(body);
+	if (text == NULL)
+		return;
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+		     status, reason, strlen(text) + 1);
+	if (n > 0 && (size_t)n < sizeof(head)) {
+		struct iovec iov[3] = { { head, (size_t)n }, { text, strlen(text) }, { "\n", 1 } };
+
+		(void)!writev(fd, iov, 3); /* small: one write, best effort */
+	}
+	free(text);
+}
+
+void
+gproxy_audit(struct guestd *g, json_t *ev)
+{
+	char *text;
+
+	if (ev == NULL)
+		return;
+	/* TODO(issue 6): send over CTL_AUDIT to the broker's audit pipeline; until then the
+	 * journal carries guestd's events. */
+	if ((text = json_dumps(ev, JSON_COMPACT)) != NULL)
+		log_info("audit: %s", text);
+	free(text);
+	json_decref(ev);
+}
+
+/* OCSF Network Activity (4001): 1 Open, 5 Refuse. */
+static json_t *
+gproxy_ocsf_network(struct gproxy_client *c, int activity, bool ok, const char *host,
+		    const char *ip, int port, const char *detail)
+{
+	json_t *ev, *src, *dst, *actor, *user, *unmapped;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, activity, ok, ocsf_now_ms())) ==
+	    NULL)
+		return NULL;
+	src = json_pack("{s:s, s:i}", "ip", c->peer, "port", c->peer_port);
+	dst = json_pack("{s:s, s:i}", "hostname", host, "port", port);
+	if (dst != NULL && ip != NULL && ip[0] != '\0')
+		json_object_set_new(dst, "ip", json_string(ip));
+	user = json_pack("{s:s}", "name", c->user[0] ? c->user : "unknown");
+	actor = json_pack("{s:o, s:{s:s}}", "user", user, "session", "uid", c->sid[0] ? c->sid : "none");
+	unmapped = json_pack("{s:s, s:I}", "rule", c->rule, "policy_version", (json_int_t)c->version);
+	json_object_set_new(ev, "src_endpoint", src);
+	json_object_set_new(ev, "dst_endpoint", dst);
+	json_object_set_new(ev, "actor", actor);
+	json_object_set_new(ev, "unmapped", unmapped);
+	json_object_set_new(ev, "status_detail", json_string(detail));
+	json_object_set_new(ev, "message",
+			    json_string(activity == 5 ? "egress refused" : "egress opened"));
+	/* actor outside 4001's own attributes: through the host profile */
+	json_object_set_new(json_object_get(ev, "metadata"), "profiles", json_pack("[s]", "host"));
+	return ev;
+}
+
+/* ---- clients ------------------------------------------------------------------------- */
+
 static void
 gproxy_client_free(struct gproxy_client *c, bool close_fd)
 {
-	TAILQ_REMOVE(&c->px->clients, c, entry);
-	c->px->nclients--;
-	event_free(c->ev_read);
-	event_free(c->ev_timeout);
-	if (close_fd)
+	struct gproxy *px = c->px;
+
+	TAILQ_REMOVE(&px->clients, c, entry);
+	px->nclients--;
+	if (c->state == GP_HEAD)
+		px->npending--;
+	if (c->dns != NULL) {
+		struct evdns_getaddrinfo_request *req = c->dns;
+
+		c->dns = NULL;
+		evdns_getaddrinfo_cancel(req); /* its callback ignores EVUTIL_EAI_CANCEL */
+	}
+	if (c->ai != NULL)
+		evutil_freeaddrinfo(c->ai);
+	if (c->ev_read != NULL)
+		event_free(c->ev_read);
+	if (c->ev_timeout != NULL)
+		event_free(c->ev_timeout);
+	if (c->ev_dial != NULL)
+		event_free(c->ev_dial);
+	if (c->ev_step != NULL)
+		event_free(c->ev_step);
+	if (c->ufd >= 0)
+		close(c->ufd);
+	if (c->relay != NULL)
+		grelay_free(c->relay); /* closes both descriptors */
+	else if (close_fd && c->fd >= 0)
 		close(c->fd);
+	if (c->pol != NULL)
+		policy_free(c->pol);
 	free(c);
 }
 
@@ -84,6 +245,91 @@ gproxy_refuse(struct gproxy_client *c, int status, const char *reason, const cha
 	gproxy_client_free(c, true);
 }
 
+static const char *
+gproxy_dest(const struct gproxy_client *c, char *buf, size_t len)
+{
+	snprintf(buf, len, strchr(c->req.host, ':') != NULL ? "[%s]:%d" : "%s:%d", c->req.host,
+		 c->req.port);
+	return buf;
+}
+
+/* 403 with the JSON body of a refused destination, and its audit event. */
+static void
+gproxy_refuse_dest(struct gproxy_client *c, const char *ip, const char *why)
+{
+	struct guestd *g = c->px->g;
+	char dest[GPROXY_HOST_MAX + 16];
+	json_t *body;
+
+	gproxy_dest(c, dest, sizeof(dest));
+	log_info("proxy: session %s: %s %s refused (rule %s, policy version %lld)%s%s",
+		 c->sid[0] ? c->sid : "-", c->req.method, dest, c->rule, (long long)c->version,
+		 why ? ": " : "", why ? why : "");
+	gproxy_audit(g, gproxy_ocsf_network(c, 5, false, c->req.host, ip, c->req.port,
+					    why != NULL ? why : c->rule));
+	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "error", "destination not allowed",
+			 "destination", dest, "rule", c->rule, "policy_version",
+			 (json_int_t)c->version, "how_to_request", GPROXY_HOW_TO);
+	if (body != NULL && ip != NULL)
+		json_object_set_new(body, "address", json_string(ip));
+	if (body != NULL && why != NULL)
+		json_object_set_new(body, "reason", json_string(why));
+	gproxy_reply_json(c->fd, 403, "Forbidden", body);
+	gproxy_client_free(c, true);
+}
+
+void
+gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject *subj)
+{
+	memset(subj, 0, sizeof(*subj));
+	subj->user = s->user;
+	subj->workspace = g->cfg.workspace_name;
+	/* TODO: groups once the broker sends them in CTL_SESSION_ATTACH; until then group
+	 * selectors never match in guestd (fail closed for allow rules). */
+	subj->groups = NULL;
+	subj->ngroups = 0;
+}
+
+/* The session a connection belongs to, or NULL after answering the client. */
+static struct gsession *
+gproxy_session(struct gproxy_client *c)
+{
+	struct guestd *g = c->px->g;
+	struct gsession *s, *only = NULL;
+	int64_t now = guestd_now();
+	size_t live = 0;
+
+	if (!c->fallback) {
+		if ((s = gsessions_find(&g->sessions, c->sid, now)) == NULL)
+			gproxy_refuse(c, 403, "Forbidden",
+				      "your brokered session has ended: log in through the broker "
+				      "again");
+		return s;
+	}
+	TAILQ_FOREACH(s, &g->sessions.list, entry)
+		if (s->expires > now) {
+			live++;
+			only = s;
+		}
+	if (live == 0) {
+		log_info("proxy: %s %s:%d refused: no live brokered session", c->req.method,
+			 c->req.host, c->req.port);
+		gproxy_refuse(c, 403, "Forbidden",
+			      "no live brokered session: log in through the broker first");
+		return NULL;
+	}
+	if (live > 1) {
+		log_info("proxy: %s %s:%d on ProxyListen refused: %zu sessions live", c->req.method,
+			 c->req.host, c->req.port, live);
+		gproxy_refuse(c, 403, "Forbidden",
+			      "several brokered sessions are live in this workspace: use the proxy "
+			      "of your own session (HTTP_PROXY inside its sandbox)");
+		return NULL;
+	}
+	snprintf(c->sid, sizeof(c->sid), "%s", only->id);
+	return only;
+}
+
 static bool
 gproxy_corp_match(const struct ctl_corp *c, const char *host, int port)
 {
@@ -91,71 +337,437 @@ gproxy_corp_match(const struct ctl_corp *c, const char *host, int port)
 	       (strcasecmp(c->host, host) == 0 || strcasecmp(c->name, host) == 0);
 }
 
+/* "localhost" and "*.localhost" never go to DNS (RFC 6761 §6.3): they are loopback. */
+static bool
+gproxy_is_localhost(const char *h)
+{
+	size_t n = strlen(h);
+
+	if (n > 0 && h[n - 1] == '.')
+		n--;
+	return (n == 9 && strncasecmp(h, "localhost", 9) == 0) ||
+	       (n > 10 && strncasecmp(h + n - 10, ".localhost", 10) == 0);
+}
+
+/* The request head to send upstream for a forwarded http:// request: origin-form target,
+ * Host from the URL, no proxy or hop-by-hop headers, Connection: close (one request per
+ * connection, so every request gets its own decision). */
+static int
+gproxy_forward_head(const struct gproxy_client *c, char *out, size_t outlen, size_t *len)
+{
+	static const char *const drop[] = { "Host",	  "Proxy-Authorization",
+					    "Proxy-Connection", "Connection",
+					    "Keep-Alive",	  "Upgrade",
+					    "TE",		  NULL };
+	const struct gproxy_request *r = &c->req;
+	size_t n, i, k;
+	int w;
+
+	w = snprintf(out, outlen, "%s %.*s HTTP/1.%d\r\nHost: %s%s%s", r->method,
+		     r->path_len ? (int)r->path_len : 1, r->path_len ? c->buf + r->path : "/",
+		     r->http_minor, strchr(r->host, ':') ? "[" : "", r->host,
+		     strchr(r->host, ':') ? "]" : "");
+	if (w < 0 || (size_t)w >= outlen)
+		return -1;
+	n = (size_t)w;
+	if (r->port != 80) {
+		w = snprintf(out + n, outlen - n, ":%d", r->port);
+		if (w < 0 || (size_t)w >= outlen - n)
+			return -1;
+		n += (size_t)w;
+	}
+	if (n + 2 > outlen)
+		return -1;
+	memcpy(out + n, "\r\n", 2);
+	n += 2;
+	for (i = 0; i < r->nheaders; i++) {
+		const struct gproxy_header *h = &r->headers[i];
+
+		for (k = 0; drop[k] != NULL && !gproxy_header_is(c->buf, h, drop[k]); k++)
+			;
+		if (drop[k] != NULL)
+			continue;
+		if (n + h->name_len + h->value_len + 4 > outlen)
+			return -1;
+		memcpy(out + n, c->buf + h->name, h->name_len);
+		n += h->name_len;
+		memcpy(out + n, ": ", 2);
+		n += 2;
+		memcpy(out + n, c->buf + h->value, h->value_len);
+		n += h->value_len;
+		memcpy(out + n, "\r\n", 2);
+		n += 2;
+	}
+	if (n + 21 > outlen)
+		return -1;
+	memcpy(out + n, "Connection: close\r\n\r\n", 21);
+	*len = n + 21;
+	return 0;
+}
+
+/* ---- direct egress: resolve, classify, dial, relay ---------------------------------- */
+
 static void
-gproxy_decide(struct gproxy_client *c, const struct gproxy_request *r)
+gproxy_relay_done(struct grelay *r, const char *why, void *arg)
+{
+	struct gproxy_client *c = arg;
+
+	log_debug("proxy: session %s: %s:%d closed (%llu bytes up, %llu down)%s%s", c->sid,
+		  c->req.host, c->req.port, (unsigned long long)grelay_bytes(r, 0),
+		  (unsigned long long)grelay_bytes(r, 1), why ? ": " : "", why ? why : "");
+	gproxy_client_free(c, true);
+}
+
+static const char gproxy_ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+static void
+gproxy_connected(struct gproxy_client *c)
 {
 	struct guestd *g = c->px->g;
-	struct gsession *s, *pick = NULL;
-	const struct ctl_corp *corp = NULL;
-	int64_t now = guestd_now();
-	bool live = false;
-	char body[600];
-	size_t i;
-	int fd;
+	char head[GPROXY_MAX_HEAD + 600];
+	size_t hlen = 0, early = c->len - c->req.head_len;
+	int ufd = c->ufd;
 
-	TAILQ_FOREACH(s, &g->sessions.list, entry) {
-		if (s->expires <= now)
-			continue;
-		live = true;
-		for (i = 0; i < s->ncorp; i++) {
-			if (!gproxy_corp_match(&s->corp[i], r->host, r->port))
-				continue;
-			/* several sessions may allow it: prefer one whose tunnel is usable */
-			if (pick == NULL || (!gtunnel_up(pick->tunnel) && gtunnel_up(s->tunnel))) {
-				pick = s;
-				corp = &s->corp[i];
-			}
-			break;
-		}
-	}
-	if (!live) {
-		log_info("proxy: CONNECT %s:%d refused: no live brokered session", r->host,
-			 r->port);
-		gproxy_refuse(c, 403, "Forbidden",
-			      "no live brokered session: log in through the broker first");
+	if (c->req.form == GPROXY_FORM_ABSOLUTE &&
+	    gproxy_forward_head(c, head, sizeof(head), &hlen) != 0) {
+		gproxy_refuse(c, 431, "Request Header Fields Too Large", "request head too large");
 		return;
 	}
-	if (pick == NULL) {
-		snprintf(body, sizeof(body),
-			 "destination not allowed: %s:%d is not a corporate service of this "
-			 "workspace's profile",
-			 r->host, r->port);
-		log_info("proxy: CONNECT %s:%d refused: not a corporate service", r->host, r->port);
-		gproxy_refuse(c, 403, "Forbidden", body);
-		return;
-	}
-	if (pick->tunnel == NULL) {
-		gproxy_refuse(c, 502, "Bad Gateway",
-			      "this session has no tunnel to the broker (its profile has no "
-			      "corporate access)");
-		return;
-	}
-	/* The tunnel takes the socket, and any bytes sent after the head before our answer
-	 * (e.g. an optimistic TLS ClientHello). Our events go first so that they never see
-	 * the descriptor again. */
 	event_del(c->ev_read);
 	event_del(c->ev_timeout);
-	fd = c->fd;
-	gtunnel_connect(pick->tunnel, fd, corp->host, corp->port, c->buf + r->head_len,
-			c->len - r->head_len);
-	gproxy_client_free(c, false);
+	c->ufd = -1;
+	c->state = GP_RELAY;
+	if ((c->relay = grelay_new(g->base, c->fd, ufd, GPROXY_IDLE_TIMEOUT, gproxy_relay_done,
+				   c)) == NULL) {
+		c->fd = -1; /* the relay closed both */
+		gproxy_client_free(c, false);
+		return;
+	}
+	if ((c->req.form == GPROXY_FORM_AUTHORITY &&
+	     grelay_queue(c->relay, 1, gproxy_ok, sizeof(gproxy_ok) - 1) != 0) ||
+	    grelay_queue(c->relay, 0, head, hlen) != 0 ||
+	    grelay_queue(c->relay, 0, c->buf + c->req.head_len, early) != 0) {
+		gproxy_client_free(c, true);
+		return;
+	}
+	gproxy_audit(g, gproxy_ocsf_network(c, 1, true, c->req.host, c->dst_ip, c->req.port,
+					    c->rule));
+	if (c->pol != NULL) {
+		policy_free(c->pol);
+		c->pol = NULL;
+	}
+	grelay_start(c->relay);
+}
+
+static void
+gproxy_dial_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gproxy_client *c = arg;
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+		err = errno;
+	if (err != 0) {
+		log_debug("proxy: %s:%d via %s: %s", c->req.host, c->req.port, c->dst_ip,
+			  strerror(err));
+		close(c->ufd);
+		c->ufd = -1;
+		gproxy_dial_next(c);
+		return;
+	}
+	gproxy_connected(c);
+}
+
+static void
+gproxy_dial_next(struct gproxy_client *c)
+{
+	struct guestd *g = c->px->g;
+	struct timeval tv = { GPROXY_DIAL_TIMEOUT, 0 };
+	struct sockaddr *sa;
+	char body[GPROXY_HOST_MAX + 200];
+	int one = 1, fd;
+
+	while (c->next_addr < c->naddrs) {
+		sa = (struct sockaddr *)&c->addrs[c->next_addr];
+		evutil_inet_ntop(sa->sa_family,
+				 sa->sa_family == AF_INET ?
+					 (const void *)&((struct sockaddr_in *)sa)->sin_addr :
+					 (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr,
+				 c->dst_ip, sizeof(c->dst_ip));
+		fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			c->next_addr++;
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, sa, c->addrlens[c->next_addr]) == 0) {
+			c->next_addr++;
+			c->ufd = fd;
+			gproxy_connected(c);
+			return;
+		}
+		c->next_addr++;
+		if (errno != EINPROGRESS) {
+			close(fd);
+			continue;
+		}
+		c->ufd = fd;
+		c->state = GP_DIALING;
+		if (c->ev_dial != NULL)
+			event_free(c->ev_dial);
+		if ((c->ev_dial = event_new(g->base, fd, EV_WRITE, gproxy_dial_cb, c)) == NULL ||
+		    event_add(c->ev_dial, &tv) != 0) {
+			gproxy_refuse(c, 502, "Bad Gateway", "out of memory");
+			return;
+		}
+		return;
+	}
+	snprintf(body, sizeof(body), "cannot connect to %s:%d (%s)", c->req.host, c->req.port,
+		 c->naddrs > 1 ? "no address answered" : "the address did not answer");
+	log_info("proxy: session %s: %s", c->sid, body);
+	gproxy_refuse(c, 502, "Bad Gateway", body);
+}
+
+/* Keeps the addresses the session may reach; refuses if none is left. */
+static void
+gproxy_filter_and_dial(struct gproxy_client *c, const struct evutil_addrinfo *ai)
+{
+	struct guestd *g = c->px->g;
+	struct gsession *s;
+	struct policy_subject subj;
+	const struct evutil_addrinfo *a;
+	char ip[INET6_ADDRSTRLEN] = "", why[200] = "";
+	enum netclass cls;
+	const void *addr;
+
+	if ((s = gsessions_find(&g->sessions, c->sid, guestd_now())) == NULL) {
+		gproxy_refuse(c, 403, "Forbidden", "your brokered session has ended");
+		return;
+	}
+	gproxy_subject(g, s, &subj);
+	c->naddrs = 0;
+	for (a = ai; a != NULL && c->naddrs < GPROXY_MAX_ADDRS; a = a->ai_next) {
+		if (a->ai_family == AF_INET && a->ai_addrlen >= sizeof(struct sockaddr_in))
+			addr = &((const struct sockaddr_in *)a->ai_addr)->sin_addr;
+		else if (a->ai_family == AF_INET6 && a->ai_addrlen >= sizeof(struct sockaddr_in6))
+			addr = &((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+		else
+			continue;
+		cls = netclass_of(a->ai_addr);
+		if (cls != NETCLASS_PUBLIC &&
+		    !policy_address_allowed(c->pol, &subj, addr, a->ai_family)) {
+			/* remember the first refusal for the answer */
+			if (why[0] == '\0') {
+				evutil_inet_ntop(a->ai_family, addr, ip, sizeof(ip));
+				snprintf(why, sizeof(why), "%s is a %s address", ip,
+					 netclass_name(cls));
+				snprintf(c->rule, sizeof(c->rule), "address-class:%s",
+					 netclass_name(cls));
+			}
+			continue;
+		}
+		memcpy(&c->addrs[c->naddrs], a->ai_addr, a->ai_addrlen);
+		c->addrlens[c->naddrs] = (socklen_t)a->ai_addrlen;
+		if (a->ai_family == AF_INET)
+			((struct sockaddr_in *)&c->addrs[c->naddrs])->sin_port =
+				htons((uint16_t)c->req.port);
+		else
+			((struct sockaddr_in6 *)&c->addrs[c->naddrs])->sin6_port =
+				htons((uint16_t)c->req.port);
+		c->naddrs++;
+	}
+	if (c->naddrs == 0) {
+		if (why[0] == '\0') {
+			snprintf(c->rule, sizeof(c->rule), "no-address");
+			snprintf(why, sizeof(why), "the name has no usable address");
+		}
+		gproxy_refuse_dest(c, ip[0] ? ip : NULL, why);
+		return;
+	}
+	c->next_addr = 0;
+	gproxy_dial_next(c);
+}
+
+/* A fresh loop turn after the lookup answered (the callback may run inside
+ * evdns_getaddrinfo() itself, where c must not be freed). */
+static void
+gproxy_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gproxy_client *c = arg;
+	char body[GPROXY_HOST_MAX + 200];
+	struct evutil_addrinfo *ai = c->ai;
+
+	evtimer_del(c->ev_timeout);
+	if (c->dns_err != 0 || ai == NULL) {
+		snprintf(body, sizeof(body), "cannot resolve %s: %s", c->req.host,
+			 c->dns_err ? evutil_gai_strerror(c->dns_err) : "no address");
+		log_info("proxy: session %s: %s", c->sid, body);
+		gproxy_refuse(c, 502, "Bad Gateway", body);
+		return;
+	}
+	gproxy_filter_and_dial(c, ai);
+}
+
+static void
+gproxy_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct gproxy_client *c = arg;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return; /* c is being freed */
+	c->dns = NULL;
+	c->dns_done = true;
+	c->dns_err = result;
+	c->ai = res;
+	event_active(c->ev_step, EV_TIMEOUT, 0);
+}
+
+static void
+gproxy_resolve(struct gproxy_client *c)
+{
+	struct gproxy *px = c->px;
+	struct evutil_addrinfo hints, local[2];
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	struct timeval tv = { GPROXY_RESOLVE_TIMEOUT, 0 };
+	struct evdns_getaddrinfo_request *req;
+	char sport[8];
+
+	/* IP literals and localhost: classified without asking anyone */
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	memset(local, 0, sizeof(local));
+	s4.sin_family = AF_INET;
+	s6.sin6_family = AF_INET6;
+	local[0].ai_family = AF_INET;
+	local[0].ai_addr = (struct sockaddr *)&s4;
+	local[0].ai_addrlen = sizeof(s4);
+	local[1].ai_family = AF_INET6;
+	local[1].ai_addr = (struct sockaddr *)&s6;
+	local[1].ai_addrlen = sizeof(s6);
+	if (inet_pton(AF_INET, c->req.host, &s4.sin_addr) == 1) {
+		gproxy_filter_and_dial(c, &local[0]);
+		return;
+	}
+	if (inet_pton(AF_INET6, c->req.host, &s6.sin6_addr) == 1) {
+		gproxy_filter_and_dial(c, &local[1]);
+		return;
+	}
+	if (gproxy_is_localhost(c->req.host)) {
+		s4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s6.sin6_addr = in6addr_loopback;
+		local[0].ai_next = &local[1];
+		gproxy_filter_and_dial(c, &local[0]);
+		return;
+	}
+	if (px->dns == NULL) {
+		/* resolv.conf and /etc/hosts, read once */
+		px->dns = evdns_base_new(px->g->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+							      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (px->dns == NULL) {
+			gproxy_refuse(c, 502, "Bad Gateway", "name resolution is not available");
+			return;
+		}
+		evdns_base_set_option(px->dns, "timeout:", "3");
+		evdns_base_set_option(px->dns, "attempts:", "2");
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(sport, sizeof(sport), "%d", c->req.port);
+	c->state = GP_RESOLVING;
+	evtimer_add(c->ev_timeout, &tv); /* the whole lookup is bounded */
+	c->dns_done = false;
+	req = evdns_getaddrinfo(px->dns, c->req.host, sport, &hints, gproxy_dns_cb, c);
+	if (!c->dns_done)
+		c->dns = req; /* else it answered at once (and req is NULL) */
+}
+
+/* ---- the decision ------------------------------------------------------------------- */
+
+static void
+gproxy_decide(struct gproxy_client *c)
+{
+	struct guestd *g = c->px->g;
+	const struct gproxy_request *r = &c->req;
+	const struct ctl_corp *corp = NULL;
+	struct policy_decision d;
+	struct policy_subject subj;
+	struct gsession *s;
+	size_t i;
+
+	if ((s = gproxy_session(c)) == NULL)
+		return;
+	snprintf(c->user, sizeof(c->user), "%s", s->user);
+	gproxy_subject(g, s, &subj);
+	policy_decide(g->policy, &subj, r->host, r->port, &d);
+	snprintf(c->rule, sizeof(c->rule), "%s", d.rule != NULL ? d.rule : "default-deny");
+	c->version = d.version;
+	for (i = 0; i < s->ncorp; i++)
+		if (gproxy_corp_match(&s->corp[i], r->host, r->port)) {
+			corp = &s->corp[i];
+			break;
+		}
+	/* The broker's corporate list for the session counts unless a rule denies it. */
+	if (d.verdict == POLICY_DENY && corp != NULL &&
+	    (strcmp(c->rule, "default-deny") == 0 || strcmp(c->rule, "no-policy") == 0)) {
+		d.verdict = POLICY_CORP;
+		snprintf(c->rule, sizeof(c->rule), "corporate:%s", corp->name);
+	}
+	switch (d.verdict) {
+	case POLICY_CORP:
+		if (s->tunnel == NULL) {
+			gproxy_refuse(c, 502, "Bad Gateway",
+				      "this session has no tunnel to the broker (its profile has no "
+				      "corporate access)");
+			return;
+		}
+		/* The tunnel takes the socket, and any bytes sent after the head (e.g. an
+		 * optimistic TLS ClientHello). Our events go first so that they never see the
+		 * descriptor again. */
+		event_del(c->ev_read);
+		event_del(c->ev_timeout);
+		if (r->form == GPROXY_FORM_ABSOLUTE) {
+			char head[GPROXY_MAX_HEAD + 600];
+			size_t hlen;
+
+			if (gproxy_forward_head(c, head, sizeof(head), &hlen) != 0 ||
+			    hlen + c->len - r->head_len > sizeof(head)) {
+				gproxy_refuse(c, 431, "Request Header Fields Too Large",
+					      "request head too large");
+				return;
+			}
+			memcpy(head + hlen, c->buf + r->head_len, c->len - r->head_len);
+			gtunnel_forward(s->tunnel, c->fd, corp ? corp->host : r->host,
+					corp ? corp->port : r->port, head,
+					hlen + c->len - r->head_len);
+		} else {
+			gtunnel_connect(s->tunnel, c->fd, corp ? corp->host : r->host,
+					corp ? corp->port : r->port, c->buf + r->head_len,
+					c->len - r->head_len);
+		}
+		gproxy_client_free(c, false);
+		return;
+	case POLICY_ALLOW:
+		event_del(c->ev_read); /* early bytes wait in the socket until we relay */
+		c->pol = policy_ref(g->policy);
+		gproxy_resolve(c);
+		return;
+	default:
+		gproxy_refuse_dest(c, NULL, NULL);
+		return;
+	}
 }
 
 static void
 gproxy_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gproxy_client *c = arg;
-	struct gproxy_request r;
 	char err[200];
 	ssize_t n;
 	int rc;
@@ -168,7 +780,7 @@ gproxy_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->len += (size_t)n;
-	rc = gproxy_parse(c->buf, c->len, &r, err, sizeof(err));
+	rc = gproxy_parse_mode(c->buf, c->len, GPROXY_MODE_EGRESS, &c->req, err, sizeof(err));
 	switch (rc) {
 	case GPROXY_MORE:
 		return;
@@ -184,28 +796,34 @@ gproxy_read_cb(evutil_socket_t fd, short what, void *arg)
 	default:
 		break;
 	}
-	gproxy_decide(c, &r);
+	c->px->npending--;
+	c->state = GP_RESOLVING; /* no longer counted as pending */
+	evtimer_del(c->ev_timeout);
+	gproxy_decide(c);
 }
 
 static void
 gproxy_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gproxy_client *c = arg;
+	char body[GPROXY_HOST_MAX + 100];
 
-	gproxy_refuse(c, 408, "Request Timeout", "request head not received in time");
+	if (c->state == GP_HEAD) {
+		gproxy_refuse(c, 408, "Request Timeout", "request head not received in time");
+		return;
+	}
+	snprintf(body, sizeof(body), "cannot resolve %s: timed out", c->req.host);
+	gproxy_refuse(c, 504, "Gateway Timeout", body);
 }
 
 static void
-gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		 void *arg)
+gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sockaddr *sa)
 {
-	struct gproxy *px = arg;
 	struct gproxy_client *c;
 	struct timeval tv = { GPROXY_HEAD_TIMEOUT, 0 };
-	int one = 1;
 
-	if (px->nclients >= GPROXY_MAX_CLIENTS) {
-		gproxy_reply_error(fd, 503, "Service Unavailable", "too many pending requests");
+	if (px->npending >= GPROXY_MAX_PENDING || px->nclients >= GPROXY_MAX_CONNS) {
+		gproxy_reply_error(fd, 503, "Service Unavailable", "too many connections");
 		close(fd);
 		return;
 	}
@@ -213,28 +831,51 @@ gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 		close(fd);
 		return;
 	}
-	evutil_make_socket_nonblocking(fd);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->px = px;
 	c->fd = fd;
-	c->ev_read = event_new(px->g->base, fd, EV_READ | EV_PERSIST, gproxy_read_cb, c);
-	c->ev_timeout = evtimer_new(px->g->base, gproxy_timeout_cb, c);
+	c->ufd = -1;
+	c->state = GP_HEAD;
+	c->fallback = sid == NULL;
+	snprintf(c->sid, sizeof(c->sid), "%s", sid != NULL ? sid : "");
+	if (sa->sa_family == AF_INET) {
+		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer,
+				 sizeof(c->peer));
+		c->peer_port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
+				 sizeof(c->peer));
+		c->peer_port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	}
 	TAILQ_INSERT_TAIL(&px->clients, c, entry);
 	px->nclients++;
-	if (c->ev_read == NULL || c->ev_timeout == NULL) {
-		if (c->ev_read)
-			event_free(c->ev_read);
-		if (c->ev_timeout)
-			event_free(c->ev_timeout);
-		c->ev_read = c->ev_timeout = NULL;
-		TAILQ_REMOVE(&px->clients, c, entry);
-		px->nclients--;
-		close(fd);
-		free(c);
+	px->npending++;
+	c->ev_read = event_new(px->g->base, fd, EV_READ | EV_PERSIST, gproxy_read_cb, c);
+	c->ev_timeout = evtimer_new(px->g->base, gproxy_timeout_cb, c);
+	c->ev_step = event_new(px->g->base, -1, 0, gproxy_step_cb, c);
+	if (c->ev_read == NULL || c->ev_timeout == NULL || c->ev_step == NULL) {
+		gproxy_client_free(c, true);
 		return;
 	}
 	event_add(c->ev_read, NULL);
 	evtimer_add(c->ev_timeout, &tv);
+}
+
+/* ---- listeners ------------------------------------------------------------------------ */
+
+static void
+gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		 void *arg)
+{
+	struct gproxy_listener *pl = arg;
+	int one = 1;
+
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (pl->kind == PROXY_KIND_CRED)
+		gcred_accept(pl->px->g, fd, pl->sid, sa);
+	else
+		gproxy_accept_http(pl->px, fd, pl->sid, sa);
 }
 
 static void
@@ -246,45 +887,173 @@ gproxy_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void
 gproxy_error_cb(struct evconnlistener *l, void *arg)
 {
-	struct gproxy *px = arg;
+	struct gproxy_listener *pl = arg;
 	struct timeval tv = { 1, 0 };
 	int err = EVUTIL_SOCKET_ERROR();
 
 	log_warnx("proxy accept: %s", evutil_socket_error_to_string(err));
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		evconnlistener_disable(l);
-		event_base_once(px->g->base, -1, EV_TIMEOUT, gproxy_resume_cb, l, &tv);
+		event_base_once(pl->px->g->base, -1, EV_TIMEOUT, gproxy_resume_cb, l, &tv);
 	}
+}
+
+static void
+gproxy_listener_free(struct gproxy_listener *pl)
+{
+	TAILQ_REMOVE(&pl->px->listeners, pl, entry);
+	/* a resume timer may still name it: disabled listeners are not freed under it, the
+	 * timer is one second at most and only armed after EMFILE */
+	evconnlistener_free(pl->l);
+	free(pl->sid);
+	free(pl);
+}
+
+static int
+gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid, int kind)
+{
+	struct gproxy_listener *pl;
+
+	if ((pl = calloc(1, sizeof(*pl))) == NULL ||
+	    (sid != NULL && (pl->sid = strdup(sid)) == NULL)) {
+		free(pl);
+		evconnlistener_free(l);
+		return -1;
+	}
+	pl->px = px;
+	pl->l = l;
+	pl->kind = kind;
+	evconnlistener_set_cb(l, gproxy_accept_cb, pl);
+	evconnlistener_set_error_cb(l, gproxy_error_cb);
+	TAILQ_INSERT_TAIL(&px->listeners, pl, entry);
+	return 0;
+}
+
+static struct gproxy *
+gproxy_get(struct guestd *g)
+{
+	struct gproxy *px = g->proxy;
+
+	if (px != NULL)
+		return px;
+	if ((px = calloc(1, sizeof(*px))) == NULL)
+		return NULL;
+	px->g = g;
+	TAILQ_INIT(&px->listeners);
+	TAILQ_INIT(&px->clients);
+	g->proxy = px;
+	return px;
+}
+
+/* A workspace-wide fallback listener on a loopback address of the configuration. */
+static int
+gproxy_open_address(struct guestd *g, const char *keyword, const char *address, int kind)
+{
+	struct gproxy *px;
+	struct evconnlistener *l;
+	struct sockaddr_storage ss;
+	int sslen;
+
+	if (guestd_config_sockaddr(address, &ss, &sslen) != 0) {
+		log_warnx("%s %s: not an IP address and port", keyword, address);
+		return -1;
+	}
+	if ((px = gproxy_get(g)) == NULL)
+		return -1;
+	l = evconnlistener_new_bind(g->base, gproxy_accept_cb, NULL,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+					    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+				    128, (struct sockaddr *)&ss, sslen);
+	if (l == NULL) {
+		log_warn("%s %s: cannot listen", keyword, address);
+		return -1;
+	}
+	if (gproxy_add_listener(px, l, NULL, kind) != 0)
+		return -1;
+	evconnlistener_enable(l);
+	log_info("%s listening on %s (workspace-wide)", kind == PROXY_KIND_CRED ?
+							  "credential proxy" : "proxy",
+		 address);
+	return 0;
 }
 
 int
 gproxy_open(struct guestd *g)
 {
-	struct gproxy *px;
-	struct sockaddr_storage ss;
-	int sslen;
-
-	if (guestd_config_sockaddr(g->cfg.proxy_listen, &ss, &sslen) != 0) {
-		log_warnx("ProxyListen %s: not an IP address and port", g->cfg.proxy_listen);
+	if (gproxy_get(g) == NULL)
 		return -1;
-	}
-	if ((px = calloc(1, sizeof(*px))) == NULL)
+	if (gproxy_open_address(g, "ProxyListen", g->cfg.proxy_listen, PROXY_KIND_HTTP) != 0)
 		return -1;
-	px->g = g;
-	TAILQ_INIT(&px->clients);
-	px->listener = evconnlistener_new_bind(g->base, gproxy_accept_cb, px,
-					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						       LEV_OPT_CLOSE_ON_EXEC,
-					       128, (struct sockaddr *)&ss, sslen);
-	if (px->listener == NULL) {
-		log_warn("ProxyListen %s: cannot listen", g->cfg.proxy_listen);
-		free(px);
+	if (g->cfg.credential_listen != NULL &&
+	    gproxy_open_address(g, "CredentialListen", g->cfg.credential_listen,
+				PROXY_KIND_CRED) != 0)
 		return -1;
-	}
-	evconnlistener_set_error_cb(px->listener, gproxy_error_cb);
-	g->proxy = px;
-	log_info("proxy listening on %s", g->cfg.proxy_listen);
 	return 0;
+}
+
+int
+proxy_listen_fd(struct guestd *g, int fd, const char *session_id, int kind)
+{
+	struct gproxy *px;
+	struct evconnlistener *l;
+
+	if (fd < 0)
+		return -1;
+	if (session_id == NULL || (kind != PROXY_KIND_HTTP && kind != PROXY_KIND_CRED) ||
+	    gsessions_find(&g->sessions, session_id, guestd_now()) == NULL ||
+	    (px = gproxy_get(g)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	if (listen(fd, 128) != 0) {
+		log_warn("session %s: proxy listener", session_id);
+		close(fd);
+		return -1;
+	}
+	l = evconnlistener_new(g->base, gproxy_accept_cb, NULL,
+			       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+			       -1, fd);
+	if (l == NULL) {
+		close(fd);
+		return -1;
+	}
+	if (gproxy_add_listener(px, l, session_id, kind) != 0)
+		return -1;
+	evconnlistener_enable(l);
+	log_debug("session %s: %s proxy listener added", session_id,
+		  kind == PROXY_KIND_CRED ? "credential" : "egress");
+	return 0;
+}
+
+void
+proxy_session_end(struct guestd *g, const char *session_id)
+{
+	struct gproxy *px = g->proxy;
+	struct gproxy_listener *pl, *lnext;
+	struct gproxy_client *c, *cnext;
+	size_t n = 0;
+
+	gcred_session_end(g, session_id);
+	if (px == NULL)
+		return;
+	for (pl = TAILQ_FIRST(&px->listeners); pl != NULL; pl = lnext) {
+		lnext = TAILQ_NEXT(pl, entry);
+		if (pl->sid != NULL && strcmp(pl->sid, session_id) == 0)
+			gproxy_listener_free(pl);
+	}
+	/* Revocation drops the session's direct connections too, not only its tunnel. */
+	for (c = TAILQ_FIRST(&px->clients); c != NULL; c = cnext) {
+		cnext = TAILQ_NEXT(c, entry);
+		if (strcmp(c->sid, session_id) == 0) {
+			gproxy_client_free(c, true);
+			n++;
+		}
+	}
+	if (n > 0)
+		log_info("session %s: %zu egress connection%s closed", session_id, n,
+			 n == 1 ? "" : "s");
 }
 
 void
@@ -292,12 +1061,16 @@ gproxy_close(struct guestd *g)
 {
 	struct gproxy *px = g->proxy;
 	struct gproxy_client *c;
+	struct gproxy_listener *pl;
 
 	if (px == NULL)
 		return;
 	while ((c = TAILQ_FIRST(&px->clients)) != NULL)
 		gproxy_client_free(c, true);
-	evconnlistener_free(px->listener);
+	while ((pl = TAILQ_FIRST(&px->listeners)) != NULL)
+		gproxy_listener_free(pl);
+	if (px->dns != NULL)
+		evdns_base_free(px->dns, 1);
 	free(px);
 	g->proxy = NULL;
 }

@@ -121,6 +121,36 @@ gsessions_copy_corp(struct gsession *s, const struct ctl_attach *a)
 }
 
 static void
+gsessions_free_groups(char **groups, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(groups[i]);
+	free(groups);
+}
+
+/* The session's groups (policy selectors) as the latest ATTACH says. */
+static int
+gsessions_copy_groups(struct gsession *s, const struct ctl_attach *a)
+{
+	char **gr = NULL;
+	size_t i;
+
+	if (a->ngroups > 0 && (gr = calloc(a->ngroups, sizeof(*gr))) == NULL)
+		return -1;
+	for (i = 0; i < a->ngroups; i++)
+		if ((gr[i] = strdup(a->groups[i])) == NULL) {
+			gsessions_free_groups(gr, i);
+			return -1;
+		}
+	gsessions_free_groups(s->groups, s->ngroups);
+	s->groups = gr;
+	s->ngroups = a->ngroups;
+	return 0;
+}
+
+static void
 gsessions_free(struct gsession *s)
 {
 	struct glogin *l;
@@ -135,6 +165,7 @@ gsessions_free(struct gsession *s)
 	if (s->ev_expire != NULL)
 		event_free(s->ev_expire);
 	gsessions_free_corp(s->corp, s->ncorp);
+	gsessions_free_groups(s->groups, s->ngroups);
 	free(s->id);
 	free(s->user);
 	free(s->sub);
@@ -178,7 +209,8 @@ gsessions_attach(struct gsessions *t, const struct ctl_attach *a, int64_t now)
 			goto fail;
 	}
 	free(s->profile);
-	if ((s->profile = strdup(a->profile)) == NULL || gsessions_copy_corp(s, a) != 0)
+	if ((s->profile = strdup(a->profile)) == NULL || gsessions_copy_corp(s, a) != 0 ||
+	    gsessions_copy_groups(s, a) != 0)
 		goto fail;
 	s->expires = a->expires;
 	gsessions_arm(s, now);

@@ -55,6 +55,7 @@ struct gstream {
 	struct event *ev_timeout;
 	char *early;
 	size_t earlylen;
+	bool quiet; /* forwarded plain HTTP: no "200 Connection established" */
 };
 TAILQ_HEAD(gstream_list, gstream);
 
@@ -174,9 +175,9 @@ gstream_open(struct gstream *st)
 		return;
 	}
 	do {
-		w = write(st->fd, gtunnel_ok, sizeof(gtunnel_ok) - 1);
+		w = st->quiet ? 0 : write(st->fd, gtunnel_ok, sizeof(gtunnel_ok) - 1);
 	} while (w == -1 && errno == EINTR);
-	if (w != (ssize_t)sizeof(gtunnel_ok) - 1) {
+	if (!st->quiet && w != (ssize_t)sizeof(gtunnel_ok) - 1) {
 		gstream_free(st, 0, NULL, NULL);
 		return;
 	}
@@ -390,9 +391,26 @@ gtunnel_state(const struct gtunnel *t)
 	}
 }
 
+static void gtunnel_stream(struct gtunnel *t, int fd, const char *host, int port,
+			   const char *early, size_t earlylen, bool quiet);
+
 void
 gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, const char *early,
 		size_t earlylen)
+{
+	gtunnel_stream(t, fd, host, port, early, earlylen, false);
+}
+
+void
+gtunnel_forward(struct gtunnel *t, int fd, const char *host, int port, const char *early,
+		size_t earlylen)
+{
+	gtunnel_stream(t, fd, host, port, early, earlylen, true);
+}
+
+static void
+gtunnel_stream(struct gtunnel *t, int fd, const char *host, int port, const char *early,
+	       size_t earlylen, bool quiet)
 {
 	struct gstream *st;
 	struct timeval tv = { GTUNNEL_OPEN_TIMEOUT, 0 };
@@ -412,6 +430,7 @@ gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, const cha
 	st->t = t;
 	st->fd = fd;
 	st->port = port;
+	st->quiet = quiet;
 	snprintf(st->host, sizeof(st->host), "%s", host);
 	TAILQ_INSERT_TAIL(&t->streams, st, entry);
 	t->nstreams++;

@@ -61,7 +61,12 @@ guestd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct timeval tv = { 0, 200000 };
 
 	if (sig == SIGHUP) {
-		log_warnx("SIGHUP: configuration reload is not supported yet; restart to apply");
+		/* the policy only: other configuration changes need a restart */
+		if (g->cfg.policy_file == NULL)
+			log_warnx("SIGHUP: no PolicyFile to reload; other configuration changes "
+				  "need a restart");
+		else
+			(void)guestd_policy_load(g, false);
 		return;
 	}
 	if (g->shutting_down)
@@ -70,6 +75,7 @@ guestd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	g->shutting_down = true;
 	gproxy_close(g);
 	gsock_close(g);
+	gdecide_close(g);
 	/* Sessions stay alive across a guestd restart (the broker attaches them again);
 	 * their tunnels close now. */
 	gsessions_free_all(&g->sessions);
@@ -130,6 +136,9 @@ main(int argc, char **argv)
 	if (check || dump) {
 		int rc = guestd_check_keys(&g);
 
+		(void)guestd_policy_load(&g, true); /* a broken PolicyFile: reason, exit 1 */
+		guestd_policy_free(&g);
+
 		if (dump && rc == 0)
 			guestd_config_dump(&g.cfg, stdout);
 		guestd_config_free(&g.cfg);
@@ -151,8 +160,11 @@ main(int argc, char **argv)
 	if ((g.base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	gsessions_init(&g.sessions, &g);
+	(void)guestd_policy_load(&g, true); /* fatal with the reason if broken */
 	if (gsock_open(&g) != 0)
 		fatalx("ControlSocket %s: cannot open it", g.cfg.control_socket);
+	if (gdecide_open(&g) != 0)
+		fatalx("DecisionSocket %s: cannot open it", g.cfg.decision_socket);
 	if (gproxy_open(&g) != 0)
 		fatalx("ProxyListen %s: cannot listen", g.cfg.proxy_listen);
 	if (gbroker_start(&g) != 0)
@@ -167,12 +179,14 @@ main(int argc, char **argv)
 
 	gproxy_close(&g);
 	gsock_close(&g);
+	gdecide_close(&g);
 	gsessions_free_all(&g.sessions);
 	gbroker_stop(&g);
 	event_free(g.ev_sigterm);
 	event_free(g.ev_sigint);
 	event_free(g.ev_sighup);
 	event_base_free(g.base);
+	guestd_policy_free(&g);
 	guestd_config_free(&g.cfg);
 	ssh_finalize();
 	log_info("stopped");

@@ -27,6 +27,10 @@ struct gbroker;
 struct gsock;
 struct gproxy;
 struct gtunnel;
+struct gcred;
+struct policy;
+struct policy_subject;
+struct sockaddr;
 
 /* ---- guestd-sessions.c: brokered sessions attached to this workspace ------------------- */
 
@@ -47,6 +51,8 @@ struct gsession {
 	char *sub;
 	char *key_fp;
 	char *profile;
+	char **groups; /* owned; the IdP groups from the ATTACH (policy selectors) */
+	size_t ngroups;
 	int64_t expires;
 	struct ctl_corp *corp; /* owned; copied from the ATTACH */
 	size_t ncorp;
@@ -107,18 +113,65 @@ const char *gtunnel_state(const struct gtunnel *t);
  * tunnel owns fd from here on. */
 void gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, const char *early,
 		     size_t earlylen);
+/* The same for a forwarded plain HTTP request: no "200 Connection established" to the
+ * client; early holds the rewritten request head (and any body bytes). */
+void gtunnel_forward(struct gtunnel *t, int fd, const char *host, int port, const char *early,
+		     size_t earlylen);
 
-/* ---- guestd-proxy.c: the HTTP CONNECT proxy on ProxyListen ---------------------------- */
+/* ---- guestd-proxy.c: the egress proxy (guestd-proxy.h: proxy_listen_fd) --------------- */
 
+/* The workspace-wide fallback listeners: ProxyListen, and CredentialListen if set. */
 int gproxy_open(struct guestd *g);
 void gproxy_close(struct guestd *g);
 /* Writes a complete HTTP error response (status line, plain body) to fd, best effort. */
 void gproxy_reply_error(int fd, int status, const char *reason, const char *body);
+/* The same with a JSON body (consumed). */
+void gproxy_reply_json(int fd, int status, const char *reason, json_t *body);
+/* Records an OCSF event (consumed). */
+void gproxy_audit(struct guestd *g, json_t *ev);
+/* The policy subject of a session (pointers borrowed from s and g). */
+void gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject *subj);
+/* A session ended: its listeners close, its connections drop, its capabilities die. */
+void proxy_session_end(struct guestd *g, const char *session_id);
+
+/* ---- guestd-cred.c: the credential proxy ---------------------------------------------- */
+
+int gcred_open(struct guestd *g);
+void gcred_close(struct guestd *g);
+/* A connection accepted on a credential listener of session sid (NULL: CredentialListen,
+ * where the capability presented says whose it is). Takes fd. */
+void gcred_accept(struct guestd *g, int fd, const char *sid, const struct sockaddr *peer);
+void gcred_session_end(struct guestd *g, const char *sid);
+/*
+ * The capabilities of a live session, minted on first use: one random token per credential
+ * route of the policy that applies to the session, as "SAW_CAP_<ROUTE>=<token>" strings for
+ * the sandbox environment (ROUTE upper-cased, other characters than letters and digits as
+ * '_'). *env_out is one malloc'd block holding a NULL-terminated array and its strings: the
+ * caller free()s it. Returns the count (0 with *env_out NULL if none, unknown session or out
+ * of memory).
+ */
+size_t cred_session_caps(struct guestd *g, const char *session_id, const char ***env_out);
 
 /* ---- guestd-sock.c: the ControlSocket (guestd-sock.h) --------------------------------- */
 
 int gsock_open(struct guestd *g);
 void gsock_close(struct guestd *g);
+
+/* ---- guestd-policy.c: the active policy (PolicyFile) and the DecisionSocket ----------- */
+
+struct gdecide;
+/* Loads PolicyFile (if set) into g->policy. At start (startup true) a broken file is an
+ * error with the reason on stderr; on SIGHUP the new file is parsed completely before it
+ * replaces the active policy, and a broken file (or a lower version: no silent rollback)
+ * keeps the last good policy, logged with the file and the JSON path. Returns 0 or -1. */
+int guestd_policy_load(struct guestd *g, bool startup);
+/* The active policy (borrowed: valid until the next reload; policy_ref() to keep it), or
+ * NULL when there is none (every decision is then "deny"). */
+const struct policy *guestd_policy(struct guestd *g);
+void guestd_policy_free(struct guestd *g);
+/* The DecisionSocket (protocol in guestd-policy.c). */
+int gdecide_open(struct guestd *g);
+void gdecide_close(struct guestd *g);
 
 /* ---- the process context ------------------------------------------------------------- */
 
@@ -130,6 +183,9 @@ struct guestd {
 	struct gbroker *broker;
 	struct gsock *sock;
 	struct gproxy *proxy;
+	struct gcred *cred;
+	struct policy *policy; /* the active policy (PolicyFile), or NULL: everything denied */
+	struct gdecide *decide;
 	uid_t ak_uid; /* AuthorizedKeysUser; (uid_t)-1 if the account does not exist */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
 	bool shutting_down;

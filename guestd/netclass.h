@@ -25,4 +25,22 @@ enum netclass {
 enum netclass netclass_of(const struct sockaddr *sa);
 const char *netclass_name(enum netclass c);
 
+/* Additions (the functions above are the fixed contract). */
+#include <stdint.h>
+
+/* Classifies a bare address: v4 in host byte order, addr6 the 16 bytes of an in6_addr. */
+enum netclass netclass_of_ipv4(uint32_t v4);
+enum netclass netclass_of_ipv6(const void *addr6);
+
+enum netclass_embed {
+	NETCLASS_EMBED_NONE = 0,
+	NETCLASS_EMBED_MAPPED,	   /* ::ffff:a.b.c.d */
+	NETCLASS_EMBED_COMPAT,	   /* ::a.b.c.d (deprecated), other than :: and ::1 */
+	NETCLASS_EMBED_TRANSLATED, /* ::ffff:0:a.b.c.d (SIIT) */
+	NETCLASS_EMBED_NAT64,	   /* 64:ff9b::/96 and 64:ff9b:1::/48 */
+	NETCLASS_EMBED_6TO4,	   /* 2002:a.b.c.d::/48 */
+};
+/* Which IPv4 address (host byte order, into *v4) an IPv6 address embeds, if any. */
+enum netclass_embed netclass_embedded_ipv4(const void *addr6, uint32_t *v4);
+
 #endif

@@ -91,4 +91,35 @@ const struct policy_limits *policy_limits(const struct policy *p);
 const char *const *policy_fs_writable(const struct policy *p);
 const char *const *policy_fs_protected(const struct policy *p);
 
+/* ---- additions (the declarations above are the fixed contract) ---------------------------
+ *
+ * Errors: policy_load_*() put one sentence in err naming where the problem is, as a JSON
+ * path ("$.egress[3].hosts[1]: …") or, for JSON syntax, "line L column C: …". The file name
+ * is not in it: the caller says which file.
+ *
+ * A NULL policy is valid everywhere a const policy is taken: it decides "deny" (rule
+ * "no-policy", version 0), names no route, no limits and no paths.
+ *
+ * Lifetime across a reload: guestd frees the old policy when it swaps in a new one. Code
+ * that keeps using a policy (or pointers borrowed from it) across event-loop turns takes a
+ * reference first with policy_ref() and drops it with policy_free(), which frees the policy
+ * when the last reference goes. Single-threaded: the count is not atomic. */
+
+struct policy *policy_ref(const struct policy *p);
+
+/* "allow", "deny" or "corporate" (the decision API's words). */
+const char *policy_verdict_name(enum policy_verdict v);
+
+/* May a process of the session write path (absolute; "." and ".." are resolved lexically,
+ * symbolic links are not: the sandbox's mounts enforce what this answers)? home is the
+ * session user's home directory, or NULL. Order: a protected path denies (rule
+ * "protected:ENTRY"); the home ("home"), the session's /tmp ("session-tmp") and the
+ * writable paths ("writable:PATH") allow; anything else is read-only ("read-only"). A path
+ * that is not absolute or too long is denied ("invalid-path"). */
+void policy_decide_write(const struct policy *p, const char *path, const char *home,
+			 struct policy_decision *out);
+
+/* Egress rules plus corporate services, as compiled. */
+size_t policy_rule_count(const struct policy *p);
+
 #endif

@@ -219,6 +219,16 @@ ctl_attach_to_json(const struct ctl_attach *a)
 		corp = NULL;
 		goto fail;
 	}
+	corp = NULL;
+	if (a->ngroups > 0) {
+		json_t *groups = json_array();
+
+		if (groups == NULL || json_object_set_new(j, "groups", groups) != 0)
+			goto fail;
+		for (i = 0; i < a->ngroups; i++)
+			if (json_array_append_new(groups, json_string(a->groups[i])) != 0)
+				goto fail;
+	}
 	return j;
 fail:
 	json_decref(corp);
@@ -275,6 +285,38 @@ ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t er
 				goto fail;
 		}
 	}
+	v = json_object_get(j, "groups");
+	if (v != NULL) {
+		if (!json_is_array(v)) {
+			ctl_err(err, errlen, "member \"groups\" is not an array");
+			goto fail;
+		}
+		if (json_array_size(v) > CTL_MAX_GROUPS) {
+			ctl_err(err, errlen, "more than %d groups", CTL_MAX_GROUPS);
+			goto fail;
+		}
+		if (json_array_size(v) > 0 &&
+		    (a->groups = calloc(json_array_size(v), sizeof(*a->groups))) == NULL) {
+			ctl_err(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (i = 0; i < json_array_size(v); i++) {
+			const json_t *g = json_array_get(v, i);
+
+			if (!json_is_string(g) || json_string_length(g) == 0 ||
+			    json_string_length(g) > CTL_MAX_STRING) {
+				ctl_err(err, errlen,
+					"groups[%zu] is not a string of 1 to %d bytes", i,
+					CTL_MAX_STRING);
+				goto fail;
+			}
+			if ((a->groups[i] = strdup(json_string_value(g))) == NULL) {
+				ctl_err(err, errlen, "out of memory");
+				goto fail;
+			}
+			a->ngroups = i + 1;
+		}
+	}
 	return 0;
 fail:
 	ctl_attach_clear(a);
@@ -300,7 +342,63 @@ ctl_attach_clear(struct ctl_attach *a)
 		free(a->corp[i].host);
 	}
 	free(a->corp);
+	ctl_groups_free(a->groups, a->ngroups);
 	memset(a, 0, sizeof(*a));
+}
+
+void
+ctl_groups_free(char **groups, size_t ngroups)
+{
+	size_t i;
+
+	if (groups == NULL)
+		return;
+	for (i = 0; i < ngroups; i++)
+		free(groups[i]);
+	free(groups);
+}
+
+int
+ctl_groups_from_text(const char *text, char ***groups, size_t *ngroups)
+{
+	json_t *j, *v;
+	char **out = NULL;
+	size_t i, n = 0;
+
+	*groups = NULL;
+	*ngroups = 0;
+	if (text == NULL || (j = json_loads(text, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	if (!json_is_array(j) || json_array_size(j) == 0) {
+		json_decref(j);
+		return 0;
+	}
+	if ((out = calloc(json_array_size(j), sizeof(*out))) == NULL) {
+		json_decref(j);
+		return -1;
+	}
+	json_array_foreach(j, i, v)
+	{
+		if (n == CTL_MAX_GROUPS)
+			break;
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > CTL_MAX_STRING)
+			continue;
+		if ((out[n] = strdup(json_string_value(v))) == NULL) {
+			ctl_groups_free(out, n);
+			json_decref(j);
+			return -1;
+		}
+		n++;
+	}
+	json_decref(j);
+	if (n == 0) {
+		free(out);
+		out = NULL;
+	}
+	*groups = out;
+	*ngroups = n;
+	return 0;
 }
 
 json_t *

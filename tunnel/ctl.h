@@ -28,6 +28,7 @@
 #define CTL_VERSION 1
 #define CTL_MAX_FRAME (64 * 1024)
 #define CTL_MAX_CORP 256
+#define CTL_MAX_GROUPS 256
 
 enum ctl_type {
 	CTL_HELLO = 1,		/* guestd → broker: {workspace, version} */
@@ -54,6 +55,8 @@ struct ctl_attach {
 	char *tunnel_token;    /* single-use credential for the per-session tunnel (secret) */
 	struct ctl_corp *corp; /* corporate services reachable through the tunnel */
 	size_t ncorp;
+	char **groups; /* optional: the session's IdP groups (policy selectors) */
+	size_t ngroups;
 };
 
 struct ctl_end {
@@ -73,6 +76,12 @@ int ctl_decode(const uint8_t *buf, size_t len, size_t *consumed, enum ctl_type *
 json_t *ctl_attach_to_json(const struct ctl_attach *a);
 int ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t errlen);
 void ctl_attach_clear(struct ctl_attach *a); /* wipes the token */
+/* The broker's stored groups (a JSON array of strings, as in the session row) as a
+ * malloc'd array for ctl_attach.groups: 0 (*groups NULL when there are none, text NULL or
+ * not an array) or -1 (out of memory); non-string or oversized members are left out and
+ * at most CTL_MAX_GROUPS are taken. Free with ctl_groups_free(). */
+int ctl_groups_from_text(const char *text, char ***groups, size_t *ngroups);
+void ctl_groups_free(char **groups, size_t ngroups);
 json_t *ctl_end_to_json(const struct ctl_end *e);
 int ctl_end_from_json(const json_t *j, struct ctl_end *e, char *err, size_t errlen);
 void ctl_end_clear(struct ctl_end *e);

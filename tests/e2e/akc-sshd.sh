@@ -40,6 +40,9 @@ akc_cleanup() {
 	rm -rf "$LIBEXEC"
 	rm -f "$PAMFILE"
 	[ -z "$CGROUP" ] || rmdir "$CGROUP" 2>/dev/null || true
+	# saw_cleanup takes the test's status from $?; without set -e, a failing one is passed on
+	# instead of ending the shell here (which would leave $T and the fake guestd behind).
+	set +e
 	(exit "$rc")
 	saw_cleanup
 }
@@ -55,13 +58,18 @@ session() {
 	printf '{"session":"%s","user":"root","fp":"%s","expires":%s%s}' "$1" "$2" "$3" "${4:-}"
 }
 
+# start_fake: (re)starts the fake guestd and waits until it listens (a socket file left by a
+# previous one does not count: it is removed first).
 start_fake() {
+	local i
+	rm -f "$SOCK"
 	python3 "$SAW_SRC/tests/tools/fake-guestd.py" --socket "$SOCK" --state "$STATE" \
 		--log "$REQLOG" --akc-uid "$(id -u nobody)" 2>>"$T/fake.log" &
 	FAKE_PID=$!
 	track "$FAKE_PID" "$T/fake.log"
 	for ((i = 0; i < 100; i++)); do
 		[ -S "$SOCK" ] && return 0
+		kill -0 "$FAKE_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	fail "fake guestd did not start"
@@ -103,12 +111,13 @@ expect_refused() {
 
 # last_request OP: the last request of that op the fake received (JSON of {"uid","pid","req"}).
 last_request() {
-	grep -F "\"op\": \"$1\"" "$REQLOG" | tail -n 1
+	grep -F "\"op\": \"$1\"" "$REQLOG" 2>/dev/null | tail -n 1 || true
 }
 
 # json_get JSON PYTHON-EXPR: evaluates EXPR on the parsed JSON (as j).
 json_get() {
-	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' \
+		"${1:-null}" "$2" 2>/dev/null || echo "(no such request)"
 }
 
 # --- keys, sshd, PAM service ----------------------------------------------------------------
@@ -194,7 +203,7 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 close_req=$(last_request pam_close)
-assert_eq "$(json_get "${close_req:-null}" 'j["req"]["pid"] if j else None')" "$open_pid" \
+assert_eq "$(json_get "$close_req" 'j["req"]["pid"]')" "$open_pid" \
 	"pam_close sent the same pid when the login ended"
 
 log "the key line's restrictions: a terminal works, forwarding does not"

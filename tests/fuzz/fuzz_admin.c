@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -37,6 +38,71 @@ workspace_disconnect(struct broker *b, const char *name, const char *reason)
 {
 	if (name == NULL || reason == NULL)
 		abort();
+}
+
+/* The revocation core (broker-revoke.c) acts on live connections; here its store effects
+ * are enough, and every argument the admin operations pass is checked. */
+int64_t
+broker_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int
+revoke_session(struct broker *b, const char *session_id, const char *why, const char *actor)
+{
+	if (session_id == NULL || why == NULL || actor == NULL)
+		abort();
+	return store_session_end(b->store, session_id, STORE_REVOKED, why, broker_now()) == 0 ? 0 :
+												1;
+}
+
+int
+revoke_matching(struct broker *b, const struct store_filter *f, const char *why, const char *actor,
+		int *count)
+{
+	if (f == NULL || why == NULL || actor == NULL ||
+	    (f->username == NULL && f->sub == NULL && f->id == NULL))
+		abort();
+	if (count != NULL)
+		*count = 0;
+	return 0;
+}
+
+int
+revoke_lock_user(struct broker *b, const char *key, int64_t until, const char *message,
+		 const char *actor, int *count)
+{
+	if (key == NULL || actor == NULL ||
+	    (strncmp(key, "sub:", 4) != 0 && strncmp(key, "user:", 5) != 0))
+		abort();
+	if (count != NULL)
+		*count = 0;
+	return store_lock_set(b->store, key, until, message, actor, broker_now());
+}
+
+int
+revoke_unlock_user(struct broker *b, const char *key, const char *actor)
+{
+	if (key == NULL || actor == NULL)
+		abort();
+	return store_lock_clear(b->store, key);
+}
+
+int
+revoke_kill_workspace(struct broker *b, const char *name, const char *why, const char *actor)
+{
+	if (name == NULL || actor == NULL)
+		abort();
+	return store_workspace_set_killed(b->store, name, 1);
+}
+
+int
+revoke_revive_workspace(struct broker *b, const char *name, const char *actor)
+{
+	if (name == NULL || actor == NULL)
+		abort();
+	return store_workspace_set_killed(b->store, name, 0);
 }
 
 static void

@@ -6,11 +6,20 @@
 // back-channel logout and revocation. It never reaches out to the network.
 //
 //   node tests/idp/idp.mjs --port PORT [--host 127.0.0.1] [--client-id saw-broker]
-//        [--backchannel-logout-uri URL] [--users FILE.json]
+//        [--backchannel-logout-uri URL] [--users FILE.json] [--admin-resource URI]
+//        [--test-endpoints]
 //
 // Prints exactly one line `READY http://HOST:PORT` on stdout once listening; everything else
 // goes to stderr. --users names a JSON object { "login": { "groups": [...], "name": "...",
-// "email": "..." }, ... } that replaces the built-in users (alice, bob, carol, user1..user99).
+// "email": "..." }, ... } that replaces the built-in users (alice, bob, carol, admin,
+// user1..user99).
+//
+// --admin-resource URI (default urn:saw:admin): a device login that asks for this resource
+// (`resource=URI`) gets an RFC 9068 JWT access token for it (aud URI, typ at+jwt) carrying the
+// user's groups: what the broker's admin HTTP API takes.
+// --test-endpoints adds POST /test/end-session?login=NAME: ends every IdP session of that
+// account exactly as the end_session endpoint does with logout=yes (back-channel logout to
+// each client of the session, then the session is destroyed). Tests only.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
@@ -24,13 +33,14 @@ function usage(msg) {
 	if (msg)
 		process.stderr.write(`idp: ${msg}\n`);
 	process.stderr.write('usage: idp.mjs --port PORT [--host 127.0.0.1] [--client-id ID] ' +
-		'[--backchannel-logout-uri URL] [--users FILE.json]\n');
+		'[--backchannel-logout-uri URL] [--users FILE.json] [--admin-resource URI] ' +
+		'[--test-endpoints]\n');
 	process.exit(2);
 }
 
 function parseArgs(argv) {
 	const opts = { host: '127.0.0.1', port: undefined, clientId: 'saw-broker', bclUri: undefined,
-		users: undefined };
+		users: undefined, adminResource: 'urn:saw:admin', testEndpoints: false };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
 		const val = () => {
@@ -44,6 +54,8 @@ function parseArgs(argv) {
 		case '--client-id': opts.clientId = val(); break;
 		case '--backchannel-logout-uri': opts.bclUri = val(); break;
 		case '--users': opts.users = val(); break;
+		case '--admin-resource': opts.adminResource = val(); break;
+		case '--test-endpoints': opts.testEndpoints = true; break;
 		case '-h': case '--help': usage(); break;
 		default: usage(`unknown argument ${a}`);
 		}
@@ -61,6 +73,7 @@ const builtinUsers = {
 	alice: { groups: ['saw-users', 'developers'], name: 'Alice Example' },
 	bob: { groups: ['developers'], name: 'Bob Example' },
 	carol: { groups: ['saw-users'], name: 'Carol Example' },
+	admin: { groups: ['saw-users', 'saw-admins'], name: 'Admin Example' },
 };
 for (let n = 1; n <= 99; n++)
 	builtinUsers[`user${n}`] = { groups: ['saw-users'], name: `Test User ${n}` };
@@ -144,7 +157,7 @@ ${form}
 	},
 };
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors } = await import('oidc-provider');
 
 const client = {
 	client_id: opts.clientId,
@@ -187,6 +200,36 @@ const configuration = {
 		revocation: { enabled: true },
 		introspection: { enabled: false },
 		rpInitiatedLogout: { enabled: true },
+		resourceIndicators: {
+			enabled: true,
+			async useGrantedResource() {
+				return true;
+			},
+			async getResourceServerInfo(ctx, resourceIndicator) {
+				if (resourceIndicator !== opts.adminResource)
+					throw new errors.InvalidTarget();
+				return {
+					scope: 'admin',
+					audience: resourceIndicator,
+					accessTokenFormat: 'jwt',
+					accessTokenTTL: 3600,
+					jwt: { sign: { alg: 'RS256' } },
+				};
+			},
+		},
+	},
+	// Back-channel logouts go to the broker on loopback. oidc-provider's SSRF guard (its own
+	// dispatcher) refuses special-use addresses: right for a real IdP, wrong for this one.
+	fetch(url, options) {
+		const { dispatcher, ...rest } = options;
+		return globalThis.fetch(url, rest);
+	},
+	async extraTokenClaims(ctx, token) {
+		// The admin API decides on the user's groups: put them into the JWT access token.
+		if (token.kind !== 'AccessToken' || !token.accountId)
+			return undefined;
+		return { groups: accountClaims(token.accountId).groups,
+			preferred_username: token.accountId };
 	},
 	enabledJWA: {
 		idTokenSigningAlgValues: ['RS256', 'ES256'],
@@ -231,12 +274,63 @@ for (const ev of ['server_error', 'grant.error', 'backchannel.error', 'interacti
 		process.stderr.write(`idp: ${ev}: ${err ? err.message : ''}\n`);
 	});
 }
-provider.on('backchannel.success', (cl, accountId, sid) => {
+provider.on('backchannel.success', (ctx, cl, accountId, sid) => {
 	process.stderr.write(`idp: back-channel logout delivered to ${cl.clientId} for ${accountId} sid=${sid}\n`);
 });
 provider.on('grant.success', (ctx) => {
 	process.stderr.write(`idp: grant issued (${ctx.oidc.params?.grant_type ?? ''})\n`);
 });
+
+// Sessions by account, for --test-endpoints.
+const sessionsByAccount = new Map();
+provider.on('session.saved', (session) => {
+	if (!session.accountId)
+		return;
+	if (!sessionsByAccount.has(session.accountId))
+		sessionsByAccount.set(session.accountId, new Set());
+	sessionsByAccount.get(session.accountId).add(session.jti);
+});
+
+if (opts.testEndpoints) {
+	provider.use(async (ctx, next) => {
+		if (ctx.path !== '/test/end-session')
+			return next();
+		const login = ctx.query.login;
+		if (ctx.method !== 'POST' || typeof login !== 'string' || login.length === 0) {
+			ctx.status = 400;
+			ctx.body = { error: 'POST /test/end-session?login=NAME' };
+			return undefined;
+		}
+		let ended = 0;
+		let delivered = 0;
+		for (const jti of sessionsByAccount.get(login) ?? []) {
+			const session = await provider.Session.find(jti);
+			if (!session)
+				continue;
+			// As end_session with logout=yes: every client of the session is told.
+			for (const clientId of Object.keys(session.authorizations || {})) {
+				const cl = await provider.Client.find(clientId);
+				if (!cl?.backchannelLogoutUri)
+					continue;
+				const sid = session.sidFor(clientId);
+				try {
+					await cl.backchannelLogout(session.accountId, sid);
+					delivered++;
+					provider.emit('backchannel.success', ctx, cl, session.accountId, sid);
+				} catch (err) {
+					provider.emit('backchannel.error', ctx, err, cl, session.accountId, sid);
+				}
+			}
+			await session.destroy();
+			ended++;
+		}
+		sessionsByAccount.delete(login);
+		process.stderr.write(`idp: test end-session for ${login}: ${ended} sessions, ` +
+			`${delivered} back-channel logouts\n`);
+		ctx.body = { ended, delivered };
+		return undefined;
+	});
+}
 
 const server = provider.listen(opts.port, opts.host);
 server.on('error', (err) => {

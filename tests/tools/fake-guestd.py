@@ -21,6 +21,7 @@ Like the real guestd it checks the peer with SO_PEERCRED: authorized_keys from r
 import argparse
 import json
 import os
+import signal
 import socket
 import socketserver
 import struct
@@ -135,6 +136,9 @@ def main():
     srv.log_path = a.log
     srv.akc_uid = a.akc_uid
     srv.lock = threading.Lock()
+    # SIGTERM (the tests' stop_pid) ends serve_forever through the finally below, so the
+    # socket file goes away with the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("fake-guestd: ready", file=sys.stderr, flush=True)
     try:
         srv.serve_forever()

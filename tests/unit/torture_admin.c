@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -57,6 +58,65 @@ workspace_disconnect(struct broker *b, const char *name, const char *reason)
 {
 	snprintf(disconnected, sizeof(disconnected), "%s", name);
 	snprintf(disconnect_reason, sizeof(disconnect_reason), "%s", reason);
+}
+
+/* ---- the revocation core (broker-revoke.c), recorded ------------------------------------ */
+
+static char last_revoke[256];
+static char last_actor[128];
+
+int64_t
+broker_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int
+revoke_session(struct broker *b, const char *session_id, const char *why, const char *actor)
+{
+	snprintf(last_revoke, sizeof(last_revoke), "session %s: %s", session_id, why);
+	snprintf(last_actor, sizeof(last_actor), "%s", actor);
+	return store_session_end(b->store, session_id, STORE_REVOKED, why, broker_now()) == 0 ? 0 :
+												1;
+}
+
+int
+revoke_matching(struct broker *b, const struct store_filter *f, const char *why, const char *actor,
+		int *count)
+{
+	snprintf(last_revoke, sizeof(last_revoke), "match sub=%s user=%s: %s",
+		 f->sub ? f->sub : "-", f->username ? f->username : "-", why);
+	snprintf(last_actor, sizeof(last_actor), "%s", actor);
+	*count = 2;
+	return 0;
+}
+
+int
+revoke_lock_user(struct broker *b, const char *key, int64_t until, const char *message,
+		 const char *actor, int *count)
+{
+	snprintf(last_revoke, sizeof(last_revoke), "lock %s", key);
+	*count = 1;
+	return store_lock_set(b->store, key, until, message, actor, broker_now());
+}
+
+int
+revoke_unlock_user(struct broker *b, const char *key, const char *actor)
+{
+	return store_lock_clear(b->store, key);
+}
+
+int
+revoke_kill_workspace(struct broker *b, const char *name, const char *why, const char *actor)
+{
+	snprintf(last_revoke, sizeof(last_revoke), "kill %s: %s", name, why ? why : "-");
+	return store_workspace_set_killed(b->store, name, 1);
+}
+
+int
+revoke_revive_workspace(struct broker *b, const char *name, const char *actor)
+{
+	return store_workspace_set_killed(b->store, name, 0);
 }
 
 /* ---- fixture ----------------------------------------------------------------------------- */
@@ -605,6 +665,96 @@ torture_socket_errors(void **state)
 	f->b->cfg.admin_socket_group = NULL;
 }
 
+/* issue #4: sessions, users, locks, kill switch */
+static void
+torture_revocation_ops(void **state)
+{
+	struct broker *b = *state;
+	struct store_session s = { 0 };
+	json_t *resp, *arr;
+	char req[512];
+	int64_t now = (int64_t)time(NULL);
+
+	s.iss = "https://idp";
+	s.sub = "alice-sub";
+	s.username = "alice";
+	s.groups = "[\"saw-users\"]";
+	s.key_fp = FP1;
+	s.created = now;
+	s.expires = now + 3600;
+	s.idle_deadline = now + 600;
+	assert_int_equal(store_session_create(b->store, &s), 0);
+
+	resp = call(b, "{\"op\":\"session.list\"}");
+	arr = json_object_get(resp, "sessions");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "state")),
+			    "live");
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(json_array_get(arr, 0), "groups"), 0)),
+			    "saw-users");
+	json_decref(resp);
+	expect_error(b, "{\"op\":\"session.list\",\"all\":\"yes\"}", "true or false");
+
+	snprintf(req, sizeof(req), "{\"op\":\"session.revoke\",\"id\":\"%s\",\"reason\":\"r1\"}",
+		 s.id);
+	resp = call(b, req);
+	assert_true(json_is_true(json_object_get(resp, "revoked")));
+	json_decref(resp);
+	assert_non_null(strstr(last_revoke, "r1"));
+	expect_error(b, req, "already ended");
+	expect_error(b, "{\"op\":\"session.revoke\",\"id\":\"00000000000000000000000000000000\"}",
+		     "no session");
+
+	resp = call(b, "{\"op\":\"user.revoke\",\"user\":\"sub:alice-sub\"}");
+	assert_string_equal(json_string_value(json_object_get(resp, "user")), "sub:alice-sub");
+	assert_int_equal(json_integer_value(json_object_get(resp, "revoked")), 2);
+	json_decref(resp);
+	assert_non_null(strstr(last_revoke, "sub=alice-sub"));
+	expect_error(b, "{\"op\":\"user.revoke\",\"user\":\"sub:\"}", "followed by");
+
+	resp = call(b,
+		    "{\"op\":\"user.lock\",\"user\":\"bob\",\"until\":\"2h\",\"message\":\"m\"}");
+	assert_true(json_integer_value(json_object_get(resp, "until")) >= now + 7200);
+	json_decref(resp);
+	{
+		time_t t = (time_t)(now + 30 * 86400);
+		struct tm tm;
+		char when[64];
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+		snprintf(req, sizeof(req),
+			 "{\"op\":\"user.lock\",\"user\":\"carol\",\"until\":\"%s\"}", when);
+		resp = call(b, req);
+		assert_int_equal(json_integer_value(json_object_get(resp, "until")), (json_int_t)t);
+		json_decref(resp);
+	}
+	expect_error(b, "{\"op\":\"user.lock\",\"user\":\"bob\",\"until\":\"yesterday\"}",
+		     "duration");
+	expect_error(b,
+		     "{\"op\":\"user.lock\",\"user\":\"bob\",\"until\":\"2001-01-01T00:00:00Z\"}",
+		     "in the past");
+	expect_ok(b, "{\"op\":\"user.lock\",\"user\":\"dave\"}");
+	resp = call(b, "{\"op\":\"lock.list\"}");
+	assert_int_equal(json_array_size(json_object_get(resp, "locks")), 3);
+	json_decref(resp);
+	expect_ok(b, "{\"op\":\"user.unlock\",\"user\":\"bob\"}");
+	expect_error(b, "{\"op\":\"user.unlock\",\"user\":\"bob\"}", "no lock");
+
+	add(b, "ws1", KEY1, "public");
+	expect_ok(b, "{\"op\":\"workspace.kill\",\"name\":\"ws1\",\"reason\":\"test\"}");
+	assert_string_equal(last_revoke, "kill ws1: test");
+	resp = call(b, "{\"op\":\"workspace.list\"}");
+	assert_true(json_is_true(
+		json_object_get(json_array_get(json_object_get(resp, "workspaces"), 0), "killed")));
+	json_decref(resp);
+	expect_ok(b, "{\"op\":\"workspace.revive\",\"name\":\"ws1\"}");
+	expect_error(b, "{\"op\":\"workspace.kill\",\"name\":\"nope\"}", "no workspace");
+	expect_error(b, "{\"op\":\"workspace.kill\",\"name\":\"ws1\",\"why\":\"x\"}",
+		     "does not take");
+}
+
 int
 main(void)
 {
@@ -615,6 +765,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_revocation_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_request_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_socket, sock_setup, sock_teardown),
 		cmocka_unit_test_setup_teardown(torture_socket_errors, sock_setup, sock_teardown),

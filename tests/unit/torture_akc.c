@@ -296,6 +296,61 @@ test_paths(void **state)
 	assert_int_equal(gsock_check_path(p), -1);
 }
 
+/* gsock_parse_answer on a C string; returns 1 for an object, 0 for NULL (err filled). */
+static int
+parses(const char *bytes, size_t len, char *err, size_t errlen)
+{
+	json_t *j;
+
+	err[0] = '\0';
+	j = gsock_parse_answer(bytes, len, err, errlen);
+	if (j == NULL) {
+		assert_true(err[0] != '\0');
+		return 0;
+	}
+	json_decref(j);
+	return 1;
+}
+
+#define PARSES(s) parses((s), sizeof(s) - 1, err, sizeof(err))
+
+static void
+test_parse_answer(void **state)
+{
+	char err[256], *big;
+
+	assert_int_equal(PARSES("{\"ok\":true}\n"), 1);
+	assert_int_equal(PARSES("{}\n"), 1);
+	assert_int_equal(PARSES(" {\"ok\" : false , \"error\":\"x\"} \n"), 1);
+
+	assert_int_equal(PARSES(""), 0);
+	assert_int_equal(PARSES("{\"ok\":true}"), 0);
+	assert_non_null(strstr(err, "not terminated"));
+	assert_int_equal(PARSES("{\"ok\":true}\n{}\n"), 0);
+	assert_non_null(strstr(err, "unexpected bytes"));
+	assert_int_equal(PARSES("{\"ok\":true}\n\n"), 0);
+	assert_int_equal(PARSES("\n"), 0);
+	assert_int_equal(PARSES("[true]\n"), 0);
+	assert_non_null(strstr(err, "not a JSON object"));
+	assert_int_equal(PARSES("\"ok\"\n"), 0);
+	assert_int_equal(PARSES("{\"ok\":true,\"ok\":false}\n"), 0);
+	assert_int_equal(PARSES("{\"ok\":tru}\n"), 0);
+	assert_int_equal(PARSES("{\"e\":\"a\\u0000b\"}\n"), 0);
+	assert_int_equal(PARSES("{\"ok\":true}\0\n"), 0);
+	/* GSOCK_MAX_LINE bytes with the newline is the most there can be. */
+	big = malloc(GSOCK_MAX_LINE + 2);
+	assert_non_null(big);
+	memset(big, ' ', GSOCK_MAX_LINE + 1);
+	memcpy(big, "{}", 2);
+	big[GSOCK_MAX_LINE - 1] = '\n';
+	assert_int_equal(parses(big, GSOCK_MAX_LINE, err, sizeof(err)), 1);
+	big[GSOCK_MAX_LINE - 1] = ' ';
+	big[GSOCK_MAX_LINE] = '\n';
+	assert_int_equal(parses(big, GSOCK_MAX_LINE + 1, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "longer than"));
+	free(big);
+}
+
 static void
 test_request_failures(void **state)
 {
@@ -326,15 +381,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_types),
-		cmocka_unit_test(test_fingerprints),
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_args),
-		cmocka_unit_test(test_expiry),
-		cmocka_unit_test(test_line),
-		cmocka_unit_test(test_answer_ok),
-		cmocka_unit_test(test_paths),
-		cmocka_unit_test(test_request_failures),
+		cmocka_unit_test(test_types),	     cmocka_unit_test(test_fingerprints),
+		cmocka_unit_test(test_keys),	     cmocka_unit_test(test_args),
+		cmocka_unit_test(test_expiry),	     cmocka_unit_test(test_line),
+		cmocka_unit_test(test_answer_ok),    cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_parse_answer), cmocka_unit_test(test_request_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

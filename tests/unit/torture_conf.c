@@ -55,7 +55,18 @@ static const char full_config[] = "# every keyword, none at its default\n"
 				  "JumpHost jump1.corp.example:22 saw /etc/saw/jump_key\n"
 				  "JumpHost 192.0.2.7:2222 saw-jump \"/etc/saw/jump key 2\"\n"
 				  "JumpHostKnownHosts /etc/saw/jump_known_hosts\n"
-				  "WorkspaceKeepalive 1m\n";
+				  "WorkspaceKeepalive 1m\n"
+				  "HttpListenAddress 192.0.2.10:8443\n"
+				  "HttpListenAddress [::1]:8080\n"
+				  "HttpTLSCertificate /etc/saw/http.crt\n"
+				  "HttpTLSKey /etc/saw/http.key\n"
+				  "HttpMaxRequests 16\n"
+				  "SSFTransmitterIssuer https://ssf.example.com\n"
+				  "SSFTransmitterJWKS https://ssf.example.com/jwks.json\n"
+				  "SSFAudience https://saw.example.com/ssf\n"
+				  "AdminGroup saw-admins\n"
+				  "AdminAPIAudience https://saw.example.com/admin\n"
+				  "KillCommand /usr/local/sbin/stop-vm --force \"a b\"\n";
 
 /* Parse text; returns the result and leaves the error output in *errs (caller frees). */
 static int
@@ -205,10 +216,10 @@ test_defaults(void **state)
 	assert_int_equal(cfg.session_max_lifetime, 8 * 3600);
 	assert_int_equal(cfg.session_idle_timeout, 30 * 60);
 	assert_int_equal(cfg.login_grace_time, 5 * 60);
-	assert_int_equal(cfg.max_startups_begin, 10);
+	assert_int_equal(cfg.max_startups_begin, 50);
 	assert_int_equal(cfg.max_startups_rate, 30);
-	assert_int_equal(cfg.max_startups_full, 100);
-	assert_int_equal(cfg.per_source_max_startups, 10);
+	assert_int_equal(cfg.max_startups_full, 500);
+	assert_int_equal(cfg.per_source_max_startups, 50);
 	assert_int_equal(cfg.max_auth_tries, 6);
 	assert_int_equal(cfg.per_source_penalty_failures, 10);
 	assert_int_equal(cfg.per_source_penalty_time, 60);
@@ -218,6 +229,16 @@ test_defaults(void **state)
 	assert_int_equal(cfg.jump_host.n, 0);
 	assert_null(cfg.jump_host_known_hosts);
 	assert_int_equal(cfg.workspace_keepalive, 15);
+	assert_int_equal(cfg.http_listen_address.n, 0);
+	assert_null(cfg.http_tls_certificate);
+	assert_null(cfg.http_tls_key);
+	assert_int_equal(cfg.http_max_requests, 64);
+	assert_null(cfg.ssf_transmitter_issuer);
+	assert_null(cfg.ssf_transmitter_jwks);
+	assert_null(cfg.ssf_audience);
+	assert_null(cfg.admin_group);
+	assert_null(cfg.admin_api_audience);
+	assert_int_equal(cfg.kill_command.n, 0);
 	broker_config_free(&cfg);
 }
 
@@ -797,7 +818,17 @@ test_dump_defaults(void **state)
 			       "CorpService none\n"
 			       "JumpHost none\n"
 			       "# JumpHostKnownHosts is not set\n"
-			       "WorkspaceKeepalive 15s\n");
+			       "WorkspaceKeepalive 15s\n"
+			       "# HttpListenAddress is not set\n"
+			       "# HttpTLSCertificate is not set\n"
+			       "# HttpTLSKey is not set\n"
+			       "HttpMaxRequests 64\n"
+			       "# SSFTransmitterIssuer is not set\n"
+			       "# SSFTransmitterJWKS is not set\n"
+			       "# SSFAudience is not set\n"
+			       "# AdminGroup is not set\n"
+			       "# AdminAPIAudience is not set\n"
+			       "# KillCommand is not set\n");
 	free(d);
 	broker_config_free(&cfg);
 }
@@ -1116,6 +1147,62 @@ test_split_helpers(void **state)
 	assert_int_equal(broker_jump_host_split("j u /k", &host, &port, &user, &keyfile), -1);
 }
 
+/* issue #4: the HTTP listener, the SSF transmitter, the admin API, KillCommand. */
+static void
+test_http_keywords(void **state)
+{
+	struct broker_config cfg;
+
+	/* plain HTTP on loopback only */
+	expect_ok(REQ "HttpListenAddress 127.0.0.1:8080\nHttpListenAddress [::1]:8080\n"
+		      "HttpListenAddress localhost:9090\n",
+		  &cfg);
+	assert_int_equal(cfg.http_listen_address.n, 3);
+	broker_config_free(&cfg);
+	expect_error(REQ "HttpListenAddress 127.0.0.1:8080\nHttpListenAddress 0.0.0.0:8443\n",
+		     "test.conf:6: HttpListenAddress: 0.0.0.0:8443 is not a loopback address: set "
+		     "HttpTLSCertificate and HttpTLSKey (plain HTTP is accepted only on "
+		     "127.0.0.0/8, [::1] and localhost)\n");
+	expect_ok(REQ "HttpListenAddress 0.0.0.0:8443\nHttpTLSCertificate /c\nHttpTLSKey /k\n",
+		  &cfg);
+	broker_config_free(&cfg);
+	expect_error(REQ "HttpTLSCertificate /c\n",
+		     "test.conf:5: HttpTLSCertificate: HttpTLSKey is required with "
+		     "HttpTLSCertificate\n");
+	expect_error(REQ "HttpTLSKey /k\n",
+		     "test.conf:5: HttpTLSKey: HttpTLSCertificate is required with HttpTLSKey\n");
+	expect_error(REQ "HttpMaxRequests 0\n",
+		     "test.conf:5: HttpMaxRequests: 0 is out of range: give a number between 1 and "
+		     "100000\n");
+
+	/* a transmitter other than the IdP needs its keys' address */
+	expect_error(REQ "SSFTransmitterIssuer https://ssf.example.com\n",
+		     "test.conf:5: SSFTransmitterIssuer: SSFTransmitterJWKS is required when the "
+		     "transmitter is not OIDCIssuer (its signing keys are fetched from there)\n");
+	expect_ok(REQ "SSFTransmitterIssuer https://idp.example.com\n", &cfg);
+	broker_config_free(&cfg);
+	expect_error(REQ "SSFTransmitterJWKS http://ssf.example.com/jwks\n",
+		     "test.conf:5: SSFTransmitterJWKS: \"http://ssf.example.com/jwks\" must use "
+		     "https:// (http:// is accepted only for localhost, 127.0.0.0/8 and [::1])\n");
+	expect_ok(REQ "SSFTransmitterIssuer ssf-test\nSSFTransmitterJWKS "
+		      "http://127.0.0.1:9/jwks\nSSFAudience aud\nAdminGroup admins\n"
+		      "AdminAPIAudience api\n",
+		  &cfg);
+	assert_string_equal(cfg.ssf_transmitter_issuer, "ssf-test");
+	assert_string_equal(cfg.admin_group, "admins");
+	broker_config_free(&cfg);
+	expect_error(REQ "AdminGroup \"a\tb\"\n",
+		     "test.conf:5: AdminGroup: control characters are not allowed\n");
+
+	/* KillCommand: words, run without a shell: an absolute path first */
+	expect_ok(REQ "KillCommand /usr/bin/stop \"--why=kill switch\"\n", &cfg);
+	assert_list(&cfg.kill_command, 2, "/usr/bin/stop", "--why=kill switch");
+	broker_config_free(&cfg);
+	expect_error(REQ "KillCommand stop-vm\n",
+		     "test.conf:5: KillCommand: \"stop-vm\" is not an absolute path (the command "
+		     "is run without a shell)\n");
+}
+
 /* Every keyword of the table is documented in saw-broker.conf(5). */
 static void
 test_manpage(void **state)
@@ -1168,6 +1255,7 @@ main(void)
 		cmocka_unit_test(test_vis),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_split_helpers),
+		cmocka_unit_test(test_http_keywords),
 		cmocka_unit_test(test_manpage),
 	};
 

@@ -1,0 +1,255 @@
+/*
+ * Bounded socket ↔ socket relay (guestd-relay.h).
+ *
+ * Each direction d moves bytes from fd[d] to fd[1 - d] through buf[d] (allocated on first
+ * use, so that idle connections cost no buffer). Read interest on the source is held only
+ * while the buffer has room; write interest on the destination only while bytes wait.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "guestd/guestd-relay.h"
+
+struct grelay_dir {
+	char *buf;
+	size_t off, len; /* bytes buf[off..len) wait to be written */
+	bool eof;	 /* the source said EOF */
+	bool shut;	 /* EOF passed on (shutdown of the destination's write side) */
+	uint64_t bytes;
+};
+
+struct grelay {
+	struct event_base *base;
+	int fd[2];
+	struct event *ev_read[2], *ev_write[2], *ev_idle;
+	struct grelay_dir dir[2];
+	int idle_s;
+	time_t last;
+	grelay_done_cb cb;
+	void *arg;
+	bool done;
+};
+
+static void
+grelay_finish(struct grelay *r, const char *why)
+{
+	int i;
+
+	if (r->done)
+		return;
+	r->done = true;
+	for (i = 0; i < 2; i++) {
+		event_del(r->ev_read[i]);
+		event_del(r->ev_write[i]);
+	}
+	event_del(r->ev_idle);
+	r->cb(r, why, r->arg); /* may free r */
+}
+
+static void
+grelay_touch(struct grelay *r)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(r->base, &tv);
+	r->last = tv.tv_sec;
+}
+
+/* Writes what direction d has; arms or disarms the events. Returns -1 if finished. */
+static int
+grelay_flush(struct grelay *r, int d)
+{
+	struct grelay_dir *x = &r->dir[d];
+	int to = r->fd[1 - d];
+	ssize_t n;
+
+	while (x->len > x->off) {
+		n = send(to, x->buf + x->off, x->len - x->off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			grelay_finish(r, "write failed");
+			return -1;
+		}
+		x->off += (size_t)n;
+		x->bytes += (uint64_t)n;
+		grelay_touch(r);
+	}
+	if (x->len > x->off) {
+		event_add(r->ev_write[1 - d], NULL);
+		return 0;
+	}
+	x->off = x->len = 0;
+	event_del(r->ev_write[1 - d]);
+	if (x->eof) {
+		if (!x->shut) {
+			x->shut = true;
+			shutdown(to, SHUT_WR);
+		}
+		if (r->dir[1 - d].shut) {
+			grelay_finish(r, NULL);
+			return -1;
+		}
+	} else {
+		event_add(r->ev_read[d], NULL);
+	}
+	return 0;
+}
+
+static void
+grelay_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct grelay *r = arg;
+	int d = fd == r->fd[0] ? 0 : 1;
+	struct grelay_dir *x = &r->dir[d];
+	ssize_t n;
+
+	if (x->buf == NULL && (x->buf = malloc(GRELAY_BUF)) == NULL) {
+		grelay_finish(r, "out of memory");
+		return;
+	}
+	if (x->len >= GRELAY_BUF) {
+		event_del(r->ev_read[d]); /* full: wait for the writer */
+		return;
+	}
+	do {
+		n = read(fd, x->buf + x->len, GRELAY_BUF - x->len);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n < 0) {
+		grelay_finish(r, "read failed");
+		return;
+	}
+	if (n == 0) {
+		x->eof = true;
+		event_del(r->ev_read[d]);
+	} else {
+		x->len += (size_t)n;
+		grelay_touch(r);
+		if (x->len >= GRELAY_BUF)
+			event_del(r->ev_read[d]);
+	}
+	grelay_flush(r, d);
+}
+
+static void
+grelay_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct grelay *r = arg;
+
+	/* fd is the destination of the direction whose source is the other socket */
+	grelay_flush(r, fd == r->fd[0] ? 1 : 0);
+}
+
+static void
+grelay_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct grelay *r = arg;
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(r->base, &tv);
+	if (tv.tv_sec - r->last >= r->idle_s)
+		grelay_finish(r, "idle timeout");
+}
+
+struct grelay *
+grelay_new(struct event_base *base, int a, int b, int idle_s, grelay_done_cb cb, void *arg)
+{
+	struct grelay *r;
+	struct timeval tv = { idle_s > 2 ? idle_s / 2 : 1, 0 };
+	int i;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		close(a);
+		close(b);
+		return NULL;
+	}
+	r->base = base;
+	r->fd[0] = a;
+	r->fd[1] = b;
+	r->idle_s = idle_s > 0 ? idle_s : 1;
+	r->cb = cb;
+	r->arg = arg;
+	grelay_touch(r);
+	for (i = 0; i < 2; i++) {
+		evutil_make_socket_nonblocking(r->fd[i]);
+		r->ev_read[i] = event_new(base, r->fd[i], EV_READ | EV_PERSIST, grelay_read_cb, r);
+		r->ev_write[i] =
+			event_new(base, r->fd[i], EV_WRITE | EV_PERSIST, grelay_write_cb, r);
+		if (r->ev_read[i] == NULL || r->ev_write[i] == NULL) {
+			grelay_free(r);
+			return NULL;
+		}
+	}
+	if ((r->ev_idle = event_new(base, -1, EV_PERSIST, grelay_idle_cb, r)) == NULL ||
+	    event_add(r->ev_idle, &tv) != 0) {
+		grelay_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+grelay_queue(struct grelay *r, int dir, const void *data, size_t len)
+{
+	struct grelay_dir *x = &r->dir[dir ? 1 : 0];
+
+	if (len == 0)
+		return 0;
+	if (len > GRELAY_BUF - x->len)
+		return -1;
+	if (x->buf == NULL && (x->buf = malloc(GRELAY_BUF)) == NULL)
+		return -1;
+	memcpy(x->buf + x->len, data, len);
+	x->len += len;
+	return 0;
+}
+
+void
+grelay_start(struct grelay *r)
+{
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		if (r->dir[d].len > 0)
+			event_add(r->ev_write[1 - d], NULL);
+		else
+			event_add(r->ev_read[d], NULL);
+	}
+}
+
+void
+grelay_free(struct grelay *r)
+{
+	int i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < 2; i++) {
+		if (r->ev_read[i] != NULL)
+			event_free(r->ev_read[i]);
+		if (r->ev_write[i] != NULL)
+			event_free(r->ev_write[i]);
+		if (r->fd[i] >= 0)
+			close(r->fd[i]);
+		free(r->dir[i].buf);
+	}
+	if (r->ev_idle != NULL)
+		event_free(r->ev_idle);
+	free(r);
+}
+
+uint64_t
+grelay_bytes(const struct grelay *r, int dir)
+{
+	return r->dir[dir ? 1 : 0].bytes;
+}
