@@ -462,10 +462,11 @@ sink_put(char *buf, size_t len, size_t *pos, const char *prefix, const char *v)
 		return -1;
 	if (*pos > 0)
 		buf[(*pos)++] = ' ';
-	memcpy(buf + *pos, prefix, strlen(prefix));
-	*pos += strlen(prefix);
+	/* The quote opens the whole word ("name=a b"): only a leading quote quotes. */
 	if (quote)
 		buf[(*pos)++] = '"';
+	memcpy(buf + *pos, prefix, strlen(prefix));
+	*pos += strlen(prefix);
 	for (p = v; *p != '\0'; p++) {
 		if (quote && (*p == '"' || *p == '\\'))
 			buf[(*pos)++] = '\\';

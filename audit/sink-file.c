@@ -32,6 +32,7 @@
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "audit/sink.h"
+#include "audit/syncer.h"
 
 #define FILE_RETRY_MS 1000	   /* retry interval while writes fail */
 #define FILE_ROTATE_RETRY_SECS 60 /* after a failed rotation */
@@ -57,7 +58,10 @@ struct sink_file {
 	off_t size;	   /* bytes in the file, as far as we know */
 	time_t opened_at;  /* for time rotation */
 	time_t rotate_retry_at;
-	bool dirty;	   /* written since the last fdatasync */
+	/* Group commit: every successful write bumps wgen; a sync covers the writes made
+	 * before it started (reqgen); sgen is the newest generation known on disk. */
+	unsigned long long wgen, sgen, reqgen;
+	struct syncer *syncer; /* background fdatasync; NULL without an event base */
 	bool failing;	   /* last write failed; logged once per episode */
 	bool sync_failing; /* last fdatasync failed */
 
@@ -207,7 +211,7 @@ sink_file_write_line(struct sink_file *f, struct file_line *l)
 		}
 		l->off += (size_t)n;
 		f->size += n;
-		f->dirty = true;
+		f->wgen++;
 	}
 	return 0;
 }
@@ -243,21 +247,57 @@ sink_file_drain(struct sink_file *f)
 	return 0;
 }
 
-static int
-sink_file_sync(struct sink_file *f)
+static void
+sink_file_sync_result(struct sink_file *f, int err, unsigned long long gen)
 {
-	if (!f->dirty || f->fd == -1)
-		return 0;
-	if (fdatasync(f->fd) == -1) {
+	if (err != 0) {
+		errno = err;
 		if (!f->sync_failing)
 			log_warn("cannot sync audit log %s", f->path);
 		f->sync_failing = true;
 		sink_file_arm(f, FILE_RETRY_MS);
-		return -1;
+		return;
 	}
+	if (f->sync_failing)
+		log_warnx("audit log %s syncs again", f->path);
 	f->sync_failing = false;
-	f->dirty = false;
-	return 0;
+	if (gen > f->sgen)
+		f->sgen = gen;
+}
+
+/* fdatasync now, on the calling thread (flush, close, rotation, no event loop). */
+static int
+sink_file_sync(struct sink_file *f)
+{
+	unsigned long long gen = f->wgen;
+
+	if (gen == f->sgen || f->fd == -1)
+		return 0;
+	sink_file_sync_result(f, fdatasync(f->fd) == -1 ? errno : 0, gen);
+	return f->sync_failing ? -1 : 0;
+}
+
+/* Starts a background sync of what is written so far, unless one runs already (then its
+ * completion starts the next). */
+static void
+sink_file_sync_async(struct sink_file *f)
+{
+	if (f->wgen == f->sgen || f->fd == -1 || syncer_busy(f->syncer))
+		return;
+	f->reqgen = f->wgen;
+	if (syncer_start(f->syncer, f->fd) == -1)
+		sink_file_sync(f); /* no descriptor to spare: do it here */
+}
+
+static void
+sink_file_sync_done(int err, void *arg)
+{
+	struct sink_file *f = arg;
+
+	sink_file_sync_result(f, err, f->reqgen);
+	/* Writes made during that sync: the next one starts at once (group commit). */
+	if (!f->sync_failing)
+		sink_file_sync_async(f);
 }
 
 /*
@@ -388,8 +428,12 @@ sink_file_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, ch
 	f->ino = sb.st_ino;
 	f->size = sb.st_size;
 	f->opened_at = time(NULL);
-	if (f->base != NULL && (f->timer = evtimer_new(f->base, sink_file_timer_cb, f)) == NULL) {
-		snprintf(err, errlen, "cannot open audit log %s: cannot create timer", cfg->path);
+	if (f->base != NULL && ((f->timer = evtimer_new(f->base, sink_file_timer_cb, f)) == NULL ||
+				(f->syncer = syncer_new(f->base, sink_file_sync_done, f)) == NULL)) {
+		snprintf(err, errlen, "cannot open audit log %s: cannot create timer or thread",
+			 cfg->path);
+		if (f->timer != NULL)
+			event_free(f->timer);
 		close(fd);
 		free(f);
 		return NULL;
@@ -441,7 +485,7 @@ sink_file_rotate(struct sink_file *f)
 	f->ino = sb.st_ino;
 	f->size = sb.st_size;
 	f->opened_at = now;
-	f->dirty = true;
+	f->wgen++; /* the new file's metadata */
 	sink_file_sync_dir(f->path);
 	snprintf(msg, sizeof(msg), "audit log %s rotated: earlier records are in %s", f->path, to);
 	sink_file_anchor(f, OCSF_EVENT_LOG_ROTATE, msg);
@@ -466,8 +510,12 @@ sink_file_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct sink_file *f = arg;
 
 	f->timer_armed = false;
-	if (sink_file_drain(f) == 0)
-		sink_file_sync(f);
+	if (sink_file_drain(f) == 0) {
+		if (f->sync_failing || f->syncer == NULL)
+			sink_file_sync(f); /* retrying a failed sync: here, to see the result */
+		else
+			sink_file_sync_async(f);
+	}
 }
 
 /*
@@ -570,7 +618,7 @@ sink_file_reopen(void *impl)
 	if (same)
 		return sink_file_drain(f);
 	f->opened_at = time(NULL);
-	f->dirty = true;
+	f->wgen++;
 	if (sb.st_size == 0)
 		sink_file_sync_dir(f->path);
 	/* Lines still queued belong to the new file; the anchor must precede them, but they
@@ -611,6 +659,7 @@ sink_file_close(void *impl)
 		for (i = 0; i < f->qcount; i++)
 			free(f->q[(f->qhead + i) % AUDIT_QUEUE_MAX].buf);
 	}
+	syncer_free(f->syncer);
 	if (f->timer != NULL)
 		event_free(f->timer);
 	if (f->fd != -1)

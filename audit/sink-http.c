@@ -31,6 +31,7 @@
 #include "audit/log.h"
 #include "audit/sink.h"
 #include "audit/spool.h"
+#include "audit/syncer.h"
 #include "broker/broker-http.h" /* struct http_result only: calls go through env pointers */
 
 #define HTTP_RETRY_MIN_MS 250
@@ -54,6 +55,8 @@ struct sink_http {
 	struct spool *spool;
 	struct event *sync_timer, *send_timer;
 	bool sync_armed, send_armed;
+	struct syncer *syncer;	/* background fdatasync of the WAL */
+	bool sync_again;	/* appended while a sync ran */
 
 	struct http_req *inflight;
 	long long inflight_upto; /* highest spool id in the request in flight */
@@ -141,13 +144,43 @@ sink_http_arm(struct event *ev, bool *armed, long long ms)
 }
 
 static void
+sink_http_sync_start(struct sink_http *h)
+{
+	int fd = spool_wal_fd(h->spool);
+
+	if (syncer_busy(h->syncer)) {
+		h->sync_again = true;
+		return;
+	}
+	h->sync_again = false;
+	if (fd == -1 || syncer_start(h->syncer, fd) == -1) {
+		if (spool_sync(h->spool) == -1)
+			sink_http_arm(h->sync_timer, &h->sync_armed, 1000);
+	}
+}
+
+static void
+sink_http_sync_done(int err, void *arg)
+{
+	struct sink_http *h = arg;
+
+	if (err != 0) {
+		errno = err;
+		log_warn("cannot sync the audit spool for %s", h->url);
+		sink_http_arm(h->sync_timer, &h->sync_armed, 1000);
+		return;
+	}
+	if (h->sync_again)
+		sink_http_sync_start(h);
+}
+
+static void
 sink_http_sync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sink_http *h = arg;
 
 	h->sync_armed = false;
-	if (spool_sync(h->spool) == -1)
-		sink_http_arm(h->sync_timer, &h->sync_armed, 1000);
+	sink_http_sync_start(h);
 }
 
 static void
@@ -191,8 +224,9 @@ sink_http_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, ch
 	if ((h->spool = spool_open(cfg->spool, cfg->spool_max, err, errlen)) == NULL)
 		goto fail;
 	if ((h->sync_timer = evtimer_new(h->base, sink_http_sync_cb, h)) == NULL ||
-	    (h->send_timer = evtimer_new(h->base, sink_http_send_cb, h)) == NULL) {
-		snprintf(err, errlen, "cannot create timers");
+	    (h->send_timer = evtimer_new(h->base, sink_http_send_cb, h)) == NULL ||
+	    (h->syncer = syncer_new(h->base, sink_http_sync_done, h)) == NULL) {
+		snprintf(err, errlen, "cannot create timers or the sync thread");
 		goto fail;
 	}
 	if (spool_rows(h->spool) > 0) {
@@ -202,6 +236,7 @@ sink_http_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, ch
 	}
 	return h;
 fail:
+	syncer_free(h->syncer);
 	if (h->sync_timer != NULL)
 		event_free(h->sync_timer);
 	if (h->send_timer != NULL)
@@ -441,6 +476,7 @@ sink_http_close(void *impl)
 	/* What is in flight stays in the spool and is sent again at the next start. */
 	if (h->inflight != NULL)
 		h->cancel(h->inflight);
+	syncer_free(h->syncer);
 	event_free(h->sync_timer);
 	event_free(h->send_timer);
 	spool_sync(h->spool);

@@ -239,13 +239,18 @@ fail:
 }
 
 int
+spool_wal_fd(struct spool *s)
+{
+	if (s->wal_fd == -1)
+		s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return s->wal_fd;
+}
+
+int
 spool_sync(struct spool *s)
 {
-	if (s->wal_fd == -1) {
-		s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (s->wal_fd == -1)
-			return errno == ENOENT ? 0 : -1; /* nothing written yet */
-	}
+	if (spool_wal_fd(s) == -1)
+		return errno == ENOENT ? 0 : -1; /* nothing written yet */
 	if (fdatasync(s->wal_fd) == -1) {
 		log_warn("cannot sync audit spool %s", s->wal_path);
 		return -1;

@@ -52,6 +52,9 @@ int spool_peek(struct spool *s, long long after_id, size_t max_rows, size_t max_
 int spool_ack(struct spool *s, long long upto_id);
 /* fdatasync the WAL (rows committed so far survive power loss). Returns 0 or -1. */
 int spool_sync(struct spool *s);
+/* The WAL's descriptor for a background sync (syncer.h); -1 if nothing was written yet.
+ * Owned by the spool. */
+int spool_wal_fd(struct spool *s);
 long long spool_rows(const struct spool *s);
 long long spool_bytes(const struct spool *s);
 void spool_close(struct spool *s);

@@ -127,6 +127,15 @@ gbroker_kick(void *arg)
 	event_active(b->ev_read, EV_READ, 0);
 }
 
+/* Write interest only: what gbroker_step() itself ends with. Re-activating the read event
+ * from the step it runs would starve every other event of the loop. */
+static void
+gbroker_arm(struct gbroker *b)
+{
+	if (b->ssh != NULL && (ssh_get_poll_flags(b->ssh) & SSH_WRITE_PENDING))
+		event_add(b->ev_write, NULL);
+}
+
 static void
 gbroker_fwd_free(struct gfwd *f)
 {
@@ -212,7 +221,7 @@ gbroker_flush_ctl(struct gbroker *b)
 		if ((size_t)w < len)
 			break;
 	}
-	gbroker_kick(b);
+	gbroker_arm(b);
 	return 0;
 }
 
@@ -550,7 +559,7 @@ gbroker_step(struct gbroker *b)
 		gbroker_lost(b, buf);
 		return;
 	}
-	gbroker_kick(b);
+	gbroker_arm(b);
 }
 
 static void

@@ -144,6 +144,19 @@ guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *
 	return 0;
 }
 
+static int
+guestd_config_check_landlock(const struct conf_keyword *kw, const char *v, char *msg,
+			     size_t msglen)
+{
+	char vis[80];
+
+	if (strcmp(v, "required") == 0 || strcmp(v, "best-effort") == 0)
+		return 0;
+	snprintf(msg, msglen, "\"%s\": must be required or best-effort",
+		 conf_vis(v, vis, sizeof(vis)));
+	return -1;
+}
+
 #define F(field) offsetof(struct guestd_config, field)
 
 static const struct conf_keyword guestd_keywords[] = {
@@ -206,6 +219,11 @@ static const struct conf_keyword guestd_keywords[] = {
 	  .offset = F(decision_socket),
 	  .def = "/run/saw/decide.sock",
 	  .check = guestd_config_check_socket },
+	{ .name = "SandboxLandlock",
+	  .type = CONF_STRING,
+	  .offset = F(sandbox_landlock),
+	  .def = "required",
+	  .check = guestd_config_check_landlock },
 	{ .name = "Keepalive",
 	  .type = CONF_DURATION,
 	  .offset = F(keepalive),

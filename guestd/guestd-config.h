@@ -29,6 +29,7 @@ struct guestd_config {
 	long long credential_cache_ttl;	     /* CredentialCacheTTL, default 5m */
 	char *policy_file;	    /* PolicyFile PATH (saw-policy(5)), default none: deny all */
 	char *decision_socket;	    /* DecisionSocket PATH, default /run/saw/decide.sock */
+	char *sandbox_landlock;	    /* SandboxLandlock required|best-effort, default required */
 	long long keepalive;	    /* Keepalive, default 15s */
 	long long reconnect_max;    /* ReconnectMax, default 60s */
 };

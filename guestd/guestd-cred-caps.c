@@ -236,31 +236,34 @@ gcred_header_stripped(const char *name, size_t len)
 	return false;
 }
 
-const char *
-gcred_presented(const char *buf, const struct gproxy_request *r, size_t *len)
+size_t
+gcred_presented(const char *buf, const struct gproxy_request *r, const char **tok, size_t *len,
+		size_t max)
 {
+	static const char *const names[] = { "Authorization", "x-api-key", "api-key" };
 	const char *v;
-	size_t n;
+	size_t i, k, n = 0;
 
-	if ((v = gproxy_header_get(buf, r, "Authorization", &n)) != NULL) {
-		if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
-			v += 7;
-			n -= 7;
-			while (n > 0 && *v == ' ') {
-				v++;
-				n--;
+	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		for (i = 0; i < r->nheaders && n < max; i++) {
+			if (!gproxy_header_is(buf, &r->headers[i], names[k]))
+				continue;
+			v = buf + r->headers[i].value;
+			len[n] = r->headers[i].value_len;
+			if (k == 0) {
+				if (len[n] <= 7 || strncasecmp(v, "Bearer ", 7) != 0)
+					continue;
+				v += 7;
+				len[n] -= 7;
+				while (len[n] > 0 && *v == ' ') {
+					v++;
+					len[n]--;
+				}
 			}
-			*len = n;
-			return v;
+			tok[n++] = v;
 		}
 	}
-	if ((v = gproxy_header_get(buf, r, "x-api-key", &n)) != NULL ||
-	    (v = gproxy_header_get(buf, r, "api-key", &n)) != NULL) {
-		*len = n;
-		return v;
-	}
-	*len = 0;
-	return NULL;
+	return n;
 }
 
 static bool

@@ -30,6 +30,7 @@
  * transfer (CURL_WRITEFUNC_PAUSE); below GCRED_LOW it is resumed. Nothing is buffered whole.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -68,6 +69,7 @@
 #define GCRED_SECRET_MAX 16384
 #define GCRED_COMMAND_TIMEOUT 10 /* seconds for a CredentialCommand */
 #define GCRED_COMMAND_ARGS 16
+#define GCRED_MAX_PRESENTED 4 /* candidate capabilities looked at per request */
 
 enum gcred_state {
 	GC_HEAD,
@@ -122,7 +124,7 @@ struct gcred_secret {
 	char buf[GCRED_SECRET_MAX];
 	size_t got;
 	int64_t started;
-	bool eof;
+	bool eof, cmd_ok;
 	struct gcred_client_list waiters;
 };
 TAILQ_HEAD(gcred_secret_list, gcred_secret);
@@ -371,31 +373,35 @@ gcred_secret_done(struct gcred_secret *s, const char *err)
 	}
 }
 
-static void
-gcred_command_reap(struct gcred_secret *s, bool kill_it)
+/* 1 when the command has exited (*ok: with status 0), 0 while it runs. */
+static int
+gcred_command_wait(struct gcred_secret *s, bool kill_it, bool *ok)
 {
 	int status = 0;
 	pid_t r;
 
+	*ok = false;
 	if (s->pid <= 0)
-		return;
+		return 1;
 	if (kill_it)
 		kill(s->pid, SIGKILL);
-	r = waitpid(s->pid, &status, kill_it ? 0 : WNOHANG);
-	if (r == s->pid || (r < 0 && errno == ECHILD))
-		s->pid = 0;
-	if (r == s->pid && r != 0)
-		s->pid = 0;
-	if (r > 0 && !kill_it && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-		gcred_secret_clear(s);
-		s->got = (size_t)-1; /* failed */
-	}
+	do {
+		r = waitpid(s->pid, &status, kill_it ? 0 : WNOHANG);
+	} while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	s->pid = 0;
+	/* ECHILD: someone else reaped it (a SIGCHLD handler): judge by its output */
+	*ok = (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+	      (r < 0 && errno == ECHILD && s->got > 0);
+	return 1;
 }
 
 static void
 gcred_command_finish(struct gcred_secret *s, const char *why)
 {
 	char err[300] = "";
+	bool ok;
 
 	event_del(s->ev_read);
 	event_del(s->ev_timer);
@@ -404,10 +410,11 @@ gcred_command_finish(struct gcred_secret *s, const char *why)
 		s->fd = -1;
 	}
 	if (why != NULL) {
-		gcred_command_reap(s, true);
+		gcred_command_wait(s, true, &ok);
 		snprintf(err, sizeof(err), "%s: %s", s->ref, why);
-	} else if (s->got == (size_t)-1) {
-		snprintf(err, sizeof(err), "%s: the command failed", s->ref);
+	} else if (!s->cmd_ok) {
+		snprintf(err, sizeof(err), "%s: the command failed (non-zero exit status)",
+			 s->ref);
 	} else if ((s->value = gcred_secret_take(s->buf, s->got, err, sizeof(err))) != NULL) {
 		s->fetched = guestd_now();
 	}
@@ -429,8 +436,7 @@ gcred_command_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* stdout closed: wait (polling briefly) for the exit status */
-	gcred_command_reap(s, false);
-	if (s->pid == 0 && s->eof) {
+	if (s->eof && gcred_command_wait(s, false, &s->cmd_ok) == 1) {
 		gcred_command_finish(s, NULL);
 		return;
 	}
@@ -584,6 +590,8 @@ gcred_secret_get(struct gcred_client *c, const char *ref)
 static void
 gcred_secret_free(struct gcred_secret *s)
 {
+	bool ok;
+
 	TAILQ_REMOVE(&s->cr->secrets, s, entry);
 	if (s->ev_read != NULL)
 		event_free(s->ev_read);
@@ -591,7 +599,7 @@ gcred_secret_free(struct gcred_secret *s)
 		event_free(s->ev_timer);
 	if (s->fd >= 0)
 		close(s->fd);
-	gcred_command_reap(s, true);
+	gcred_command_wait(s, true, &ok);
 	gcred_secret_clear(s);
 	free(s->ref);
 	free(s);
@@ -820,7 +828,6 @@ gcred_start_transfer(struct gcred_client *c, const char *secret)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body != NULL ? c->body : "");
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, gcred_header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, gcred_write_cb);
@@ -882,19 +889,21 @@ gcred_decide(struct gcred_client *c)
 	const struct policy_cred_route *rt;
 	struct policy_subject subj;
 	struct gsession *s;
-	const char *tok;
+	const char *tok[GCRED_MAX_PRESENTED];
 	char route[GCRED_ROUTE_MAX + 1], why[300];
-	size_t toklen, rest = 0;
+	size_t toklen[GCRED_MAX_PRESENTED], ntok, i, rest = 0;
 	bool by_path;
 
-	tok = gcred_presented(c->head, &c->req, &toklen);
-	if (tok == NULL) {
+	ntok = gcred_presented(c->head, &c->req, tok, toklen, GCRED_MAX_PRESENTED);
+	if (ntok == 0) {
 		gcred_refuse(c, 403, "Forbidden",
 			     "no capability: send Authorization: Bearer $SAW_CAP_<ROUTE>");
 		return;
 	}
-	cap = gcred_caps_find(&c->cr->caps, tok, toklen,
-			      c->listener_sid[0] ? c->listener_sid : NULL);
+	/* the first presented value that is a live capability (others are stripped anyway) */
+	for (cap = NULL, i = 0; i < ntok && cap == NULL; i++)
+		cap = gcred_caps_find(&c->cr->caps, tok[i], toklen[i],
+				      c->listener_sid[0] ? c->listener_sid : NULL);
 	if (cap == NULL) {
 		gcred_refuse(c, 403, "Forbidden",
 			     "unknown or revoked capability (capabilities die with their session)");
@@ -1033,9 +1042,10 @@ gcred_next(struct gcred_client *c)
 	if (c->state == GC_BODY) {
 		/* the body is read whole: it is bounded, and sent upstream in one piece */
 		if (evbuffer_get_length(in) < c->bodylen) {
-			bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+			bufferevent_setwatermark(c->bev, EV_READ, 0, c->bodylen + GPROXY_MAX_HEAD);
 			return;
 		}
+		bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * GPROXY_MAX_HEAD);
 		if (c->bodylen > 0)
 			evbuffer_remove(in, c->body, c->bodylen);
 		bufferevent_disable(c->bev, EV_READ);
@@ -1072,14 +1082,9 @@ gcred_client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct gcred_client *c = arg;
 
 	if (c->state == GC_UPSTREAM && c->easy != NULL) {
-		/* never free under curl: let the transfer abort and finish in gcred_done_cb */
-		c->client_gone = true;
-		bufferevent_disable(bev, EV_READ | EV_WRITE);
-		if (c->paused) {
-			c->paused = false;
-			curl_easy_pause(c->easy, CURLPAUSE_CONT);
-		}
-		ghttp_kick(c->cr->http);
+		/* a libevent callback, never run inside a curl one: the transfer can go now */
+		gcred_audit(c, false, (int)c->status, "the client went away");
+		gcred_client_free(c);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && c->state == GC_HEAD &&
@@ -1131,6 +1136,8 @@ gcred_accept(struct guestd *g, int fd, const char *sid, const struct sockaddr *s
 	bufferevent_setcb(c->bev, gcred_client_read_cb, gcred_client_write_cb,
 			  gcred_client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, GCRED_LOW, 0);
+	/* a client cannot make us hold more than a head (or its announced body) */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * GPROXY_MAX_HEAD);
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }

@@ -72,9 +72,10 @@ bool gcred_path_allowed(const char *kind, const char *rest, size_t len);
 /* Is this a header through which a client could present or smuggle credentials, or a
  * hop-by-hop header we set ourselves? Such headers are never forwarded. */
 bool gcred_header_stripped(const char *name, size_t len);
-/* The capability the client presented: "Authorization: Bearer X", else "x-api-key: X" (or
- * "api-key: X"). NULL if none. */
-const char *gcred_presented(const char *buf, const struct gproxy_request *r, size_t *len);
+/* The capabilities the client may have presented, in this order: "Authorization: Bearer
+ * X", "x-api-key: X", "api-key: X" (every occurrence). At most max; returns how many. */
+size_t gcred_presented(const char *buf, const struct gproxy_request *r, const char **tok,
+		       size_t *len, size_t max);
 /*
  * The upstream request headers: the client's headers except the stripped ones, then the
  * route's header with the secret ("Authorization: Bearer SECRET", "x-api-key: SECRET"…),

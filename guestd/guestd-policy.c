@@ -257,7 +257,8 @@ gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
 		}
 		if ((v = json_object_get(req, "groups")) != NULL) {
 			if (!json_is_array(v) || json_array_size(v) > GDECIDE_MAX_GROUPS) {
-				resp = gdecide_error("groups must be an array of at most 256 names");
+				resp = gdecide_error(
+					"groups must be an array of at most 256 names");
 				goto out;
 			}
 			for (i = 0; i < json_array_size(v); i++) {
@@ -295,11 +296,12 @@ gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
 		}
 		policy_decide_write(p, path, have_home ? home : NULL, &d);
 	}
-	resp = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "decision", policy_verdict_name(d.verdict),
-			 "rule", d.rule, "version", (json_int_t)d.version);
-	log_debug("decision socket: uid %d pid %d: %s %s: %s (rule %s, version %lld)",
-		  (int)c->uid, (int)c->pid, op, s != NULL ? s->id : subj.user,
-		  policy_verdict_name(d.verdict), d.rule, (long long)d.version);
+	resp = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "decision",
+			 policy_verdict_name(d.verdict), "rule", d.rule, "version",
+			 (json_int_t)d.version);
+	log_debug("decision socket: uid %d pid %d: %s %s: %s (rule %s, version %lld)", (int)c->uid,
+		  (int)c->pid, op, s != NULL ? s->id : subj.user, policy_verdict_name(d.verdict),
+		  d.rule, (long long)d.version);
 out:
 	if (resp == NULL)
 		resp = gdecide_error("out of memory");

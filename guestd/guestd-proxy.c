@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -284,10 +285,8 @@ gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject
 	memset(subj, 0, sizeof(*subj));
 	subj->user = s->user;
 	subj->workspace = g->cfg.workspace_name;
-	/* TODO: groups once the broker sends them in CTL_SESSION_ATTACH; until then group
-	 * selectors never match in guestd (fail closed for allow rules). */
-	subj->groups = NULL;
-	subj->ngroups = 0;
+	subj->groups = (const char *const *)s->groups;
+	subj->ngroups = s->ngroups;
 }
 
 /* The session a connection belongs to, or NULL after answering the client. */
@@ -562,7 +561,7 @@ gproxy_filter_and_dial(struct gproxy_client *c, const struct evutil_addrinfo *ai
 			/* remember the first refusal for the answer */
 			if (why[0] == '\0') {
 				evutil_inet_ntop(a->ai_family, addr, ip, sizeof(ip));
-				snprintf(why, sizeof(why), "%s is a %s address", ip,
+				snprintf(why, sizeof(why), "%s is in the %s address class", ip,
 					 netclass_name(cls));
 				snprintf(c->rule, sizeof(c->rule), "address-class:%s",
 					 netclass_name(cls));

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "audit/log.h"
+#include "guestd/guestd-sandbox.h"
 #include "guestd/guestd.h"
 
 #define GSESSIONS_MAX 1024	 /* sessions per workspace: a single-user VM has a few */
@@ -360,6 +361,10 @@ gsessions_end(struct gsession *s, const char *reason)
 		if (s->tunnel != NULL)
 			gtunnel_free(s->tunnel);
 		s->tunnel = NULL;
+		/* its proxy listeners, direct connections and capabilities */
+		proxy_session_end(t->g, s->id);
+		/* its sandboxes: every process of them (saw-session says why) */
+		gsandbox_session_end(t->g, s->id, reason);
 		if (!t->g->shutting_down)
 			TAILQ_FOREACH(l, &s->logins, entry)
 				gsessions_kill_login(t->g, l);

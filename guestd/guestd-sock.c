@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "audit/log.h"
+#include "guestd/guestd-sandbox.h"
 #include "guestd/guestd-sock.h"
 #include "guestd/guestd.h"
 
@@ -39,6 +40,9 @@ struct gsock_conn {
 	struct event *ev_read;
 	struct event *ev_timeout;
 	size_t len;
+	int fds[GSOCK_MAX_FDS]; /* descriptors sent along (session_exec only) */
+	size_t nfds;
+	bool handed_over; /* session_exec: guestd-sandbox.c answers from now on */
 	char buf[GSOCK_MAX_LINE + 1];
 };
 TAILQ_HEAD(gsock_conn_list, gsock_conn);
@@ -58,6 +62,8 @@ gsock_conn_free(struct gsock_conn *c)
 	event_free(c->ev_read);
 	event_free(c->ev_timeout);
 	close(c->fd);
+	while (c->nfds > 0)
+		close(c->fds[--c->nfds]);
 	explicit_bzero(c->buf, sizeof(c->buf));
 	free(c);
 }
@@ -163,6 +169,25 @@ gsock_status(struct gsock_conn *c)
 	return json_pack("{s:b, s:b, s:o}", "ok", 1, "online", gbroker_online(g), "sessions", list);
 }
 
+/* The capabilities of a live session (cred_session_caps), as "NAME=VALUE" strings. */
+static json_t *
+gsock_session_env(struct guestd *g, const char *sid)
+{
+	const char **env = NULL;
+	json_t *list;
+	size_t i, n;
+
+	if (sid == NULL || gsessions_find(&g->sessions, sid, guestd_now()) == NULL)
+		return gsock_error("no such live session");
+	if ((list = json_array()) == NULL)
+		return NULL;
+	n = cred_session_caps(g, sid, &env);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_string(env[i]));
+	free(env);
+	return json_pack("{s:b, s:o}", "ok", 1, "env", list);
+}
+
 static json_t *
 gsock_request(struct gsock_conn *c, const char *line, size_t len)
 {
@@ -214,13 +239,22 @@ gsock_request(struct gsock_conn *c, const char *line, size_t len)
 			gsessions_login_del(&g->sessions, user, (pid_t)json_integer_value(pidv));
 			resp = json_pack("{s:b}", "ok", 1);
 		}
+	} else if (strcmp(op, "session_env") == 0) {
+		/* root only: what a launcher outside guestd puts in a session's environment */
+		resp = root ? gsock_session_env(g, gsock_str(req, "session")) :
+			      gsock_error("not allowed: session_env is for root only");
+	} else if (strcmp(op, "session_exec") == 0) {
+		/* any uid: gsandbox_exec checks that the peer is the login's own user */
+		resp = gsandbox_exec(g, c->fd, c->uid, c->pid, req, c->fds, c->nfds);
+		c->nfds = 0;
+		c->handed_over = resp == NULL;
 	} else if (strcmp(op, "status") == 0) {
 		resp = root ? gsock_status(c) : gsock_error("not allowed: status is for root only");
 	} else {
 		resp = gsock_error("unknown op");
 	}
 	if (resp == NULL)
-		resp = gsock_error("out of memory");
+		resp = c->handed_over ? NULL : gsock_error("out of memory");
 	if (op != NULL && !json_is_true(json_object_get(resp, "ok")))
 		log_debug("control socket: %s from uid %d pid %d refused: %s", op, (int)c->uid,
 			  (int)c->pid, json_string_value(json_object_get(resp, "error")));
@@ -232,14 +266,54 @@ static void
 gsock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gsock_conn *c = arg;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * GSOCK_MAX_FDS)];
+	} cm;
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
 	char *nl;
 	ssize_t n;
+	size_t i, k;
+	bool bad = false;
 
-	n = read(fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	/* recvmsg: saw-session sends its stdin/stdout/stderr with the request (SCM_RIGHTS) */
+	iov.iov_base = c->buf + c->len;
+	iov.iov_len = sizeof(c->buf) - c->len;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	for (cmsg = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg != NULL;
+	     cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int rfd;
+
+			memcpy(&rfd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+			if (c->nfds < GSOCK_MAX_FDS)
+				c->fds[c->nfds++] = rfd;
+			else {
+				close(rfd);
+				bad = true;
+			}
+		}
+	}
+	if (n >= 0 && (msg.msg_flags & MSG_CTRUNC))
+		bad = true;
 	if (n <= 0) {
 		gsock_conn_free(c);
+		return;
+	}
+	if (bad) {
+		gsock_answer(c, gsock_error("too many file descriptors"));
 		return;
 	}
 	c->len += (size_t)n;

@@ -89,6 +89,14 @@ gtunnel_kick(void *arg)
 	event_active(t->ev_read, EV_READ, 0);
 }
 
+/* Write interest only: what gtunnel_step() ends with (see gbroker_arm()). */
+static void
+gtunnel_arm(struct gtunnel *t)
+{
+	if (t->ssh != NULL && (ssh_get_poll_flags(t->ssh) & SSH_WRITE_PENDING))
+		event_add(t->ev_write, NULL);
+}
+
 /* Frees a stream; if it never reached the pump, answers the client with status first. */
 static void
 gstream_free(struct gstream *st, int status, const char *reason, const char *body)
@@ -260,7 +268,7 @@ gtunnel_step(struct gtunnel *t)
 		gtunnel_down(t, why);
 		return;
 	}
-	gtunnel_kick(t);
+	gtunnel_arm(t);
 }
 
 static void

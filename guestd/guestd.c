@@ -7,6 +7,7 @@
  * session's logins means signalling other users' processes and writing cgroup.kill.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <libssh/libssh.h>
 
 #include "audit/log.h"
+#include "guestd/guestd-sandbox.h"
 #include "guestd/guestd.h"
 
 static void __attribute__((noreturn)) usage(void)
@@ -73,7 +75,10 @@ guestd_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	g->shutting_down = true;
+	/* Sandboxes do not outlive guestd: their proxies and exit relay die with it. */
+	gsandbox_free_all(g, "saw-guestd is stopping");
 	gproxy_close(g);
+	gcred_close(g);
 	gsock_close(g);
 	gdecide_close(g);
 	/* Sessions stay alive across a guestd restart (the broker attaches them again);
@@ -101,6 +106,10 @@ main(int argc, char **argv)
 	int ch, debug = 0;
 	bool check = false, dump = false;
 
+	/* pid 1 of a login's sandbox re-executes this binary under that name (guestd-sandbox.c):
+	 * it must not run any of the daemon's code, nor keep a copy of its memory. */
+	if (argc > 0 && strcmp(basename(argv[0]), GSANDBOX_INIT_NAME) == 0)
+		return gsandbox_init_main(argc, argv);
 	memset(&g, 0, sizeof(g));
 	g.config_path = GUESTD_DEFAULT_CONFIG;
 	while ((ch = getopt(argc, argv, "df:tTVh")) != -1) {
@@ -161,12 +170,16 @@ main(int argc, char **argv)
 		fatalx("cannot create the event loop");
 	gsessions_init(&g.sessions, &g);
 	(void)guestd_policy_load(&g, true); /* fatal with the reason if broken */
+	if (gsandbox_init(&g) != 0)
+		fatalx("cannot set up the sandbox launcher");
 	if (gsock_open(&g) != 0)
 		fatalx("ControlSocket %s: cannot open it", g.cfg.control_socket);
 	if (gdecide_open(&g) != 0)
 		fatalx("DecisionSocket %s: cannot open it", g.cfg.decision_socket);
+	if (gcred_open(&g) != 0)
+		fatalx("cannot start the credential proxy");
 	if (gproxy_open(&g) != 0)
-		fatalx("ProxyListen %s: cannot listen", g.cfg.proxy_listen);
+		fatalx("ProxyListen %s (or CredentialListen): cannot listen", g.cfg.proxy_listen);
 	if (gbroker_start(&g) != 0)
 		fatalx("cannot start the broker connection");
 	g.ev_sigterm = guestd_signal(&g, SIGTERM);
@@ -177,7 +190,9 @@ main(int argc, char **argv)
 		 g.cfg.broker_address);
 	event_base_dispatch(g.base);
 
+	gsandbox_free_all(&g, "saw-guestd is stopping");
 	gproxy_close(&g);
+	gcred_close(&g);
 	gsock_close(&g);
 	gdecide_close(&g);
 	gsessions_free_all(&g.sessions);

@@ -28,6 +28,7 @@ struct gsock;
 struct gproxy;
 struct gtunnel;
 struct gcred;
+struct gsandboxes;
 struct policy;
 struct policy_subject;
 struct sockaddr;
@@ -186,6 +187,7 @@ struct guestd {
 	struct gcred *cred;
 	struct policy *policy; /* the active policy (PolicyFile), or NULL: everything denied */
 	struct gdecide *decide;
+	struct gsandboxes *sandboxes; /* guestd-sandbox.h: the logins' sandboxes */
 	uid_t ak_uid; /* AuthorizedKeysUser; (uid_t)-1 if the account does not exist */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
 	bool shutting_down;

@@ -27,25 +27,25 @@ struct netclass_v4range {
 
 /* First match wins: the more specific entries come first. */
 static const struct netclass_v4range netclass_v4[] = {
-	{ 0xa9fea9fe, 32, NETCLASS_METADATA },	  /* 169.254.169.254 cloud metadata */
-	{ 0xa9feaa02, 32, NETCLASS_METADATA },	  /* 169.254.170.2 ECS task metadata */
-	{ 0x646464c8, 32, NETCLASS_METADATA },	  /* 100.100.100.200 Alibaba metadata */
-	{ 0xffffffff, 32, NETCLASS_MULTICAST },	  /* 255.255.255.255 limited broadcast */
-	{ 0x00000000, 8, NETCLASS_UNSPECIFIED },  /* 0.0.0.0/8 "this network" */
-	{ 0x0a000000, 8, NETCLASS_PRIVATE },	  /* 10/8 */
-	{ 0x64400000, 10, NETCLASS_CGNAT },	  /* 100.64/10 */
-	{ 0x7f000000, 8, NETCLASS_LOOPBACK },	  /* 127/8 */
-	{ 0xa9fe0000, 16, NETCLASS_LINKLOCAL },	  /* 169.254/16 */
-	{ 0xac100000, 12, NETCLASS_PRIVATE },	  /* 172.16/12 */
-	{ 0xc0000000, 24, NETCLASS_RESERVED },	  /* 192.0.0/24 IETF protocol assignments */
-	{ 0xc0000200, 24, NETCLASS_RESERVED },	  /* 192.0.2/24 TEST-NET-1 */
-	{ 0xc0586300, 24, NETCLASS_RESERVED },	  /* 192.88.99/24 6to4 relay anycast */
-	{ 0xc0a80000, 16, NETCLASS_PRIVATE },	  /* 192.168/16 */
-	{ 0xc6120000, 15, NETCLASS_RESERVED },	  /* 198.18/15 benchmarking */
-	{ 0xc6336400, 24, NETCLASS_RESERVED },	  /* 198.51.100/24 TEST-NET-2 */
-	{ 0xcb007100, 24, NETCLASS_RESERVED },	  /* 203.0.113/24 TEST-NET-3 */
-	{ 0xe0000000, 4, NETCLASS_MULTICAST },	  /* 224/4 */
-	{ 0xf0000000, 4, NETCLASS_RESERVED },	  /* 240/4 */
+	{ 0xa9fea9fe, 32, NETCLASS_METADATA },	 /* 169.254.169.254 cloud metadata */
+	{ 0xa9feaa02, 32, NETCLASS_METADATA },	 /* 169.254.170.2 ECS task metadata */
+	{ 0x646464c8, 32, NETCLASS_METADATA },	 /* 100.100.100.200 Alibaba metadata */
+	{ 0xffffffff, 32, NETCLASS_MULTICAST },	 /* 255.255.255.255 limited broadcast */
+	{ 0x00000000, 8, NETCLASS_UNSPECIFIED }, /* 0.0.0.0/8 "this network" */
+	{ 0x0a000000, 8, NETCLASS_PRIVATE },	 /* 10/8 */
+	{ 0x64400000, 10, NETCLASS_CGNAT },	 /* 100.64/10 */
+	{ 0x7f000000, 8, NETCLASS_LOOPBACK },	 /* 127/8 */
+	{ 0xa9fe0000, 16, NETCLASS_LINKLOCAL },	 /* 169.254/16 */
+	{ 0xac100000, 12, NETCLASS_PRIVATE },	 /* 172.16/12 */
+	{ 0xc0000000, 24, NETCLASS_RESERVED },	 /* 192.0.0/24 IETF protocol assignments */
+	{ 0xc0000200, 24, NETCLASS_RESERVED },	 /* 192.0.2/24 TEST-NET-1 */
+	{ 0xc0586300, 24, NETCLASS_RESERVED },	 /* 192.88.99/24 6to4 relay anycast */
+	{ 0xc0a80000, 16, NETCLASS_PRIVATE },	 /* 192.168/16 */
+	{ 0xc6120000, 15, NETCLASS_RESERVED },	 /* 198.18/15 benchmarking */
+	{ 0xc6336400, 24, NETCLASS_RESERVED },	 /* 198.51.100/24 TEST-NET-2 */
+	{ 0xcb007100, 24, NETCLASS_RESERVED },	 /* 203.0.113/24 TEST-NET-3 */
+	{ 0xe0000000, 4, NETCLASS_MULTICAST },	 /* 224/4 */
+	{ 0xf0000000, 4, NETCLASS_RESERVED },	 /* 240/4 */
 };
 
 enum netclass
@@ -123,8 +123,8 @@ enum netclass
 netclass_of_ipv6(const void *addr6)
 {
 	const uint8_t *b = addr6;
-	static const uint8_t metadata6[16] = { 0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
-					       0,    0,	   0,	 0,    0, 0, 0, 0x54 };
+	static const uint8_t metadata6[16] = { 0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0,	   0,
+					       0,    0,	   0,	 0,    0, 0, 0x02, 0x54 };
 	enum netclass_embed e;
 	enum netclass c;
 	uint32_t v4;

@@ -42,12 +42,12 @@
 #include "guestd/netclass.h"
 #include "guestd/policy.h"
 
-#define POL_MAX_RULES 65536	    /* egress rules */
-#define POL_MAX_CORP 4096	    /* corporate services */
+#define POL_MAX_RULES 65536 /* egress rules */
+#define POL_MAX_CORP 4096   /* corporate services */
 #define POL_MAX_HOSTS_PER_RULE 1024
-#define POL_MAX_PATTERNS 262144 /* host patterns over all rules */
-#define POL_MAX_PORTS 256	    /* port entries per rule */
-#define POL_MAX_SELECT 1024	    /* names per selector list */
+#define POL_MAX_PATTERNS 262144	  /* host patterns over all rules */
+#define POL_MAX_PORTS 256	  /* port entries per rule */
+#define POL_MAX_SELECT 1024	  /* names per selector list */
 #define POL_MAX_SUBJECT_ATOMS 512 /* policy-known atoms of one subject */
 #define POL_MAX_CREDS 256
 #define POL_MAX_FS 256
@@ -267,8 +267,10 @@ pol_tab_put(struct pol_tab *t, uint64_t h, const char *key, size_t len, uint32_t
 /* ---- names, hosts, paths ---------------------------------------------------------------- */
 
 static const char *const pol_builtin_rules[] = {
-	"default-deny", "no-policy", "invalid-host", "invalid-port", "invalid-path",
-	"subject-too-many-groups", "home", "session-tmp", "read-only", NULL,
+	"default-deny", "no-policy",	"invalid-host",
+	"invalid-port", "invalid-path", "subject-too-many-groups",
+	"home",		"session-tmp",	"read-only",
+	NULL,
 };
 
 static int
@@ -281,7 +283,8 @@ pol_is_id(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9'))
 			continue;
 		if (i > 0 && (ch == '.' || ch == '_' || ch == '-' || ch == ':'))
 			continue;
@@ -436,8 +439,7 @@ pol_path_under(const char *path, size_t plen, const char *dir, size_t dlen)
 {
 	if (dlen == 1 && dir[0] == '/')
 		return 1;
-	return plen >= dlen && memcmp(path, dir, dlen) == 0 &&
-	       (plen == dlen || path[dlen] == '/');
+	return plen >= dlen && memcmp(path, dir, dlen) == 0 && (plen == dlen || path[dlen] == '/');
 }
 
 /* Does the relative entry rel (components) occur in path at component boundaries? */
@@ -498,9 +500,12 @@ struct pol_parse {
 	struct pol_selref *selrefs;
 	size_t nselrefs, capselrefs;
 	size_t npatterns;
+	const char **ids; /* borrowed from the arena */
+	size_t nids, capids;
 };
 
-static void pol_err(struct pol_parse *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pol_err(struct pol_parse *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 pol_err(struct pol_parse *c, const char *fmt, ...)
@@ -582,8 +587,7 @@ pol_keys(struct pol_parse *c, json_t *obj, const char *const *allowed, const cha
 	json_t *v;
 	size_t i, old;
 
-	json_object_foreach(obj, key, v)
-	{
+	json_object_foreach(obj, key, v) {
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(key, allowed[i]) == 0)
 				break;
@@ -742,8 +746,7 @@ pol_select(struct pol_parse *c, json_t *v, const char ***names, size_t *n)
 		if (a == NULL)
 			continue;
 		old2 = pol_push_key(c, keys[i]);
-		json_array_foreach(a, j, e)
-		{
+		json_array_foreach(a, j, e) {
 			size_t old3 = pol_push_index(c, j);
 			const char *s = pol_string(c, e, POL_NAME_MAX);
 
@@ -788,8 +791,7 @@ pol_ports(struct pol_parse *c, json_t *v, struct pol_tmprule *r)
 		pol_oom(c);
 		return -1;
 	}
-	json_array_foreach(v, i, e)
-	{
+	json_array_foreach(v, i, e) {
 		size_t old = pol_push_index(c, i);
 		long lo, hi = -1;
 		char *end;
@@ -887,8 +889,9 @@ pol_host_pattern(struct pol_parse *c, json_t *v, int wild_ok)
 		s += 2;
 	}
 	if (strchr(s, '*') != NULL) {
-		pol_err(c, "\"%s\": a wildcard is allowed only as the whole first label "
-			   "(\"*.example.com\")%s",
+		pol_err(c,
+			"\"%s\": a wildcard is allowed only as the whole first label "
+			"(\"*.example.com\")%s",
 			pol_vis(json_string_value(v), vis, sizeof(vis)),
 			wild_ok ? "" : ", and not here");
 		return NULL;
@@ -911,33 +914,58 @@ pol_host_pattern(struct pol_parse *c, json_t *v, int wild_ok)
 	return pol_strndup(c->p, buf + 2, (size_t)n);
 }
 
+/* Ids (egress ids and corporate names together) seen so far: a hash set, so that a policy
+ * of tens of thousands of rules is not checked in quadratic time. */
 static int
-pol_check_unique(struct pol_parse *c, const char *id, size_t upto)
+pol_check_unique(struct pol_parse *c, const char *id)
 {
+	uint64_t h = pol_hash(0, id, strlen(id));
 	size_t i;
 
-	for (i = 0; i < upto; i++)
-		if (strcmp(c->rules[i].id, id) == 0) {
-			pol_err(c, "\"%s\" is used twice (egress ids and corporate names are unique "
-				   "together)",
+	if (2 * (c->nids + 1) > c->capids) {
+		size_t cap = c->capids ? c->capids * 2 : 256, j;
+		const char **n = calloc(cap, sizeof(*n));
+
+		if (n == NULL) {
+			pol_oom(c);
+			return -1;
+		}
+		for (j = 0; j < c->capids; j++) {
+			if (c->ids[j] == NULL)
+				continue;
+			for (i = pol_hash(0, c->ids[j], strlen(c->ids[j])) & (cap - 1);
+			     n[i] != NULL; i = (i + 1) & (cap - 1))
+				;
+			n[i] = c->ids[j];
+		}
+		free(c->ids);
+		c->ids = n;
+		c->capids = cap;
+	}
+	for (i = h & (c->capids - 1); c->ids[i] != NULL; i = (i + 1) & (c->capids - 1))
+		if (strcmp(c->ids[i], id) == 0) {
+			pol_err(c,
+				"\"%s\" is used twice (egress ids and corporate names are unique "
+				"together)",
 				id);
 			return -1;
 		}
+	c->ids[i] = id;
+	c->nids++;
 	return 0;
 }
 
 static int
 pol_egress(struct pol_parse *c, json_t *arr)
 {
-	static const char *const keys[] = { "id", "action", "hosts", "ports", "select", "comment",
-					     NULL };
+	static const char *const keys[] = { "id",     "action",	 "hosts", "ports",
+					    "select", "comment", NULL };
 	json_t *e, *v;
 	size_t i, j, old, old2, ndeny = 0, nallow = 0;
 
 	if (pol_need_array(c, arr, 0, POL_MAX_RULES) != 0)
 		return -1;
-	json_array_foreach(arr, i, e)
-	{
+	json_array_foreach(arr, i, e) {
 		struct pol_tmprule *r;
 		const char *s;
 
@@ -952,13 +980,14 @@ pol_egress(struct pol_parse *c, json_t *arr)
 		if ((s = pol_string(c, v, POL_ID_MAX)) == NULL)
 			return -1;
 		if (!pol_is_id(s, strlen(s))) {
-			pol_err(c, "must be letters, digits, '.', '_', '-', ':' (starting with a "
-				   "letter or digit, at most %d)",
+			pol_err(c,
+				"must be letters, digits, '.', '_', '-', ':' (starting with a "
+				"letter or digit, at most %d)",
 				POL_ID_MAX);
 			return -1;
 		}
-		if (pol_id_unique(c, s) != 0 || pol_check_unique(c, s, c->nrules - 1) != 0 ||
-		    (r->id = pol_strndup(c->p, s, strlen(s))) == NULL)
+		if (pol_id_unique(c, s) != 0 || (r->id = pol_strndup(c->p, s, strlen(s))) == NULL ||
+		    pol_check_unique(c, r->id) != 0)
 			return -1;
 		pol_pop(c, old2);
 
@@ -1037,8 +1066,7 @@ pol_corporate(struct pol_parse *c, json_t *arr, int public_profile)
 		pol_err(c, "a \"public\" profile has no corporate services");
 		return -1;
 	}
-	json_array_foreach(arr, i, e)
-	{
+	json_array_foreach(arr, i, e) {
 		struct pol_tmprule *r;
 		const char *s;
 
@@ -1055,13 +1083,14 @@ pol_corporate(struct pol_parse *c, json_t *arr, int public_profile)
 		if ((s = pol_string(c, v, POL_ID_MAX)) == NULL)
 			return -1;
 		if (!pol_is_id(s, strlen(s))) {
-			pol_err(c, "must be letters, digits, '.', '_', '-', ':' (starting with a "
-				   "letter or digit, at most %d)",
+			pol_err(c,
+				"must be letters, digits, '.', '_', '-', ':' (starting with a "
+				"letter or digit, at most %d)",
 				POL_ID_MAX);
 			return -1;
 		}
-		if (pol_id_unique(c, s) != 0 || pol_check_unique(c, s, c->nrules - 1) != 0 ||
-		    (r->id = pol_strndup(c->p, s, strlen(s))) == NULL)
+		if (pol_id_unique(c, s) != 0 || (r->id = pol_strndup(c->p, s, strlen(s))) == NULL ||
+		    pol_check_unique(c, r->id) != 0)
 			return -1;
 		pol_pop(c, old2);
 		if ((v = pol_member(c, e, "host", 1)) == NULL)
@@ -1184,15 +1213,17 @@ pol_upstream(struct pol_parse *c, const char *url)
 	    strncmp(canon, "127.", 4) == 0)
 		loopback = 1;
 	if (!https && !loopback) {
-		pol_err(c, "\"%s\": the upstream must be https:// (http:// only to a loopback "
-			   "test server)",
+		pol_err(c,
+			"\"%s\": the upstream must be https:// (http:// only to a loopback "
+			"test server)",
 			pol_vis(url, vis, sizeof(vis)));
 		return -1;
 	}
 	return 0;
 bad:
-	pol_err(c, "\"%s\" is not an upstream URL of the form https://HOST[:PORT][/PATH] (no "
-		   "user, query, fragment, '%%' escapes or dot segments)",
+	pol_err(c,
+		"\"%s\" is not an upstream URL of the form https://HOST[:PORT][/PATH] (no "
+		"user, query, fragment, '%%' escapes or dot segments)",
 		pol_vis(url, vis, sizeof(vis)));
 	return -1;
 }
@@ -1235,7 +1266,7 @@ static int
 pol_credentials(struct pol_parse *c, json_t *arr)
 {
 	static const char *const keys[] = { "name",   "kind",	"upstream", "header", "scheme",
-					     "secret", "select", "comment",  NULL };
+					    "secret", "select", "comment",  NULL };
 	json_t *e, *v;
 	size_t i, j, old, old2;
 	struct policy *p = c->p;
@@ -1250,8 +1281,7 @@ pol_credentials(struct pol_parse *c, json_t *arr)
 	}
 	memset(p->creds, 0, (p->ncreds + 1) * sizeof(*p->creds));
 	memset(p->cred_sel, 0, (p->ncreds + 1) * sizeof(*p->cred_sel));
-	json_array_foreach(arr, i, e)
-	{
+	json_array_foreach(arr, i, e) {
 		struct policy_cred_route *r = &p->creds[i];
 		const char *s, *kind;
 		const char **names;
@@ -1270,8 +1300,8 @@ pol_credentials(struct pol_parse *c, json_t *arr)
 		if ((s = pol_string(c, v, 32)) == NULL)
 			return -1;
 		for (j = 0; s[j] != '\0'; j++)
-			if (!((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9' && j > 0) ||
-			      (s[j] == '_' && j > 0)))
+			if (!((s[j] >= 'a' && s[j] <= 'z') ||
+			      (s[j] >= '0' && s[j] <= '9' && j > 0) || (s[j] == '_' && j > 0)))
 				break;
 		if (s[j] != '\0') {
 			pol_err(c, "must be lowercase letters, digits and '_', starting with a "
@@ -1291,8 +1321,9 @@ pol_credentials(struct pol_parse *c, json_t *arr)
 			return -1;
 		old2 = pol_push_key(c, "kind");
 		kind = json_string_value(v);
-		if (kind == NULL || (strcmp(kind, "openai") != 0 && strcmp(kind, "anthropic") != 0 &&
-				     strcmp(kind, "generic") != 0)) {
+		if (kind == NULL ||
+		    (strcmp(kind, "openai") != 0 && strcmp(kind, "anthropic") != 0 &&
+		     strcmp(kind, "generic") != 0)) {
 			pol_err(c, "must be \"openai\", \"anthropic\" or \"generic\"");
 			return -1;
 		}
@@ -1317,11 +1348,16 @@ pol_credentials(struct pol_parse *c, json_t *arr)
 			return -1;
 		}
 		if (v != NULL) {
-			static const char *const hop[] = { "host",     "content-length",
-							   "transfer-encoding", "connection",
-							   "upgrade",  "te",
-							   "trailer",  "proxy-authorization",
-							   "keep-alive", NULL };
+			static const char *const hop[] = { "host",
+							   "content-length",
+							   "transfer-encoding",
+							   "connection",
+							   "upgrade",
+							   "te",
+							   "trailer",
+							   "proxy-authorization",
+							   "keep-alive",
+							   NULL };
 
 			old2 = pol_push_key(c, "header");
 			if ((s = pol_string(c, v, 64)) == NULL)
@@ -1406,10 +1442,10 @@ pol_filesystem(struct pol_parse *c, json_t *obj)
 {
 	static const char *const keys[] = { "writable", "protected", NULL };
 	/* the system and guestd's own state: never writable, whatever the policy says */
-	static const char *const system[] = { "/etc",	"/usr",	  "/bin",	   "/sbin",
-					      "/lib",	"/lib32", "/lib64",	   "/libx32",
-					      "/boot",	"/proc",  "/sys",	   "/dev",
-					      "/root",	"/run/saw", "/var/lib/saw", NULL };
+	static const char *const system[] = { "/etc",  "/usr",	   "/bin",	   "/sbin",
+					      "/lib",  "/lib32",   "/lib64",	   "/libx32",
+					      "/boot", "/proc",	   "/sys",	   "/dev",
+					      "/root", "/run/saw", "/var/lib/saw", NULL };
 	struct policy *p = c->p;
 	json_t *v, *e;
 	size_t i, j, old, old2;
@@ -1429,8 +1465,7 @@ pol_filesystem(struct pol_parse *c, json_t *obj)
 			return -1;
 		if ((list = pol_alloc(p, (json_array_size(v) + 1) * sizeof(*list))) == NULL)
 			goto oom;
-		json_array_foreach(v, i, e)
-		{
+		json_array_foreach(v, i, e) {
 			const char *s;
 
 			old2 = pol_push_index(c, i);
@@ -1531,7 +1566,8 @@ pol_limits(struct pol_parse *c, json_t *obj)
 	json_t *v;
 	size_t old;
 
-	if (pol_need_object(c, obj) != 0 || pol_keys(c, obj, keys, "nproc, nofile, memory, cpu") != 0)
+	if (pol_need_object(c, obj) != 0 ||
+	    pol_keys(c, obj, keys, "nproc, nofile, memory, cpu") != 0)
 		return -1;
 	if ((v = json_object_get(obj, "nproc")) != NULL) {
 		old = pol_push_key(c, "nproc");
@@ -1642,8 +1678,7 @@ pol_addresses(struct pol_parse *c, json_t *obj)
 		pol_oom(c);
 		return -1;
 	}
-	json_array_foreach(v, i, e)
-	{
+	json_array_foreach(v, i, e) {
 		json_t *cv = e;
 		const char *s, **names = NULL;
 		size_t nnames = 0;
@@ -1663,18 +1698,17 @@ pol_addresses(struct pol_parse *c, json_t *obj)
 			rc = -4;
 		if (rc != 0) {
 			pol_err(c, "\"%s\": %s", pol_vis(s, vis, sizeof(vis)),
-				rc == -3   ? "host bits set after the prefix length" :
-				rc == -4   ? "too broad (at least /8 for IPv4, /16 for IPv6)" :
-				rc == -2   ? "prefix length out of range" :
-					     "not an address range ADDRESS/PREFIX");
+				rc == -3 ? "host bits set after the prefix length" :
+				rc == -4 ? "too broad (at least /8 for IPv4, /16 for IPv6)" :
+				rc == -2 ? "prefix length out of range" :
+					   "not an address range ADDRESS/PREFIX");
 			return -1;
 		}
 		if (json_is_object(e)) {
 			pol_pop(c, old2);
 			pol_push_index(c, i);
 			if (pol_select(c, json_object_get(e, "select"), &names, &nnames) != 0 ||
-			    (nnames > 0 &&
-			     pol_selref_add(c, &p->cidrs[i].sel, names, nnames) != 0))
+			    (nnames > 0 && pol_selref_add(c, &p->cidrs[i].sel, names, nnames) != 0))
 				return -1;
 		}
 		pol_pop(c, old2);
@@ -1850,8 +1884,7 @@ pol_compile(struct pol_parse *c)
 		if ((p->writable_rule[i] = pol_strcat2(p, "writable:", p->writable[i])) == NULL)
 			goto out;
 	for (i = 0; i < p->nprotected; i++)
-		if ((p->protected_rule[i] = pol_strcat2(p, "protected:", p->protected_[i])) ==
-		    NULL)
+		if ((p->protected_rule[i] = pol_strcat2(p, "protected:", p->protected_[i])) == NULL)
 			goto out;
 	rc = 0;
 out:
@@ -1875,10 +1908,9 @@ pol_seed(void)
 static int
 pol_document(struct pol_parse *c, json_t *root)
 {
-	static const char *const keys[] = { "version",	   "profile", "comment",
-					     "egress",	   "corporate", "credentials",
-					     "filesystem", "limits",  "addresses",
-					     NULL };
+	static const char *const keys[] = { "version",	 "profile",	"comment",    "egress",
+					    "corporate", "credentials", "filesystem", "limits",
+					    "addresses", NULL };
 	struct policy *p = c->p;
 	json_t *v;
 	size_t old;
@@ -1915,7 +1947,7 @@ pol_document(struct pol_parse *c, json_t *root)
 	pol_pop(c, old);
 	public_profile = strcmp(p->profile, "public") == 0;
 
-#define POL_SECTION(name, fn)                          \
+#define POL_SECTION(name, fn)                            \
 	if ((v = json_object_get(root, name)) != NULL) { \
 		old = pol_push_key(c, name);             \
 		if (fn != 0)                             \
@@ -1988,6 +2020,7 @@ out:
 	json_decref(root);
 	free(c.rules);
 	free(c.selrefs);
+	free(c.ids);
 	return p;
 }
 

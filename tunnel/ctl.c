@@ -305,9 +305,8 @@ ctl_attach_from_json(const json_t *j, struct ctl_attach *a, char *err, size_t er
 
 			if (!json_is_string(g) || json_string_length(g) == 0 ||
 			    json_string_length(g) > CTL_MAX_STRING) {
-				ctl_err(err, errlen,
-					"groups[%zu] is not a string of 1 to %d bytes", i,
-					CTL_MAX_STRING);
+				ctl_err(err, errlen, "groups[%zu] is not a string of 1 to %d bytes",
+					i, CTL_MAX_STRING);
 				goto fail;
 			}
 			if ((a->groups[i] = strdup(json_string_value(g))) == NULL) {
@@ -377,8 +376,7 @@ ctl_groups_from_text(const char *text, char ***groups, size_t *ngroups)
 		json_decref(j);
 		return -1;
 	}
-	json_array_foreach(j, i, v)
-	{
+	json_array_foreach(j, i, v) {
 		if (n == CTL_MAX_GROUPS)
 			break;
 		if (!json_is_string(v) || json_string_length(v) == 0 ||

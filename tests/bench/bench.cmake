@@ -4,6 +4,9 @@
 find_package(Threads REQUIRED)
 add_executable(saw-loadclient ${CMAKE_CURRENT_LIST_DIR}/saw-loadclient.c)
 target_link_libraries(saw-loadclient PRIVATE PkgConfig::LIBSSH Threads::Threads m)
+# Egress benchmark peers (tests/bench/bench-egress.sh).
+add_executable(saw-egressbench ${CMAKE_CURRENT_LIST_DIR}/saw-egressbench.c)
+target_link_libraries(saw-egressbench PRIVATE Threads::Threads)
 
 if(SAW_E2E)
   add_test(NAME bench/loadclient-smoke

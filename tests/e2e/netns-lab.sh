@@ -215,16 +215,32 @@ _lab_undo() {
 	rm -f -- "$marker"
 }
 
+# _lab_owner_id PID: "PIDNS-INODE STARTTIME" of a process (empty if it does not exist): a
+# marker's owner is the same process only if both match (pids are reused; and a process in
+# another pid namespace would see a live owner as dead).
+_lab_owner_id() {
+	local ns st
+	ns=$(readlink "/proc/$1/ns/pid" 2>/dev/null) || return 0
+	st=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null) || return 0
+	echo "$ns $st"
+}
+
 # Leftovers of runs that were killed (SIGKILL, ctest timeout): their marker's owner is gone.
+# Only markers written from our own pid namespace are judged; an owner still alive (same pid,
+# same start time) is left alone.
 _lab_reap_stale() {
-	local m pid
+	local m pid owner mine
 	[ -d "$LAB_MARKER_DIR" ] || return 0
+	mine=$(readlink /proc/self/ns/pid)
 	for m in "$LAB_MARKER_DIR"/*; do
 		[ -f "$m" ] || continue
 		pid=${m##*/}
 		case $pid in *[!0-9]* | '') continue ;; esac
 		[ "$pid" != "$LAB_RUN" ] || continue
-		kill -0 "$pid" 2>/dev/null && continue
+		owner=$(sed -n 's/^owner //p' "$m")
+		[ -n "$owner" ] || continue           # no owner line: not ours to judge
+		[ "${owner%% *}" = "$mine" ] || continue # another pid namespace
+		[ "$(_lab_owner_id "$pid")" != "$owner" ] || continue
 		log "removing the leftovers of lab run $pid (killed?)"
 		_lab_undo "$m"
 	done
@@ -459,7 +475,7 @@ lab_up() {
 	mkdir -p "$LAB_MARKER_DIR"
 	chmod 0700 "$LAB_MARKER_DIR"
 	_lab_reap_stale
-	: >"$LAB_MARKER"
+	echo "owner $(_lab_owner_id "$LAB_RUN")" >"$LAB_MARKER"
 	# The test's directory, only for the reaper (lib.sh removes it on a normal exit).
 	echo "tmp $T" >>"$LAB_MARKER"
 	mkdir -p "$LAB_DIR"

@@ -287,6 +287,79 @@ test_attach_round_trip(void **state)
 	json_decref(j);
 }
 
+/* The optional groups member (policy selectors in guestd). */
+static void
+test_attach_groups(void **state)
+{
+	struct ctl_attach a, b;
+	json_t *j = attach_json(), *k, *many;
+	char err[128], **groups;
+	size_t i, n;
+
+	json_object_set_new(j, "groups", json_pack("[s, s]", "saw-users", "dev"));
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), 0);
+	assert_int_equal(a.ngroups, 2);
+	assert_string_equal(a.groups[0], "saw-users");
+	assert_string_equal(a.groups[1], "dev");
+	k = ctl_attach_to_json(&a);
+	assert_non_null(k);
+	assert_int_equal(ctl_attach_from_json(k, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.ngroups, 2);
+	assert_string_equal(b.groups[1], "dev");
+	ctl_attach_clear(&b);
+	json_decref(k);
+	ctl_attach_clear(&a);
+	assert_null(a.groups);
+	assert_int_equal(a.ngroups, 0);
+
+	/* absent: none, and none sent */
+	json_object_del(j, "groups");
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), 0);
+	assert_null(a.groups);
+	assert_int_equal(a.ngroups, 0);
+	k = ctl_attach_to_json(&a);
+	assert_null(json_object_get(k, "groups"));
+	json_decref(k);
+	ctl_attach_clear(&a);
+
+	/* malformed: the whole attach is refused, nothing left allocated */
+	json_object_set_new(j, "groups", json_string("dev"));
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), -1);
+	assert_string_equal(err, "member \"groups\" is not an array");
+	assert_null(a.groups);
+	json_object_set_new(j, "groups", json_pack("[s, i]", "dev", 5));
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), -1);
+	assert_string_equal(err, "groups[1] is not a string of 1 to 1024 bytes");
+	assert_null(a.groups);
+	assert_int_equal(a.ngroups, 0);
+	json_object_set_new(j, "groups", json_pack("[s]", ""));
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), -1);
+	many = json_array();
+	for (i = 0; i <= CTL_MAX_GROUPS; i++)
+		json_array_append_new(many, json_string("g"));
+	json_object_set_new(j, "groups", many);
+	assert_int_equal(ctl_attach_from_json(j, &a, err, sizeof(err)), -1);
+	assert_string_equal(err, "more than 256 groups");
+	json_decref(j);
+
+	/* the broker's stored text */
+	assert_int_equal(ctl_groups_from_text("[\"saw-users\",\"dev\"]", &groups, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(groups[0], "saw-users");
+	ctl_groups_free(groups, n);
+	assert_int_equal(ctl_groups_from_text("[\"a\",3,\"\",\"b\"]", &groups, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(groups[1], "b");
+	ctl_groups_free(groups, n);
+	assert_int_equal(ctl_groups_from_text("[]", &groups, &n), 0);
+	assert_null(groups);
+	assert_int_equal(ctl_groups_from_text(NULL, &groups, &n), 0);
+	assert_null(groups);
+	assert_int_equal(ctl_groups_from_text("not json", &groups, &n), 0);
+	assert_null(groups);
+	assert_int_equal(n, 0);
+}
+
 static void
 expect_attach_error(json_t *j, const char *reason)
 {
@@ -440,6 +513,7 @@ main(void)
 		cmocka_unit_test(test_malformed_body),
 		cmocka_unit_test(test_attach_round_trip),
 		cmocka_unit_test(test_attach_malformed),
+		cmocka_unit_test(test_attach_groups),
 		cmocka_unit_test(test_attach_clear_wipes_token),
 		cmocka_unit_test(test_end),
 	};

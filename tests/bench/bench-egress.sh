@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Issue 5 benchmark: saw-guestd's egress proxy side by side in one run with tinyproxy and squid
+# (Debian packages, installed with apt-get if missing), each configured with the equivalent
+# allowlist (CONNECT only to 127.0.0.1:TARGET), and with no proxy at all; then the credential
+# proxy's added latency per request. Loopback only: the target is tests/bench/saw-egressbench
+# on 127.0.0.1, guestd runs for a real brokered session (IdP, broker, sawctl, an attached
+# login: tests/e2e/egress-lib.sh) with a policy that allows 127.0.0.1:TARGET and names
+# 127.0.0.1/32 in addresses.allow_private.
+#
+# Measured, each proxy in turn:
+#   (1) CONNECT connections per second: SAW_BENCH_THREADS (8) clients for SAW_BENCH_SECS (5 s),
+#       each connection: CONNECT, 200, one byte there and back, close;
+#   (2) bulk throughput: SAW_BENCH_BYTES (2 GiB) downstream through one CONNECT tunnel,
+#       SAW_BENCH_RUNS (3) runs, median;
+#   (3) credential proxy: SAW_BENCH_REQS (200) sequential keep-alive requests, median and p90
+#       latency, straight to the HTTPS upstream and through the credential proxy.
+# Targets: guestd ≥ 1.5× tinyproxy's connections/s, ≥ 0.9× direct throughput.
+# Root only (apt-get, the ControlSocket). Progress on stderr, the table on stdout. Benchmarks
+# measure, they do not pass or fail: exit 0 when it ran.
+# Environment: SAW_BUILD_DIR (default build/), the SAW_BENCH_* above, SAW_KEEP_TMP=1.
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+	sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+	exit 0
+fi
+SAW_TEST_NAME=bench-egress
+. "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/../e2e/egress-lib.sh"
+
+SECS=${SAW_BENCH_SECS:-5}
+THREADS=${SAW_BENCH_THREADS:-8}
+BYTES=${SAW_BENCH_BYTES:-2147483648}
+RUNS=${SAW_BENCH_RUNS:-3}
+REQS=${SAW_BENCH_REQS:-200}
+EB=$SAW_BUILD/tests/saw-egressbench
+blog() { echo "bench-egress: $*" >&2; }
+[ -x "$EB" ] || fail "no $EB (build first)"
+[ "$(id -u)" -eq 0 ] || fail "run as root (apt-get, guestd's ControlSocket)"
+
+if ! command -v tinyproxy >/dev/null || ! command -v squid >/dev/null; then
+	blog "installing tinyproxy and squid (apt-get)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tinyproxy squid \
+		>"$T/apt.log" 2>&1 || { show_file "$T/apt.log"; fail "apt-get install tinyproxy squid"; }
+fi
+
+TARGET=$(free_port)
+"$EB" server "$TARGET" >"$T/target.out" 2>&1 &
+track $!
+wait_for_port "$TARGET" 10 || fail "the target server did not start"
+
+# --- saw-guestd (and the credential proxy's HTTPS upstream) -------------------------------------
+mkdir -p "$T/pki"
+(
+	cd "$T/pki"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+		-keyout srv.key -out srv.csr 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' >ext.cnf
+	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile ext.cnf -out srv.pem 2>/dev/null
+) || fail "certificates"
+UP=$(free_port)
+python3 "$EGRESS_HELPERS" https "$UP" "$T/pki/srv.pem" "$T/pki/srv.key" /dev/null \
+	>"$T/upstream.out" 2>/dev/null &
+track $!
+printf 'sk-bench-secret\n' >"$T/secret"
+chmod 0600 "$T/secret"
+cat >"$T/policy.json" <<JSON
+{ "version": 1, "profile": "public",
+  "egress": [ { "id": "bench-target", "action": "allow", "hosts": ["127.0.0.1"], "ports": [$TARGET] } ],
+  "addresses": { "allow_private": ["127.0.0.1/32"] },
+  "credentials": [ { "name": "openai", "kind": "openai", "upstream": "https://127.0.0.1:$UP",
+                     "secret": "file:$T/secret" } ] }
+JSON
+CRED=$(free_port)
+blog "starting the IdP, the broker and saw-guestd (a brokered session)"
+GUESTD_FLAGS="" egress_up "$T/policy.json" "CredentialListen 127.0.0.1:$CRED" \
+	"CredentialCAFile $T/pki/ca.pem" >"$T/egress-up.log" 2>&1 ||
+	{ cat "$T/egress-up.log"; fail "guestd setup"; }
+CAP=$(gsock "{\"op\":\"session_env\",\"session\":\"$SESSION_ID\"}" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["env"]:
+    if e.startswith("SAW_CAP_OPENAI="): print(e.split("=", 1)[1])')
+[ -n "$CAP" ] || fail "no capability"
+
+# --- tinyproxy and squid with the same allowlist --------------------------------------------
+TINY=$(free_port)
+cat >"$T/tinyproxy.conf" <<CONF
+User nobody
+Group nogroup
+Port $TINY
+Listen 127.0.0.1
+Timeout 600
+MaxClients 1024
+LogLevel Critical
+LogFile "$T/tinyproxy.log"
+PidFile "$T/tinyproxy.pid"
+Allow 127.0.0.1
+ConnectPort $TARGET
+FilterDefaultDeny Yes
+Filter "$T/tinyproxy.filter"
+FilterExtended Yes
+CONF
+echo '^127\.0\.0\.1$' >"$T/tinyproxy.filter"
+touch "$T/tinyproxy.log"
+chown nobody "$T/tinyproxy.log"
+tinyproxy -d -c "$T/tinyproxy.conf" >"$T/tinyproxy.out" 2>&1 &
+track $! "$T/tinyproxy.out"
+SQUID=$(free_port)
+mkdir -p "$T/squid"
+chown proxy: "$T/squid" 2>/dev/null || true
+cat >"$T/squid.conf" <<CONF
+http_port 127.0.0.1:$SQUID
+acl target_port port $TARGET
+acl target_dst dst 127.0.0.1/32
+acl CONNECT method CONNECT
+acl me src 127.0.0.1/32
+http_access allow me CONNECT target_dst target_port
+http_access deny all
+cache deny all
+cache_mem 8 MB
+access_log none
+cache_log $T/squid/cache.log
+pid_filename $T/squid/squid.pid
+coredump_dir $T/squid
+shutdown_lifetime 1 seconds
+max_filedescriptors 16384
+CONF
+squid -N -f "$T/squid.conf" >"$T/squid.out" 2>&1 &
+track $! "$T/squid.out"
+wait_for_port "$TINY" 10 || fail "tinyproxy did not start"
+wait_for_port "$SQUID" 20 || fail "squid did not start"
+for p in "$PROXY_PORT" "$TINY" "$SQUID"; do
+	"$EB" bulk "$p" "$TARGET" 1048576 >/dev/null || fail "no CONNECT through 127.0.0.1:$p"
+done
+# the allowlists really are equivalent: another port is refused by all three
+OTHER=$(free_port)
+for p in "$PROXY_PORT" "$TINY" "$SQUID"; do
+	code=$(curl -s -o /dev/null -w '%{http_connect}' -p -x "http://127.0.0.1:$p" --noproxy '' \
+		"http://127.0.0.1:$OTHER/" 2>/dev/null || true)
+	blog "CONNECT 127.0.0.1:$OTHER (not allowed) through 127.0.0.1:$p: $code"
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+declare -A CPS TPUT
+for name in direct guestd tinyproxy squid; do
+	case $name in
+	direct) p=0 ;; guestd) p=$PROXY_PORT ;; tinyproxy) p=$TINY ;; squid) p=$SQUID ;;
+	esac
+	blog "$name: connections/s ($THREADS clients, ${SECS}s)"
+	out=$("$EB" conn "$p" "$TARGET" "$SECS" "$THREADS")
+	CPS[$name]=$(awk '{print $2}' <<<"$out")
+	fails=$(awk '{print $4}' <<<"$out")
+	[ "$fails" = 0 ] || blog "$name: $fails failed connections"
+	sleep 1
+	vals=()
+	for ((i = 0; i < RUNS; i++)); do
+		v=$("$EB" bulk "$p" "$TARGET" "$BYTES" | awk '{print $2}')
+		vals+=("$v")
+	done
+	TPUT[$name]=$(printf '%s\n' "${vals[@]}" | median)
+	blog "$name: ${CPS[$name]} conn/s, ${TPUT[$name]} MiB/s (runs: ${vals[*]})"
+done
+
+# --- credential proxy latency ----------------------------------------------------------------
+blog "credential proxy: $REQS requests each way"
+python3 - "$UP" "$CRED" "$CAP" "$T/pki/ca.pem" "$REQS" >"$T/cred.out" <<'PY'
+import http.client, ssl, sys, time
+up, cred, cap, ca, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+def run(conn, path, hdrs):
+    t = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        conn.request("POST", path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        t.append((time.perf_counter() - t0) * 1000)
+    t.sort()
+    return t[len(t) // 2], t[int(len(t) * 0.9)]
+ctx = ssl.create_default_context(cafile=ca)
+d = run(http.client.HTTPSConnection("127.0.0.1", up, context=ctx), "/v1/chat/completions",
+        {"Authorization": "Bearer sk-bench-secret", "Content-Type": "application/json"})
+p = run(http.client.HTTPConnection("127.0.0.1", cred), "/openai/v1/chat/completions",
+        {"Authorization": "Bearer " + cap, "Content-Type": "application/json"})
+print("%.2f %.2f %.2f %.2f" % (d[0], d[1], p[0], p[1]))
+PY
+read -r d50 d90 p50 p90 <"$T/cred.out"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }'; }
+echo
+echo "saw-guestd egress benchmark (loopback; $THREADS clients x ${SECS}s; $((BYTES / 1048576)) MiB per bulk run, median of $RUNS)"
+printf '%-10s %12s %14s %12s %12s\n' proxy "CONNECT/s" "vs tinyproxy" "MiB/s" "vs direct"
+for name in direct guestd tinyproxy squid; do
+	printf '%-10s %12s %14s %12s %12s\n' "$name" "${CPS[$name]}" \
+		"$(ratio "${CPS[$name]}" "${CPS[tinyproxy]}")" "${TPUT[$name]}" \
+		"$(ratio "${TPUT[$name]}" "${TPUT[direct]}")"
+done
+echo
+printf 'credential proxy, %d keep-alive requests: direct HTTPS p50 %s ms p90 %s ms; through the proxy p50 %s ms p90 %s ms; added p50 %s ms\n' \
+	"$REQS" "$d50" "$d90" "$p50" "$p90" "$(awk -v a="$p50" -v b="$d50" 'BEGIN{printf "%.2f", a-b}')"
+echo "targets: guestd >= 1.5x tinyproxy CONNECT/s: $(ratio "${CPS[guestd]}" "${CPS[tinyproxy]}")x; guestd >= 0.9x direct throughput: $(ratio "${TPUT[guestd]}" "${TPUT[direct]}")x"
+exit 0

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Loopback peers for the egress and credential-proxy tests (and the benchmark).
+
+  sink PORT                       accept connections, read and discard (guestd's LocalSSH)
+  http PORT                       HTTP/1.1 origin: any request -> 200, JSON of what it got
+  https PORT CERT KEY SENTLOG     the credential proxy's upstream over TLS: echoes the
+                                  request's headers as JSON; a body with "stream": true gets
+                                  5 server-sent events 200 ms apart (send times to SENTLOG)
+  sse URL TOKEN BODY              client: POST BODY with the capability, print the arrival
+                                  time of each "data:" line (time.time())
+Loopback only: every server binds 127.0.0.1.
+"""
+import http.server
+import json
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import urllib.request
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sent_log = None
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+    def _answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        got = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body": body.decode(errors="replace"),
+            "port": self.server.server_address[1],
+        }
+        stream = False
+        try:
+            stream = bool(json.loads(body or b"{}").get("stream"))
+        except ValueError:
+            pass
+        if stream:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(5):
+                self.wfile.write(b"data: {\"event\": %d}\n\n" % i)
+                self.wfile.flush()
+                if self.sent_log:
+                    with open(self.sent_log, "a") as f:
+                        f.write("%d %.6f\n" % (i, time.time()))
+                if i < 4:
+                    time.sleep(0.2)
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        out = json.dumps(got).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def sink(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(64)
+
+    def drain(c):
+        with c:
+            while c.recv(65536):
+                pass
+
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=drain, args=(c,), daemon=True).start()
+
+
+def sse_client(url, token, body):
+    req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
+    t0 = time.time()
+    print("start %.6f" % t0, flush=True)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=20) as r:
+        print("status %d %s" % (r.status, r.headers.get("Content-Type")), flush=True)
+        while True:
+            line = r.readline()
+            if not line:
+                break
+            if line.startswith(b"data:"):
+                print("data %.6f %s" % (time.time(), line.decode().strip()), flush=True)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "sink":
+        sink(int(sys.argv[2]))
+    elif mode == "http":
+        srv = Server(("127.0.0.1", int(sys.argv[2])), Origin)
+        print("READY", flush=True)
+        srv.serve_forever()
+    elif mode == "https":
+        Origin.sent_log = sys.argv[5]
+        srv = Server(("127.0.0.1", int(sys.argv[2])), Origin)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        print("READY", flush=True)
+        srv.serve_forever()
+    elif mode == "sse":
+        sse_client(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()

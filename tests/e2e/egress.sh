@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Issue 5, "Egress: deny by default" end to end on loopback: saw-guestd's egress proxy for a
+# live brokered session (real IdP, broker, sawctl; egress-lib.sh), with a PolicyFile.
+#
+#  v1 policy: an egress rule allows 127.0.0.1, ::1, 0.0.0.0 and localhost on every port, but
+#     no addresses.allow_private: every one of them is refused by the address classifier
+#     (CONNECT 127.0.0.1, [::1], [::ffff:127.0.0.1], 0.0.0.0, localhost, a forwarded
+#     http://127.0.0.1/ request), with the JSON 403 naming the rule and an OCSF refuse event;
+#     an unlisted host is refused by default-deny.
+#  v2 policy (SIGHUP): the same plus allow_private 127.0.0.1/32 — the loopback test server is
+#     now reachable through CONNECT and as a forwarded http:// request (the one place a test
+#     may name a loopback address: tests never send a packet off the machine, so the only
+#     server they can reach is a loopback one, and the policy has to name it explicitly);
+#     ::1 and 0.0.0.0 are still refused; a deny rule for one port beats the allow.
+#  After the session is revoked, the proxy refuses again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/egress-lib.sh"
+
+ORIGIN_PORT=$(free_port)
+DENIED_PORT=$(free_port)
+python3 "$EGRESS_HELPERS" http "$ORIGIN_PORT" >"$T/origin.out" 2>"$T/origin.log" &
+track $! "$T/origin.log"
+python3 "$EGRESS_HELPERS" http "$DENIED_PORT" >"$T/denied.out" 2>"$T/denied.log" &
+track $! "$T/denied.log"
+wait_for_port "$ORIGIN_PORT" 10 && wait_for_port "$DENIED_PORT" 10 || fail "origin servers"
+
+# write_policy VERSION [ALLOW_PRIVATE JSON]
+write_policy() {
+	cat >"$T/policy.json.tmp" <<JSON
+{
+  "version": $1,
+  "profile": "public",
+  "egress": [
+    { "id": "loopback-test-servers", "action": "allow",
+      "hosts": ["127.0.0.1", "::1", "0.0.0.0", "localhost", "*.localhost"], "ports": ["1-65535"] },
+    { "id": "deny-one-port", "action": "deny", "hosts": ["127.0.0.1"], "ports": [$DENIED_PORT] }
+  ],
+  "addresses": { "allow_private": ${2:-[]} }
+}
+JSON
+	mv "$T/policy.json.tmp" "$T/policy.json"
+}
+write_policy 1
+egress_up "$T/policy.json"
+
+# raw_connect TARGET: a CONNECT with exactly this target; prints the status code, then the
+# response body (for refusals) on the next line.
+raw_connect() {
+	python3 - "$PROXY_PORT" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+t = sys.argv[2]
+s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(4096)
+    if not d:
+        break
+    buf += d
+head, _, body = buf.partition(b"\r\n\r\n")
+status = head.split(b" ")[1].decode() if b" " in head else "000"
+if status != "200":
+    s.settimeout(3)
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            body += d
+    except socket.timeout:
+        pass
+print(status)
+print(body.decode(errors="replace").strip())
+PY
+}
+
+# proxy_curl URL [curl options]: through the proxy; prints "HTTP_CODE CONNECT_CODE".
+proxy_curl() {
+	local url=$1
+	shift
+	env -u NO_PROXY -u no_proxy curl -sS --max-time 10 -x "http://127.0.0.1:$PROXY_PORT" "$@" \
+		"$url" -o "$T/body" -w '%{http_code} %{http_connect}' 2>>"$T/curl.err" || true
+}
+
+# json_field FILE-OR-TEXT FIELD
+jfield() {
+	python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# --- v1: loopback allowed by a rule but not by the address policy -------------------------
+for target in "127.0.0.1:$ORIGIN_PORT" "[::1]:$ORIGIN_PORT" "[::ffff:127.0.0.1]:$ORIGIN_PORT" \
+	"0.0.0.0:$ORIGIN_PORT" "localhost:$ORIGIN_PORT" "foo.localhost:$ORIGIN_PORT"; do
+	out=$(raw_connect "$target")
+	status=$(head -n1 <<<"$out")
+	body=$(sed -n 2p <<<"$out")
+	assert_eq "$status" 403 "v1: CONNECT $target refused"
+	rule=$(jfield "$body" rule)
+	case $rule in
+	address-class:*) pass "v1: $target refused by the address classifier ($rule)" ;;
+	*) fail_soft "v1: $target: rule '$rule' (body: $body)" ;;
+	esac
+	assert_eq "$(jfield "$body" policy_version)" 1 "v1: $target: the body names policy version 1"
+	assert_eq "$(jfield "$body" how_to_request)" \
+		"ask your platform team to add it to the egress allowlist" "v1: $target: how to request"
+done
+read -r code conn <<<"$(proxy_curl "http://127.0.0.1:$ORIGIN_PORT/x")"
+assert_eq "$code" 403 "v1: forwarded http://127.0.0.1:$ORIGIN_PORT/x refused"
+assert_contains "$T/body" '"rule":"address-class:loopback"' "v1: forwarded request: the rule"
+out=$(raw_connect "unlisted.example.test:443")
+assert_eq "$(head -n1 <<<"$out")" 403 "v1: an unlisted host is refused"
+assert_eq "$(jfield "$(sed -n 2p <<<"$out")" rule)" default-deny "v1: unlisted: rule default-deny"
+check "no request reached the origin under v1" test ! -s "$T/origin.log"
+n=$(audit_lines 4001 5)
+check "OCSF Network Activity refuse events were recorded ($n)" test "$n" -ge 8
+
+# --- v2: allow_private names 127.0.0.1 -----------------------------------------------------
+write_policy 2 '["127.0.0.1/32"]'
+kill -HUP "$GUESTD_PID"
+wait_for_text "$GUESTD_LOG" "version 2" 10 || log "warning: no 'version 2' in the guestd log"
+sleep 0.3
+read -r code conn <<<"$(proxy_curl "http://127.0.0.1:$ORIGIN_PORT/via-connect" -p)"
+assert_eq "$conn $code" "200 200" "v2: CONNECT 127.0.0.1:$ORIGIN_PORT reaches the allowlisted loopback server"
+assert_contains "$T/body" '"path": "/via-connect"' "v2: the origin answered through the tunnel"
+read -r code conn <<<"$(proxy_curl "http://127.0.0.1:$ORIGIN_PORT/forwarded?q=1" \
+	-H "Proxy-Authorization: Basic c2VjcmV0" -H "X-Test: yes")"
+assert_eq "$code" 200 "v2: forwarded http://127.0.0.1:$ORIGIN_PORT/forwarded reaches the origin"
+assert_contains "$T/body" '"path": "/forwarded?q=1"' "v2: origin-form path sent upstream"
+assert_contains "$T/body" '["X-Test", "yes"]' "v2: end-to-end headers kept"
+assert_contains "$T/body" '["Connection", "close"]' "v2: one request per connection"
+assert_not_contains "$T/body" "Proxy-Authorization" "v2: proxy credentials not forwarded"
+assert_contains "$T/body" "[\"Host\", \"127.0.0.1:$ORIGIN_PORT\"]" "v2: Host from the URL"
+n=$(audit_lines 4001 1)
+check "OCSF Network Activity open events were recorded ($n)" test "$n" -ge 2
+
+out=$(raw_connect "127.0.0.1:$DENIED_PORT")
+assert_eq "$(head -n1 <<<"$out")" 403 "v2: the deny rule beats the allow (127.0.0.1:$DENIED_PORT)"
+assert_eq "$(jfield "$(sed -n 2p <<<"$out")" rule)" deny-one-port "v2: refused by rule deny-one-port"
+check "nothing reached the denied server" test ! -s "$T/denied.log"
+for target in "[::1]:$ORIGIN_PORT" "0.0.0.0:$ORIGIN_PORT"; do
+	out=$(raw_connect "$target")
+	assert_eq "$(head -n1 <<<"$out")" 403 "v2: CONNECT $target still refused (not named by the policy)"
+done
+
+# a malformed request and a method the egress proxy does not offer
+out=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
+print(s.recv(4096).split(b" ")[1].decode())' "$PROXY_PORT")
+assert_eq "$out" 405 "an origin-form request to the proxy is refused (405)"
+
+# --- the session ends: refused again --------------------------------------------------------
+revoke_session || fail_soft "guestd did not end the revoked session"
+out=$(raw_connect "127.0.0.1:$ORIGIN_PORT")
+assert_eq "$(head -n1 <<<"$out")" 403 "after the session is revoked, CONNECT is refused"
+case $out in
+*"no live brokered session"*) pass "after revoke: the reason says there is no live session" ;;
+*) fail_soft "after revoke: reason ($out)" ;;
+esac
+finish
