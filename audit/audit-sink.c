@@ -128,7 +128,8 @@ sink_url(struct audit_sink_cfg *out, const char *v, char *err, size_t errlen)
 	else if (strncasecmp(v, "http://", 7) == 0)
 		auth = v + 7;
 	else {
-		snprintf(err, errlen, "URL \"%s\" must start with https:// (or http:// to loopback)",
+		snprintf(err, errlen,
+			 "URL \"%s\" must start with https:// (or http:// to loopback)",
 			 sink_vis(v, vis, sizeof(vis)));
 		return -1;
 	}
@@ -140,7 +141,8 @@ sink_url(struct audit_sink_cfg *out, const char *v, char *err, size_t errlen)
 	if (*auth == '[') {
 		hend = memchr(auth, ']', (size_t)(end - auth));
 		if (hend == NULL) {
-			snprintf(err, errlen, "URL \"%s\" has no host", sink_vis(v, vis, sizeof(vis)));
+			snprintf(err, errlen, "URL \"%s\" has no host",
+				 sink_vis(v, vis, sizeof(vis)));
 			return -1;
 		}
 		auth++;
@@ -164,8 +166,7 @@ sink_url(struct audit_sink_cfg *out, const char *v, char *err, size_t errlen)
 }
 
 static int
-sink_size(const char *v, long long min, long long *out, const char *what, char *err,
-	  size_t errlen)
+sink_size(const char *v, long long min, long long *out, const char *what, char *err, size_t errlen)
 {
 	char vis[64], b[32];
 
@@ -225,8 +226,7 @@ sink_defaults(struct audit_sink_cfg *out)
 
 /* One name=value option of the sink's kind. */
 static int
-sink_option(struct audit_sink_cfg *out, const char *name, const char *v, char *err,
-	    size_t errlen)
+sink_option(struct audit_sink_cfg *out, const char *name, const char *v, char *err, size_t errlen)
 {
 	char vis[64];
 	size_t i;
@@ -250,7 +250,8 @@ sink_option(struct audit_sink_cfg *out, const char *name, const char *v, char *e
 		break;
 	case AUDIT_SINK_SYSLOG:
 		if (strcmp(name, "socket") == 0)
-			return sink_path(out->socket, sizeof(out->socket), v, "socket", err, errlen);
+			return sink_path(out->socket, sizeof(out->socket), v, "socket", err,
+					 errlen);
 		if (strcmp(name, "facility") == 0) {
 			for (i = 0; i < sizeof(sink_facilities) / sizeof(sink_facilities[0]); i++)
 				if (strcasecmp(v, sink_facilities[i].name) == 0) {
@@ -268,8 +269,9 @@ sink_option(struct audit_sink_cfg *out, const char *name, const char *v, char *e
 				if (v[i] <= ' ' || v[i] > '~')
 					break;
 			if (v[i] != '\0' || i == 0) {
-				snprintf(err, errlen, "app \"%s\" must be printable ASCII without "
-						      "blanks",
+				snprintf(err, errlen,
+					 "app \"%s\" must be printable ASCII without "
+					 "blanks",
 					 sink_vis(v, vis, sizeof(vis)));
 				return -1;
 			}
@@ -299,13 +301,15 @@ sink_option(struct audit_sink_cfg *out, const char *name, const char *v, char *e
 		if (strcmp(name, "batch") == 0)
 			return sink_int(v, 1, 10000, &out->batch, "batch", err, errlen);
 		if (strcmp(name, "retry-max") == 0)
-			return sink_duration(v, 1, 86400, &out->retry_max, "retry-max", err, errlen);
+			return sink_duration(v, 1, 86400, &out->retry_max, "retry-max", err,
+					     errlen);
 		if (strcmp(name, "timeout") == 0)
 			return sink_duration(v, 1, 600, &out->timeout, "timeout", err, errlen);
 		break;
 	}
-	snprintf(err, errlen, "unknown option \"%s\" for a %s sink", sink_vis(name, vis, sizeof(vis)),
-		 out->kind == AUDIT_SINK_FILE ? "file" :
+	snprintf(err, errlen, "unknown option \"%s\" for a %s sink",
+		 sink_vis(name, vis, sizeof(vis)),
+		 out->kind == AUDIT_SINK_FILE	? "file" :
 		 out->kind == AUDIT_SINK_SYSLOG ? "syslog" :
 						  "http");
 	return -1;
@@ -342,8 +346,9 @@ audit_sink_parse_argv(int argc, char *const *argv, struct audit_sink_cfg *out, c
 	first = 1;
 	if (out->kind == AUDIT_SINK_FILE) {
 		if (argc < 2 || strchr(argv[1], '=') != NULL) {
-			snprintf(err, errlen, "a file sink needs a PATH: file PATH [rotate=SIZE] "
-					      "[rotate-every=DURATION] [keep=N]");
+			snprintf(err, errlen,
+				 "a file sink needs a PATH: file PATH [rotate=SIZE] "
+				 "[rotate-every=DURATION] [keep=N]");
 			return -1;
 		}
 		if (sink_path(out->path, sizeof(out->path), argv[1], "PATH", err, errlen) == -1)
@@ -351,14 +356,21 @@ audit_sink_parse_argv(int argc, char *const *argv, struct audit_sink_cfg *out, c
 		first = 2;
 	} else if (out->kind == AUDIT_SINK_HTTP) {
 		if (argc < 2 || strchr(argv[1], '=') != NULL) {
-			snprintf(err, errlen, "an http sink needs a URL: http URL format=json|hec "
-					      "spool=PATH [token-file=PATH] [spool-max=SIZE]");
+			snprintf(err, errlen,
+				 "an http sink needs a URL: http URL format=json|hec "
+				 "spool=PATH [token-file=PATH] [spool-max=SIZE]");
 			return -1;
 		}
 		if (sink_url(out, argv[1], err, errlen) == -1)
 			return -1;
 		first = 2;
 	}
+	for (i = 0; i < argc; i++)
+		for (j = 0; argv[i][j] != '\0'; j++)
+			if ((unsigned char)argv[i][j] < ' ' || argv[i][j] == 0x7f) {
+				snprintf(err, errlen, "control character in argument %d", i + 1);
+				return -1;
+			}
 	for (i = first; i < argc; i++) {
 		eq = strchr(argv[i], '=');
 		if (eq == NULL || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(name)) {
@@ -439,7 +451,8 @@ audit_sink_parse(const char *spec, struct audit_sink_cfg *out, char *err, size_t
 			while (*p != '\0' && *p != ' ' && *p != '\t') {
 				if ((unsigned char)*p < ' ' || *p == 0x7f) {
 					sink_defaults(out);
-					snprintf(err, errlen, "control character in sink description");
+					snprintf(err, errlen,
+						 "control character in sink description");
 					return -1;
 				}
 				*w++ = *p++;
@@ -516,7 +529,8 @@ audit_sink_format(const struct audit_sink_cfg *c, char *buf, size_t len)
 	case AUDIT_SINK_HTTP:
 		rc |= sink_put(buf, len, &pos, "", "http");
 		rc |= sink_put(buf, len, &pos, "", c->url);
-		rc |= sink_put(buf, len, &pos, "format=", c->format == AUDIT_HTTP_HEC ? "hec" : "json");
+		rc |= sink_put(buf, len, &pos,
+			       "format=", c->format == AUDIT_HTTP_HEC ? "hec" : "json");
 		if (c->token_file[0] != '\0')
 			rc |= sink_put(buf, len, &pos, "token-file=", c->token_file);
 		rc |= sink_put(buf, len, &pos, "spool=", c->spool);

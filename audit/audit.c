@@ -224,8 +224,7 @@ audit_buf_value(struct audit_buf *b, json_t *v, int depth)
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		audit_buf_put(b, "{", 1);
-		json_object_foreach(v, key, m)
-		{
+		json_object_foreach(v, key, m) {
 			if (!first)
 				audit_buf_put(b, ",", 1);
 			first = false;
@@ -238,8 +237,7 @@ audit_buf_value(struct audit_buf *b, json_t *v, int depth)
 		return 0;
 	case JSON_ARRAY:
 		audit_buf_put(b, "[", 1);
-		json_array_foreach(v, i, m)
-		{
+		json_array_foreach(v, i, m) {
 			if (i > 0)
 				audit_buf_put(b, ",", 1);
 			if (audit_buf_value(b, m, depth + 1) != 0)

@@ -89,8 +89,8 @@ chain_splice(const char *json, size_t len, const char *extra, size_t extralen, c
 		return 0;
 	if (extra != NULL && extralen == 2)
 		extra = NULL; /* {} */
-	n = snprintf(tail, sizeof(tail), "%s\"prev\":\"%s\",\"seq\":%lld}}", extra ? "," : "",
-		     prev, seq);
+	n = snprintf(tail, sizeof(tail), "%s\"prev\":\"%s\",\"seq\":%lld}}", extra ? "," : "", prev,
+		     seq);
 	if (n < 0 || (size_t)n >= sizeof(tail))
 		return 0;
 	/* json minus '}' + [","] + "unmapped":{ + extra members + tail */

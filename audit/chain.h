@@ -21,12 +21,12 @@
 
 #define CHAIN_HEX_LEN 64
 #define CHAIN_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
-#define CHAIN_ANCHOR_CLASS 1008 /* OCSF Event Log Activity */
+#define CHAIN_ANCHOR_CLASS 1008	     /* OCSF Event Log Activity */
 #define CHAIN_LINE_MAX (1024 * 1024) /* longest record the sinks write and readers accept */
 
 struct chain_info {
-	bool has_chain;	 /* unmapped.prev and unmapped.seq are present and well-formed */
-	bool anchor;	 /* class_uid 1008 */
+	bool has_chain; /* unmapped.prev and unmapped.seq are present and well-formed */
+	bool anchor;	/* class_uid 1008 */
 	long long seq;
 	char prev[CHAIN_HEX_LEN + 1];
 	char uid[64]; /* metadata.uid, "" if absent or too long */

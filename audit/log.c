@@ -27,7 +27,8 @@ static int log_journal = -1; /* -1: not probed yet */
  * that stderr is still that stream (not redirected by a wrapper or a test) is what
  * sd-daemon(3) recommends before emitting "<N>" prefixes.
  */
-static int log_probe_journal(void)
+static int
+log_probe_journal(void)
 {
 	const char *js = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
@@ -42,24 +43,28 @@ static int log_probe_journal(void)
 	return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
 }
 
-void log_init(const char *progname, int debug)
+void
+log_init(const char *progname, int debug)
 {
 	log_progname = progname;
 	log_debug_enabled = debug;
 	log_journal = log_probe_journal();
 }
 
-void log_set_debug(int debug)
+void
+log_set_debug(int debug)
 {
 	log_debug_enabled = debug;
 }
 
-int log_get_debug(void)
+int
+log_get_debug(void)
 {
 	return log_debug_enabled;
 }
 
-static const char *log_level_word(int prio)
+static const char *
+log_level_word(int prio)
 {
 	switch (prio) {
 	case LOG_DEBUG:
@@ -91,8 +96,8 @@ log_vlog(int prio, const char *emsg, const char *fmt, va_list ap)
 		n = snprintf(line, sizeof(line), "<%d>", prio);
 	else
 		n = snprintf(line, sizeof(line), "%s: %s",
-		             log_progname != NULL ? log_progname : program_invocation_short_name,
-		             log_level_word(prio));
+			     log_progname != NULL ? log_progname : program_invocation_short_name,
+			     log_level_word(prio));
 	if (n < 0)
 		return;
 	len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
@@ -127,7 +132,8 @@ log_vlog(int prio, const char *emsg, const char *fmt, va_list ap)
 	}
 }
 
-void log_info(const char *fmt, ...)
+void
+log_info(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
@@ -138,7 +144,8 @@ void log_info(const char *fmt, ...)
 	errno = saved;
 }
 
-void log_debug(const char *fmt, ...)
+void
+log_debug(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
@@ -151,7 +158,8 @@ void log_debug(const char *fmt, ...)
 	errno = saved;
 }
 
-void log_warn(const char *fmt, ...)
+void
+log_warn(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
@@ -162,7 +170,8 @@ void log_warn(const char *fmt, ...)
 	errno = saved;
 }
 
-void log_warnx(const char *fmt, ...)
+void
+log_warnx(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
@@ -173,7 +182,8 @@ void log_warnx(const char *fmt, ...)
 	errno = saved;
 }
 
-void fatal(const char *fmt, ...)
+void
+fatal(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
@@ -184,7 +194,8 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
-void fatalx(const char *fmt, ...)
+void
+fatalx(const char *fmt, ...)
 {
 	va_list ap;
 

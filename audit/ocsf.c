@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define OCSF_PRODUCT_NAME "SAW broker"
-#define OCSF_VENDOR_NAME  "SAW"
+#define OCSF_VENDOR_NAME "SAW"
 #define OCSF_SERVICE_NAME "saw-brokerd"
 
 #ifndef SAW_VERSION
@@ -62,9 +62,9 @@ static const struct ocsf_name ocsf_process_activities[] = {
 	{ 4, "Inject" }, { 5, "Set User ID" }, { 0, NULL },
 };
 static const struct ocsf_name ocsf_event_log_activities[] = {
-	{ 1, "Clear" },	  { 2, "Delete" },  { 3, "Export" },  { 4, "Archive" }, { 5, "Rotate" },
-	{ 6, "Start" },	  { 7, "Stop" },    { 8, "Restart" }, { 9, "Enable" },  { 10, "Disable" },
-	{ 0, NULL },
+	{ 1, "Clear" },	 { 2, "Delete" },   { 3, "Export" }, { 4, "Archive" },
+	{ 5, "Rotate" }, { 6, "Start" },    { 7, "Stop" },   { 8, "Restart" },
+	{ 9, "Enable" }, { 10, "Disable" }, { 0, NULL },
 };
 static const struct ocsf_name ocsf_account_activities[] = {
 	{ 1, "Create" },
@@ -97,18 +97,19 @@ static const struct ocsf_name ocsf_authz_activities[] = {
 };
 /* Network Activity and SSH Activity share their activity list. */
 static const struct ocsf_name ocsf_network_activities[] = {
-	{ 1, "Open" },   { 2, "Close" },   { 3, "Reset" },  { 4, "Fail" },
+	{ 1, "Open" },	 { 2, "Close" },   { 3, "Reset" },  { 4, "Fail" },
 	{ 5, "Refuse" }, { 6, "Traffic" }, { 7, "Listen" }, { 0, NULL },
 };
 static const struct ocsf_name ocsf_http_activities[] = {
 	{ 1, "Connect" }, { 2, "Delete" }, { 3, "Get" },   { 4, "Head" },  { 5, "Options" },
-	{ 6, "Post" },    { 7, "Put" },    { 8, "Trace" }, { 9, "Patch" }, { 0, NULL },
+	{ 6, "Post" },	  { 7, "Put" },	   { 8, "Trace" }, { 9, "Patch" }, { 0, NULL },
 };
 static const struct ocsf_name ocsf_api_activities[] = {
 	{ 1, "Create" }, { 2, "Read" }, { 3, "Update" }, { 4, "Delete" }, { 0, NULL },
 };
 
-static const char *ocsf_lookup(const struct ocsf_name *t, int id)
+static const char *
+ocsf_lookup(const struct ocsf_name *t, int id)
 {
 	if (id == 0)
 		return "Unknown";
@@ -120,7 +121,8 @@ static const char *ocsf_lookup(const struct ocsf_name *t, int id)
 	return NULL;
 }
 
-static const struct ocsf_name *ocsf_activities(enum ocsf_class class_uid)
+static const struct ocsf_name *
+ocsf_activities(enum ocsf_class class_uid)
 {
 	switch (class_uid) {
 	case OCSF_CLASS_PROCESS_ACTIVITY:
@@ -144,7 +146,8 @@ static const struct ocsf_name *ocsf_activities(enum ocsf_class class_uid)
 	return NULL;
 }
 
-int64_t ocsf_now_ms(void)
+int64_t
+ocsf_now_ms(void)
 {
 	struct timespec ts;
 
@@ -158,7 +161,8 @@ int64_t ocsf_now_ms(void)
  * which would silently drop the field; an audit record must keep it, so bytes outside ASCII
  * are replaced by '?' when the string as a whole is not valid UTF-8.
  */
-static json_t *ocsf_string(const char *v)
+static json_t *
+ocsf_string(const char *v)
 {
 	json_t *j;
 	char *copy, *p;
@@ -176,20 +180,23 @@ static json_t *ocsf_string(const char *v)
 }
 
 /* Each setter returns 0 or -1; a NULL value is not an error, the field is just omitted. */
-static int ocsf_set_str(json_t *o, const char *key, const char *v)
+static int
+ocsf_set_str(json_t *o, const char *key, const char *v)
 {
 	if (v == NULL)
 		return 0;
 	return json_object_set_new(o, key, ocsf_string(v));
 }
 
-static int ocsf_set_int(json_t *o, const char *key, json_int_t v)
+static int
+ocsf_set_int(json_t *o, const char *key, json_int_t v)
 {
 	return json_object_set_new(o, key, json_integer(v));
 }
 
 /* Adds obj under key when it has members, frees it otherwise. */
-static int ocsf_set_obj(json_t *o, const char *key, json_t *obj)
+static int
+ocsf_set_obj(json_t *o, const char *key, json_t *obj)
 {
 	if (obj == NULL)
 		return -1;
@@ -200,7 +207,8 @@ static int ocsf_set_obj(json_t *o, const char *key, json_t *obj)
 	return json_object_set_new(o, key, obj);
 }
 
-static int ocsf_random_uid(char out[33])
+static int
+ocsf_random_uid(char out[33])
 {
 	unsigned char b[16];
 	size_t i;
@@ -212,7 +220,8 @@ static int ocsf_random_uid(char out[33])
 	return 0;
 }
 
-json_t *ocsf_event_new(enum ocsf_class class_uid, int activity_id, bool success, int64_t time_ms)
+json_t *
+ocsf_event_new(enum ocsf_class class_uid, int activity_id, bool success, int64_t time_ms)
 {
 	json_t *ev = NULL, *meta = NULL, *product = NULL;
 	int category_uid = (int)class_uid / 1000;
@@ -237,12 +246,12 @@ json_t *ocsf_event_new(enum ocsf_class class_uid, int activity_id, bool success,
 	rc |= ocsf_set_int(ev, "type_uid", (json_int_t)class_uid * 100 + activity_id);
 	if (class_name != NULL) {
 		snprintf(type_name, sizeof(type_name), "%s: %s", class_name,
-		         activity_name != NULL ? activity_name : "Other");
+			 activity_name != NULL ? activity_name : "Other");
 		rc |= ocsf_set_str(ev, "type_name", type_name);
 	}
 	rc |= ocsf_set_int(ev, "time", time_ms);
 	rc |= ocsf_set_int(ev, "severity_id",
-	                   success ? OCSF_SEVERITY_INFORMATIONAL : OCSF_SEVERITY_MEDIUM);
+			   success ? OCSF_SEVERITY_INFORMATIONAL : OCSF_SEVERITY_MEDIUM);
 	rc |= ocsf_set_str(ev, "severity", success ? "Informational" : "Medium");
 	rc |= ocsf_set_int(ev, "status_id", success ? OCSF_STATUS_SUCCESS : OCSF_STATUS_FAILURE);
 	rc |= ocsf_set_str(ev, "status", success ? "Success" : "Failure");
@@ -268,7 +277,8 @@ fail:
 	return NULL;
 }
 
-static json_t *ocsf_endpoint(const char *ip, int port)
+static json_t *
+ocsf_endpoint(const char *ip, int port)
 {
 	json_t *ep = json_object();
 
@@ -281,7 +291,8 @@ static json_t *ocsf_endpoint(const char *ip, int port)
 	return ep;
 }
 
-static json_t *ocsf_user(const struct ocsf_subject *s)
+static json_t *
+ocsf_user(const struct ocsf_subject *s)
 {
 	json_t *u = json_object();
 
@@ -295,7 +306,8 @@ static json_t *ocsf_user(const struct ocsf_subject *s)
 }
 
 /* The IdP issuer goes in session.issuer: OCSF's user object has no place for it. */
-static json_t *ocsf_session(const struct ocsf_subject *s, const char *expiration_reason)
+static json_t *
+ocsf_session(const struct ocsf_subject *s, const char *expiration_reason)
 {
 	json_t *o = json_object();
 	int rc = 0;
@@ -338,7 +350,8 @@ ocsf_auth_user(json_t *ev, const struct ocsf_subject *s)
 }
 
 /* Members common to both Authentication activities. */
-static int ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char *expiration_reason)
+static int
+ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char *expiration_reason)
 {
 	json_t *svc;
 	int rc = 0;
@@ -359,13 +372,14 @@ static int ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char
 	return rc;
 }
 
-static const char *ocsf_or(const char *v, const char *dflt)
+static const char *
+ocsf_or(const char *v, const char *dflt)
 {
 	return v != NULL ? v : dflt;
 }
 
-json_t *ocsf_auth_logon(const struct ocsf_subject *s, bool success, const char *reason,
-                        int64_t time_ms)
+json_t *
+ocsf_auth_logon(const struct ocsf_subject *s, bool success, const char *reason, int64_t time_ms)
 {
 	static const struct ocsf_subject none;
 	char msg[512];
@@ -380,12 +394,12 @@ json_t *ocsf_auth_logon(const struct ocsf_subject *s, bool success, const char *
 	rc |= ocsf_auth_common(ev, s, NULL);
 	if (success) {
 		snprintf(msg, sizeof(msg), "%s logged on%s%s%s",
-		         ocsf_or(s->username, "unknown user"),
-		         s->session_uid != NULL ? " (session " : "", ocsf_or(s->session_uid, ""),
-		         s->session_uid != NULL ? ")" : "");
+			 ocsf_or(s->username, "unknown user"),
+			 s->session_uid != NULL ? " (session " : "", ocsf_or(s->session_uid, ""),
+			 s->session_uid != NULL ? ")" : "");
 	} else {
 		snprintf(msg, sizeof(msg), "logon of %s refused: %s",
-		         ocsf_or(s->username, "unknown user"), ocsf_or(reason, "no reason given"));
+			 ocsf_or(s->username, "unknown user"), ocsf_or(reason, "no reason given"));
 	}
 	rc |= ocsf_set_str(ev, "status_detail", reason);
 	rc |= ocsf_set_str(ev, "message", msg);
@@ -396,7 +410,8 @@ json_t *ocsf_auth_logon(const struct ocsf_subject *s, bool success, const char *
 	return ev;
 }
 
-json_t *ocsf_auth_logoff(const struct ocsf_subject *s, const char *why, int64_t time_ms)
+json_t *
+ocsf_auth_logoff(const struct ocsf_subject *s, const char *why, int64_t time_ms)
 {
 	static const struct ocsf_subject none;
 	char msg[512];
@@ -411,7 +426,7 @@ json_t *ocsf_auth_logoff(const struct ocsf_subject *s, const char *why, int64_t 
 	rc |= ocsf_auth_common(ev, s, why);
 	rc |= ocsf_set_str(ev, "status_detail", why);
 	snprintf(msg, sizeof(msg), "session %s of %s ended: %s", ocsf_or(s->session_uid, "?"),
-	         ocsf_or(s->username, "unknown user"), ocsf_or(why, "no reason given"));
+		 ocsf_or(s->username, "unknown user"), ocsf_or(why, "no reason given"));
 	rc |= ocsf_set_str(ev, "message", msg);
 	if (rc != 0) {
 		json_decref(ev);
@@ -420,7 +435,8 @@ json_t *ocsf_auth_logoff(const struct ocsf_subject *s, const char *why, int64_t 
 	return ev;
 }
 
-static const char *ocsf_ssh_auth_name(enum ocsf_ssh_auth_type t)
+static const char *
+ocsf_ssh_auth_name(enum ocsf_ssh_auth_type t)
 {
 	switch (t) {
 	case OCSF_SSH_AUTH_KBDINT:
@@ -435,7 +451,8 @@ static const char *ocsf_ssh_auth_name(enum ocsf_ssh_auth_type t)
  * OCSF 1.8.0 has no actor in SSH Activity except through the host profile, so adding the
  * actor also declares that profile in metadata.profiles.
  */
-static int ocsf_ssh_actor(json_t *ev, const struct ocsf_subject *s)
+static int
+ocsf_ssh_actor(json_t *ev, const struct ocsf_subject *s)
 {
 	json_t *actor, *profiles, *meta;
 	int rc = 0;
@@ -455,8 +472,9 @@ static int ocsf_ssh_actor(json_t *ev, const struct ocsf_subject *s)
 	return rc;
 }
 
-json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_subject *s,
-                          enum ocsf_ssh_auth_type auth_type, const char *reason, int64_t time_ms)
+json_t *
+ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_subject *s,
+		  enum ocsf_ssh_auth_type auth_type, const char *reason, int64_t time_ms)
 {
 	static const struct ocsf_subject none;
 	const char *auth_name = ocsf_ssh_auth_name(auth_type);
@@ -507,8 +525,8 @@ json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_sub
 	}
 	who = ocsf_or(s->username, "unknown user");
 	snprintf(msg, sizeof(msg), "SSH connection of %s from %s %s%s%s", who,
-	         ocsf_or(s->src_ip, "unknown address"), verb, reason != NULL ? ": " : "",
-	         ocsf_or(reason, ""));
+		 ocsf_or(s->src_ip, "unknown address"), verb, reason != NULL ? ": " : "",
+		 ocsf_or(reason, ""));
 	rc |= ocsf_set_str(ev, "message", msg);
 	if (rc != 0) {
 		json_decref(ev);

@@ -18,8 +18,7 @@
 
 #define VERIFY_MAX_ROTATED 1000
 
-static void __attribute__((noreturn))
-usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: saw-audit-verify [-r] FILE...\n");
 	exit(2);

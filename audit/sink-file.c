@@ -34,7 +34,7 @@
 #include "audit/sink.h"
 #include "audit/syncer.h"
 
-#define FILE_RETRY_MS 1000	   /* retry interval while writes fail */
+#define FILE_RETRY_MS 1000	  /* retry interval while writes fail */
 #define FILE_ROTATE_RETRY_SECS 60 /* after a failed rotation */
 
 struct file_line {
@@ -55,15 +55,15 @@ struct sink_file {
 	int fd;
 	dev_t dev;
 	ino_t ino;
-	off_t size;	   /* bytes in the file, as far as we know */
-	time_t opened_at;  /* for time rotation */
+	off_t size;	  /* bytes in the file, as far as we know */
+	time_t opened_at; /* for time rotation */
 	time_t rotate_retry_at;
 	/* Group commit: every successful write bumps wgen; a sync covers the writes made
 	 * before it started (reqgen); sgen is the newest generation known on disk. */
 	unsigned long long wgen, sgen, reqgen;
 	struct syncer *syncer; /* background fdatasync; NULL without an event base */
-	bool failing;	   /* last write failed; logged once per episode */
-	bool sync_failing; /* last fdatasync failed */
+	bool failing;	       /* last write failed; logged once per episode */
+	bool sync_failing;     /* last fdatasync failed */
 
 	char last_hash[CHAIN_HEX_LEN + 1]; /* of the last line queued */
 	long long next_seq;
@@ -379,7 +379,8 @@ sink_file_start_chain(struct sink_file *f, const struct stat *sb)
 			  "a new chain starts here (saw-audit-verify reports the break)",
 			  f->path);
 		snprintf(msg, sizeof(msg),
-			 "audit log %s: new hash chain after a damaged or unchained record", f->path);
+			 "audit log %s: new hash chain after a damaged or unchained record",
+			 f->path);
 	} else {
 		snprintf(msg, sizeof(msg), "audit log %s started: new hash chain", f->path);
 	}
@@ -428,8 +429,9 @@ sink_file_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, ch
 	f->ino = sb.st_ino;
 	f->size = sb.st_size;
 	f->opened_at = time(NULL);
-	if (f->base != NULL && ((f->timer = evtimer_new(f->base, sink_file_timer_cb, f)) == NULL ||
-				(f->syncer = syncer_new(f->base, sink_file_sync_done, f)) == NULL)) {
+	if (f->base != NULL &&
+	    ((f->timer = evtimer_new(f->base, sink_file_timer_cb, f)) == NULL ||
+	     (f->syncer = syncer_new(f->base, sink_file_sync_done, f)) == NULL)) {
 		snprintf(err, errlen, "cannot open audit log %s: cannot create timer or thread",
 			 cfg->path);
 		if (f->timer != NULL)
@@ -624,8 +626,10 @@ sink_file_reopen(void *impl)
 	/* Lines still queued belong to the new file; the anchor must precede them, but they
 	 * are already chained: only an empty queue can take an anchor in front. */
 	if (f->qcount == 0) {
-		snprintf(msg, sizeof(msg), "audit log %s reopened: earlier records are in the file "
-			 "it was rotated to", f->path);
+		snprintf(msg, sizeof(msg),
+			 "audit log %s reopened: earlier records are in the file "
+			 "it was rotated to",
+			 f->path);
 		sink_file_anchor(f, OCSF_EVENT_LOG_ROTATE, msg);
 	}
 	log_info("audit log %s reopened", f->path);

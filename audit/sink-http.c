@@ -55,15 +55,15 @@ struct sink_http {
 	struct spool *spool;
 	struct event *sync_timer, *send_timer;
 	bool sync_armed, send_armed;
-	struct syncer *syncer;	/* background fdatasync of the WAL */
-	bool sync_again;	/* appended while a sync ran */
+	struct syncer *syncer; /* background fdatasync of the WAL */
+	bool sync_again;       /* appended while a sync ran */
 
 	struct http_req *inflight;
 	long long inflight_upto; /* highest spool id in the request in flight */
 	long long acked_upto;	 /* highest id the SIEM acknowledged */
 	long long backoff_ms;
-	unsigned long failures;	 /* consecutive failed requests */
-	long last_status;	 /* of the last logged failure; -1: no HTTP answer */
+	unsigned long failures; /* consecutive failed requests */
+	long last_status;	/* of the last logged failure; -1: no HTTP answer */
 	unsigned long long delivered;
 
 	/* body being built */
@@ -117,8 +117,8 @@ sink_http_load_token(struct sink_http *h, char *err, size_t errlen)
 		explicit_bzero(buf, sizeof(buf));
 		return -1;
 	}
-	if (asprintf(&hdr, "Authorization: %s %s", h->format == AUDIT_HTTP_HEC ? "Splunk" : "Bearer",
-		     tok) == -1) {
+	if (asprintf(&hdr, "Authorization: %s %s",
+		     h->format == AUDIT_HTTP_HEC ? "Splunk" : "Bearer", tok) == -1) {
 		explicit_bzero(buf, sizeof(buf));
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -230,8 +230,8 @@ sink_http_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, ch
 		goto fail;
 	}
 	if (spool_rows(h->spool) > 0) {
-		log_info("audit spool %s holds %lld event(s) for %s; sending them first", cfg->spool,
-			 spool_rows(h->spool), h->url);
+		log_info("audit spool %s holds %lld event(s) for %s; sending them first",
+			 cfg->spool, spool_rows(h->spool), h->url);
 		sink_http_arm(h->send_timer, &h->send_armed, 0);
 	}
 	return h;
@@ -286,8 +286,9 @@ sink_http_add_row(const struct spool_row *row, void *arg)
 		return 0;
 	}
 	if (h->format == AUDIT_HTTP_HEC) {
-		n = snprintf(pre, sizeof(pre), "{\"time\":%lld.%03lld,\"event\":",
-			     (long long)(row->time_ms / 1000), (long long)(row->time_ms % 1000));
+		n = snprintf(pre, sizeof(pre),
+			     "{\"time\":%lld.%03lld,\"event\":", (long long)(row->time_ms / 1000),
+			     (long long)(row->time_ms % 1000));
 		if (n < 0 || sink_http_append(h, pre, (size_t)n) == -1 ||
 		    sink_http_append(h, row->event, row->len) == -1 ||
 		    sink_http_append(h, "}\n", 2) == -1)
@@ -311,6 +312,8 @@ sink_http_done(const struct http_result *res, void *arg)
 	if (res->ok && res->status >= 200 && res->status < 300) {
 		h->acked_upto = h->inflight_upto;
 		spool_ack(h->spool, h->acked_upto);
+		if (spool_rows(h->spool) == 0)
+			h->acked_upto = 0; /* ids start again from 1 (spool.h) */
 		if (h->failures > 0)
 			log_warnx("SIEM %s accepts events again after %lu failed attempt(s); "
 				  "%lld event(s) still spooled",
@@ -371,8 +374,9 @@ sink_http_send(struct sink_http *h)
 		if (n == -1)
 			goto retry;
 		if (n == 0) {
-			/* The count drifted (rows deleted elsewhere): trust the database. */
+			/* The count drifted: trust the database. */
 			spool_ack(h->spool, h->acked_upto);
+			h->acked_upto = 0;
 			return;
 		}
 		if ((size_t)n > h->damaged)
@@ -380,6 +384,8 @@ sink_http_send(struct sink_http *h)
 		/* Only damaged rows: drop them and look again. */
 		h->acked_upto = h->build_upto;
 		spool_ack(h->spool, h->acked_upto);
+		if (spool_rows(h->spool) == 0)
+			h->acked_upto = 0;
 	}
 	if (h->format == AUDIT_HTTP_JSON && sink_http_append(h, "]", 1) == -1)
 		goto retry;

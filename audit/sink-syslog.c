@@ -126,8 +126,7 @@ sink_syslog_open(const struct audit_sink_cfg *cfg, const struct audit_env *env, 
 	for (i = 0; s->app[i] != '\0'; i++)
 		if (s->app[i] <= ' ' || s->app[i] > '~')
 			s->app[i] = '_';
-	if (s->base != NULL &&
-	    (s->timer = evtimer_new(s->base, sink_syslog_drain_cb, s)) == NULL) {
+	if (s->base != NULL && (s->timer = evtimer_new(s->base, sink_syslog_drain_cb, s)) == NULL) {
 		snprintf(err, errlen, "cannot create a timer");
 		free(s);
 		return NULL;
@@ -178,8 +177,8 @@ sink_syslog_time(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "-");
 		return;
 	}
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static void

@@ -17,7 +17,7 @@
 
 #include "audit/audit.h"
 
-#define AUDIT_QUEUE_MAX 4096		     /* records a sink keeps while it cannot write */
+#define AUDIT_QUEUE_MAX 4096		      /* records a sink keeps while it cannot write */
 #define AUDIT_QUEUE_BYTES (16u * 1024 * 1024) /* and their bytes */
 #define AUDIT_LOST_LOG_EVERY 1000
 
@@ -26,9 +26,9 @@ struct audit_record {
 	json_t *ev;	  /* the event */
 	const char *json; /* its compact serialization, without a newline */
 	size_t len;
-	int64_t time_ms;  /* "time", 0 if absent */
-	const char *uid;  /* metadata.uid, NULL if absent */
-	int severity_id;  /* OCSF severity_id, 0 if absent */
+	int64_t time_ms; /* "time", 0 if absent */
+	const char *uid; /* metadata.uid, NULL if absent */
+	int severity_id; /* OCSF severity_id, 0 if absent */
 	long long type_uid;
 };
 

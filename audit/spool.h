@@ -4,8 +4,10 @@
  *
  * An event is durable once spool_append() returned 0: the row is committed to the WAL, so it
  * survives the process being killed; spool_sync() (called by the sink within AUDIT_SYNC_MS)
- * fdatasyncs the WAL so that it also survives power loss. Rows come back in append order
- * (id is AUTOINCREMENT: never reused, always increasing) and stay until spool_ack().
+ * fdatasyncs the WAL so that it also survives power loss. Rows come back in append order and
+ * stay until spool_ack(). Ids increase while the spool holds rows; once it is empty they may
+ * start again from 1, so a reader keeping a cursor (after_id) resets it to 0 whenever
+ * spool_rows() is 0. One process at a time: the database is locked exclusively while open.
  *
  * Size cap: at most max_bytes of event data. spool_append() of an event that does not fit
  * returns SPOOL_FULL and stores nothing: the caller counts it as "cannot make durable".
@@ -39,8 +41,7 @@ struct spool_row {
 
 struct spool *spool_open(const char *path, long long max_bytes, char *err, size_t errlen);
 /* 0, SPOOL_FULL, or -1 (database error, logged). */
-int spool_append(struct spool *s, const char *uid, int64_t time_ms, const char *event,
-		 size_t len);
+int spool_append(struct spool *s, const char *uid, int64_t time_ms, const char *event, size_t len);
 /*
  * Calls cb for rows with id > after_id in id order, at most max_rows rows and, past the
  * first row, max_bytes of event data. cb returns 0 to go on, 1 to stop. Returns the number

@@ -40,8 +40,8 @@ struct verify {
 	int outcome;
 };
 
-static void
-verify_fail(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void verify_fail(struct verify *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 verify_fail(struct verify *v, const char *fmt, ...)
@@ -144,10 +144,11 @@ verify_line(struct verify *v, const char *line, size_t len)
 				    "not consecutive",
 				    v->prev_seq);
 		else
-			verify_fail(v,
-				    "the previous record (line %llu, seq %lld) was edited: its hash "
-				    "does not match the prev hash of this record",
-				    v->line - 1, v->prev_seq);
+			verify_fail(
+				v,
+				"the previous record (line %llu, seq %lld) was edited: its hash "
+				"does not match the prev hash of this record",
+				v->line - 1, v->prev_seq);
 		return;
 	}
 	if (ci.seq <= v->prev_seq) {
@@ -175,8 +176,7 @@ verify_end_file(struct verify *v, bool truncated)
 	if (v->gap && v->outcome == VERIFY_GOING) {
 		v->line = v->gap_line;
 		if (v->gap_found - 1 == v->gap_want)
-			verify_fail(v, "record seq %lld was removed before this line",
-				    v->gap_want);
+			verify_fail(v, "record seq %lld was removed before this line", v->gap_want);
 		else
 			verify_fail(v, "records seq %lld to %lld were removed before this line",
 				    v->gap_want, v->gap_found - 1);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "audit/audit.h"
 #include "broker/broker-config.h"
 
 /* JOSE signature algorithms we accept for ID tokens: asymmetric only. "none" would accept
@@ -468,6 +469,118 @@ broker_config_release_corp(const struct conf_keyword *kw, void *obj)
 	broker_config_list_release(&((struct broker_config *)obj)->corp_service);
 }
 
+/*
+ * AuditSink KIND ..., repeatable (audit/audit.h has the grammar). Stored canonically so that
+ * -T prints what will be opened. Two sinks writing one file or one spool would break the
+ * hash chain or the spool's single writer: refused. "AuditSink none" (what -T prints when
+ * there is none) adds nothing.
+ */
+static int
+broker_config_parse_audit_sink(const struct conf_keyword *kw, void *obj, int argc, char **argv,
+			       char *msg, size_t msglen)
+{
+	struct broker_config *cfg = obj;
+	struct audit_sink_cfg c, old;
+	char buf[AUDIT_SINK_SPEC_MAX], *raw;
+	size_t i;
+
+	if (argc == 1 && strcmp(argv[0], "none") == 0)
+		return 0;
+	if (audit_sink_parse_argv(argc, argv, &c, msg, msglen) != 0)
+		return -1;
+	for (i = 0; i < cfg->audit_sink.n; i++) {
+		if (audit_sink_parse(cfg->audit_sink.v[i], &old, buf, sizeof(buf)) != 0)
+			continue;
+		if (c.kind == AUDIT_SINK_FILE && old.kind == AUDIT_SINK_FILE &&
+		    strcmp(c.path, old.path) == 0) {
+			snprintf(msg, msglen, "file %s is given twice (one writer per file)",
+				 c.path);
+			return -1;
+		}
+		if (c.kind == AUDIT_SINK_HTTP && old.kind == AUDIT_SINK_HTTP &&
+		    strcmp(c.spool, old.spool) == 0) {
+			snprintf(msg, msglen, "spool %s is given twice (one spool per sink)",
+				 c.spool);
+			return -1;
+		}
+	}
+	if (audit_sink_format(&c, buf, sizeof(buf)) != 0 || (raw = strdup(buf)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	if (broker_config_list_append(&cfg->audit_sink, raw) != 0) {
+		free(raw);
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+broker_config_dump_audit_sink(const struct conf_keyword *kw, const void *obj, FILE *out)
+{
+	const struct broker_config *cfg = obj;
+	size_t i;
+
+	if (cfg->audit_sink.n == 0)
+		fputs("none", out);
+	/* conf_dump prints the first keyword and the last newline */
+	for (i = 0; i < cfg->audit_sink.n; i++)
+		fprintf(out, "%s%s%s", i > 0 ? "\n" : "", i > 0 ? "AuditSink " : "",
+			cfg->audit_sink.v[i]);
+}
+
+static void
+broker_config_release_audit_sink(const struct conf_keyword *kw, void *obj)
+{
+	broker_config_list_release(&((struct broker_config *)obj)->audit_sink);
+}
+
+static int
+broker_config_check_failure_mode(const struct conf_keyword *kw, const char *v, char *msg,
+				 size_t msglen)
+{
+	enum audit_failure_mode m;
+	char vis[64];
+
+	if (audit_failure_mode_parse(v, &m) != 0) {
+		snprintf(msg, msglen,
+			 "\"%s\" is not closed (refuse new logins when audit events cannot be "
+			 "made durable) or open (carry on, log loudly)",
+			 conf_vis(v, vis, sizeof(vis)));
+		return -1;
+	}
+	return 0;
+}
+
+int
+broker_config_audit_sinks(const struct broker_config *cfg, struct audit_sink_cfg **sinks,
+			  size_t *nsinks, enum audit_failure_mode *mode)
+{
+	char err[256];
+	size_t i, n = cfg->audit_sink.n > 0 ? cfg->audit_sink.n : 1;
+
+	*nsinks = 0;
+	*mode = AUDIT_FAILURE_OPEN;
+	if (cfg->audit_failure_mode != NULL)
+		audit_failure_mode_parse(cfg->audit_failure_mode, mode);
+	if ((*sinks = calloc(n, sizeof(**sinks))) == NULL)
+		return -1;
+	if (cfg->audit_sink.n == 0) {
+		(*sinks)[0].kind = AUDIT_SINK_FILE;
+		(*sinks)[0].keep = 1;
+		snprintf((*sinks)[0].path, sizeof((*sinks)[0].path), "%s",
+			 cfg->audit_log != NULL ? cfg->audit_log : "/var/log/saw/audit.jsonl");
+		*nsinks = 1;
+		return 0;
+	}
+	for (i = 0; i < cfg->audit_sink.n; i++)
+		if (audit_sink_parse(cfg->audit_sink.v[i], &(*sinks)[*nsinks], err, sizeof(err)) ==
+		    0)
+			(*nsinks)++;
+	return 0;
+}
+
 #define BROKER_MAX_JUMP_HOSTS 2
 
 /* JumpHost HOST:PORT USER KEYFILE, at most two (an active one and a standby). */
@@ -765,6 +878,18 @@ static const struct conf_keyword broker_keywords[] = {
 	  .type = CONF_PATH,
 	  .offset = F(audit_log),
 	  .def = "/var/log/saw/audit.jsonl" },
+	{ .name = "AuditSink",
+	  .type = CONF_CUSTOM,
+	  .offset = F(audit_sink),
+	  .flags = CONF_MULTI,
+	  .parse = broker_config_parse_audit_sink,
+	  .dump = broker_config_dump_audit_sink,
+	  .release = broker_config_release_audit_sink },
+	{ .name = "AuditFailureMode",
+	  .type = CONF_STRING,
+	  .offset = F(audit_failure_mode),
+	  .def = "open",
+	  .check = broker_config_check_failure_mode },
 	{ .name = "User",
 	  .type = CONF_STRING,
 	  .offset = F(user),

@@ -9,16 +9,21 @@
 #define SAW_BROKER_CONFIG_H
 
 #include <stdio.h>
+#include "audit/audit.h"
 #include "conf/conf.h"
 
 #define BROKER_DEFAULT_CONFIG "/etc/saw/broker.conf"
 
 struct broker_config {
 	struct conf_list
-		listen_address;	   /* ListenAddress HOST:PORT (repeatable), default 0.0.0.0:22 */
-	struct conf_list host_key; /* HostKey PATH (repeatable, required) */
-	char *state_database;	   /* StateDatabase PATH, default /var/lib/saw/broker.db */
-	char *audit_log;	   /* AuditLog PATH, default /var/log/saw/audit.jsonl */
+		listen_address;	     /* ListenAddress HOST:PORT (repeatable), default 0.0.0.0:22 */
+	struct conf_list host_key;   /* HostKey PATH (repeatable, required) */
+	char *state_database;	     /* StateDatabase PATH, default /var/lib/saw/broker.db */
+	char *audit_log;	     /* AuditLog PATH, default /var/log/saw/audit.jsonl: one file
+				      sink, used only when no AuditSink is given */
+	struct conf_list audit_sink; /* AuditSink KIND ... (repeatable): canonical descriptions
+					(audit_sink_format()), validated by audit_sink_parse() */
+	char *audit_failure_mode;    /* AuditFailureMode closed|open, default open */
 	char *user; /* User NAME: account to drop to when started as root, default saw */
 
 	char *oidc_issuer;		  /* OIDCIssuer URL (required; https unless loopback) */
@@ -84,6 +89,13 @@ void broker_config_free(struct broker_config *cfg);
  */
 int broker_corp_service_split(const char *raw, char **name, char **host, int *port);
 int broker_jump_host_split(const char *raw, char **host, int *port, char **user, char **keyfile);
+/*
+ * The audit sinks to open (audit_open_sinks()): every AuditSink, or one file sink at
+ * AuditLog when none is given; and the AuditFailureMode. *sinks is malloc'd (caller frees;
+ * it holds no pointers). Returns 0, or -1 if out of memory (never for a parsed config).
+ */
+int broker_config_audit_sinks(const struct broker_config *cfg, struct audit_sink_cfg **sinks,
+			      size_t *nsinks, enum audit_failure_mode *mode);
 /* The keyword table itself (terminated by a NULL name), e.g. for tests and documentation. */
 const struct conf_keyword *broker_config_table(void);
 

@@ -107,7 +107,7 @@ int store_session_match(struct store *st, const struct store_filter *f, int64_t 
 int store_session_list(struct store *st, const char *username, int include_ended,
 		       void (*cb)(const struct store_session *, void *), void *arg);
 
-/* Locks: while one is in force for a user (key "sub:ISS SUB" or "user:NAME"), no session is
+/* Locks: while one is in force for a user (key "sub:SUB" or "user:NAME"), no session is
  * created for them. until = 0 means until unlocked. */
 int store_lock_set(struct store *st, const char *key, int64_t until, const char *message,
 		   const char *actor, int64_t now);

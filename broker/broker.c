@@ -26,6 +26,7 @@
 #include "broker/broker-http.h"
 #include "broker/broker-oidc.h"
 #include "broker/broker-store.h"
+#include "broker/broker-web.h"
 #include "broker/broker.h"
 #include "tunnel/jump.h"
 
@@ -318,6 +319,7 @@ broker_cleanup(struct broker *b)
 	sessions_free_all(b);
 	workspace_free_all(b);
 	admin_close(b);
+	web_close(b);
 	if (b->jump != NULL)
 		jump_free(b->jump);
 	for (i = 0; i < b->nlisteners; i++)
@@ -404,6 +406,9 @@ main(int argc, char **argv)
 		fatalx("cannot load the host keys");
 	if (broker_listen(&b) != 0)
 		fatalx("cannot listen on the configured addresses");
+	/* Binds its ports and reads the TLS key: before dropping privileges. */
+	if (web_open(&b) != 0)
+		fatalx("cannot open the HTTP listener");
 
 	broker_drop_privileges(&b);
 	umask(077);

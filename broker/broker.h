@@ -228,7 +228,7 @@ int revoke_session(struct broker *b, const char *session_id, const char *why, co
 int revoke_matching(struct broker *b, const struct store_filter *f, const char *why,
 		    const char *actor, int *count);
 /* Lock: revoke the user's sessions and refuse new ones until `until` (0: until unlocked). The
- * key is "sub:ISS SUB" or "user:NAME" (see store_lock_set). message is shown at refusal. */
+ * key is "sub:SUB" or "user:NAME" (see store_lock_set). message is shown at refusal. */
 int revoke_lock_user(struct broker *b, const char *key, int64_t until, const char *message,
 		     const char *actor, int *count);
 int revoke_unlock_user(struct broker *b, const char *key, const char *actor);

@@ -145,8 +145,7 @@ guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *
 }
 
 static int
-guestd_config_check_landlock(const struct conf_keyword *kw, const char *v, char *msg,
-			     size_t msglen)
+guestd_config_check_landlock(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char vis[80];
 

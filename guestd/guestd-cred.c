@@ -146,7 +146,7 @@ static void gcred_secret_ready(struct gcred_client *c, const char *secret, const
 static int
 gcred_ocsf_activity(const char *method)
 {
-	static const char *const m[] = { "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS",
+	static const char *const m[] = { "CONNECT", "DELETE", "GET",   "HEAD", "OPTIONS",
 					 "POST",    "PUT",    "TRACE", "PATCH" };
 	size_t i;
 
@@ -166,11 +166,11 @@ gcred_audit(struct gcred_client *c, bool ok, int status, const char *detail)
 	if ((ev = ocsf_event_new(OCSF_CLASS_HTTP_ACTIVITY, gcred_ocsf_activity(c->req.method), ok,
 				 ocsf_now_ms())) == NULL)
 		return;
-	snprintf(path, sizeof(path), "%.*s",
-		 (int)(c->req.path_len < 400 ? c->req.path_len : 400), c->head + c->req.path);
-	json_object_set_new(ev, "http_request",
-			    json_pack("{s:s, s:{s:s}}", "http_method", c->req.method, "url",
-				      "path", path));
+	snprintf(path, sizeof(path), "%.*s", (int)(c->req.path_len < 400 ? c->req.path_len : 400),
+		 c->head + c->req.path);
+	json_object_set_new(
+		ev, "http_request",
+		json_pack("{s:s, s:{s:s}}", "http_method", c->req.method, "url", "path", path));
 	if (status > 0)
 		json_object_set_new(ev, "http_response", json_pack("{s:i}", "code", status));
 	json_object_set_new(ev, "src_endpoint",
@@ -185,8 +185,9 @@ gcred_audit(struct gcred_client *c, bool ok, int status, const char *detail)
 				      c->route[0] ? c->route : "-", "bytes_out",
 				      (json_int_t)c->bytes));
 	json_object_set_new(ev, "status_detail", json_string(detail));
-	json_object_set_new(ev, "message", json_string(ok ? "credential proxy request" :
-							    "credential proxy request refused"));
+	json_object_set_new(
+		ev, "message",
+		json_string(ok ? "credential proxy request" : "credential proxy request refused"));
 	gproxy_audit(c->cr->g, ev);
 }
 
@@ -413,8 +414,7 @@ gcred_command_finish(struct gcred_secret *s, const char *why)
 		gcred_command_wait(s, true, &ok);
 		snprintf(err, sizeof(err), "%s: %s", s->ref, why);
 	} else if (!s->cmd_ok) {
-		snprintf(err, sizeof(err), "%s: the command failed (non-zero exit status)",
-			 s->ref);
+		snprintf(err, sizeof(err), "%s: the command failed (non-zero exit status)", s->ref);
 	} else if ((s->value = gcred_secret_take(s->buf, s->got, err, sizeof(err))) != NULL) {
 		s->fetched = guestd_now();
 	}
@@ -495,8 +495,7 @@ gcred_command_start(struct gcred_secret *s, const char *name, char *err, size_t 
 	if ((s->pid = fork()) == -1) {
 		close(pfd[0]);
 		close(pfd[1]);
-		snprintf(err, errlen, "cannot run CredentialCommand %s: %s", name,
-			 strerror(errno));
+		snprintf(err, errlen, "cannot run CredentialCommand %s: %s", name, strerror(errno));
 		return -1;
 	}
 	if (s->pid == 0) {
@@ -517,8 +516,8 @@ gcred_command_start(struct gcred_secret *s, const char *name, char *err, size_t 
 	s->started = guestd_now();
 	if (s->ev_read != NULL)
 		event_free(s->ev_read);
-	s->ev_read = event_new(s->cr->g->base, s->fd, EV_READ | EV_PERSIST, gcred_command_read_cb,
-			       s);
+	s->ev_read =
+		event_new(s->cr->g->base, s->fd, EV_READ | EV_PERSIST, gcred_command_read_cb, s);
 	if (s->ev_timer == NULL)
 		s->ev_timer = evtimer_new(s->cr->g->base, gcred_command_timer_cb, s);
 	if (s->ev_read == NULL || s->ev_timer == NULL) {
@@ -641,8 +640,8 @@ gcred_reason(long status)
 static bool
 gcred_resp_dropped(const char *line, size_t len)
 {
-	static const char *const drop[] = { "transfer-encoding:", "connection:", "keep-alive:",
-					    "proxy-connection:", "content-length:", NULL };
+	static const char *const drop[] = { "transfer-encoding:", "connection:",     "keep-alive:",
+					    "proxy-connection:",  "content-length:", NULL };
 	size_t i;
 
 	for (i = 0; drop[i] != NULL; i++)
@@ -964,8 +963,8 @@ gcred_got_request(struct gcred_client *c)
 	const char *v;
 
 	c->keepalive = c->req.http_minor == 1;
-	if ((v = gproxy_header_get(c->head, &c->req, "Connection", &n)) != NULL &&
-	    n == 5 && strncasecmp(v, "close", 5) == 0)
+	if ((v = gproxy_header_get(c->head, &c->req, "Connection", &n)) != NULL && n == 5 &&
+	    strncasecmp(v, "close", 5) == 0)
 		c->keepalive = false;
 	gcred_decide(c);
 }
@@ -1009,12 +1008,12 @@ gcred_next(struct gcred_client *c)
 			break;
 		default:
 			gcred_answer(c,
-				     rc == GPROXY_TOO_LARGE ? 431 :
+				     rc == GPROXY_TOO_LARGE   ? 431 :
 				     rc == GPROXY_NOT_CONNECT ? 405 :
-								  400,
-				     rc == GPROXY_TOO_LARGE ? "Request Header Fields Too Large" :
+								400,
+				     rc == GPROXY_TOO_LARGE   ? "Request Header Fields Too Large" :
 				     rc == GPROXY_NOT_CONNECT ? "Method Not Allowed" :
-								  "Bad Request",
+								"Bad Request",
 				     json_pack("{s:s}", "error", err));
 			return;
 		}

@@ -46,8 +46,7 @@ struct gcred_caps {
 void gcred_caps_init(struct gcred_caps *t);
 /* The capability of (sid, route), minted if there is none. NULL: invalid names, table full
  * or no randomness. */
-const struct gcred_cap *gcred_caps_mint(struct gcred_caps *t, const char *sid,
-					const char *route);
+const struct gcred_cap *gcred_caps_mint(struct gcred_caps *t, const char *sid, const char *route);
 /* The capability whose token equals tok[0..len), compared in constant time against every
  * entry (the time taken does not depend on which entry or how many bytes match); restricted
  * to session sid unless sid is NULL. */

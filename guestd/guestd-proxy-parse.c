@@ -183,8 +183,10 @@ gproxy_framing(const char *buf, struct gproxy_request *r, char *err, size_t errl
 				goto bad_cl;
 			r->content_length = v;
 		} else if (gproxy_header_is(buf, h, "Transfer-Encoding")) {
-			if (te++ || h->value_len != 7 || strncasecmp(buf + h->value, "chunked", 7) != 0) {
-				snprintf(err, errlen, "only Transfer-Encoding: chunked is supported");
+			if (te++ || h->value_len != 7 ||
+			    strncasecmp(buf + h->value, "chunked", 7) != 0) {
+				snprintf(err, errlen,
+					 "only Transfer-Encoding: chunked is supported");
 				return -1;
 			}
 			r->chunked = true;

@@ -53,13 +53,13 @@
 #include "guestd/netclass.h"
 #include "guestd/policy.h"
 
-#define GPROXY_HEAD_TIMEOUT 10	/* seconds to send the request head */
+#define GPROXY_HEAD_TIMEOUT 10	 /* seconds to send the request head */
 #define GPROXY_RESOLVE_TIMEOUT 8 /* seconds for the name lookup, all attempts */
-#define GPROXY_DIAL_TIMEOUT 10	/* seconds per address to connect */
-#define GPROXY_IDLE_TIMEOUT 300 /* seconds without a byte either way */
-#define GPROXY_MAX_ADDRS 8	/* addresses tried per name */
-#define GPROXY_MAX_PENDING 256	/* clients still sending their head */
-#define GPROXY_MAX_CONNS 4096	/* clients in all (two descriptors each) */
+#define GPROXY_DIAL_TIMEOUT 10	 /* seconds per address to connect */
+#define GPROXY_IDLE_TIMEOUT 300	 /* seconds without a byte either way */
+#define GPROXY_MAX_ADDRS 8	 /* addresses tried per name */
+#define GPROXY_MAX_PENDING 256	 /* clients still sending their head */
+#define GPROXY_MAX_CONNS 4096	 /* clients in all (two descriptors each) */
 #define GPROXY_HOW_TO "ask your platform team to add it to the egress allowlist"
 
 enum gproxy_state {
@@ -179,16 +179,17 @@ gproxy_ocsf_network(struct gproxy_client *c, int activity, bool ok, const char *
 {
 	json_t *ev, *src, *dst, *actor, *user, *unmapped;
 
-	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, activity, ok, ocsf_now_ms())) ==
-	    NULL)
+	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, activity, ok, ocsf_now_ms())) == NULL)
 		return NULL;
 	src = json_pack("{s:s, s:i}", "ip", c->peer, "port", c->peer_port);
 	dst = json_pack("{s:s, s:i}", "hostname", host, "port", port);
 	if (dst != NULL && ip != NULL && ip[0] != '\0')
 		json_object_set_new(dst, "ip", json_string(ip));
 	user = json_pack("{s:s}", "name", c->user[0] ? c->user : "unknown");
-	actor = json_pack("{s:o, s:{s:s}}", "user", user, "session", "uid", c->sid[0] ? c->sid : "none");
-	unmapped = json_pack("{s:s, s:I}", "rule", c->rule, "policy_version", (json_int_t)c->version);
+	actor = json_pack("{s:o, s:{s:s}}", "user", user, "session", "uid",
+			  c->sid[0] ? c->sid : "none");
+	unmapped =
+		json_pack("{s:s, s:I}", "rule", c->rule, "policy_version", (json_int_t)c->version);
 	json_object_set_new(ev, "src_endpoint", src);
 	json_object_set_new(ev, "dst_endpoint", dst);
 	json_object_set_new(ev, "actor", actor);
@@ -354,10 +355,14 @@ gproxy_is_localhost(const char *h)
 static int
 gproxy_forward_head(const struct gproxy_client *c, char *out, size_t outlen, size_t *len)
 {
-	static const char *const drop[] = { "Host",	  "Proxy-Authorization",
-					    "Proxy-Connection", "Connection",
-					    "Keep-Alive",	  "Upgrade",
-					    "TE",		  NULL };
+	static const char *const drop[] = { "Host",
+					    "Proxy-Authorization",
+					    "Proxy-Connection",
+					    "Connection",
+					    "Keep-Alive",
+					    "Upgrade",
+					    "TE",
+					    NULL };
 	const struct gproxy_request *r = &c->req;
 	size_t n, i, k;
 	int w;
@@ -449,8 +454,8 @@ gproxy_connected(struct gproxy_client *c)
 		gproxy_client_free(c, true);
 		return;
 	}
-	gproxy_audit(g, gproxy_ocsf_network(c, 1, true, c->req.host, c->dst_ip, c->req.port,
-					    c->rule));
+	gproxy_audit(g,
+		     gproxy_ocsf_network(c, 1, true, c->req.host, c->dst_ip, c->req.port, c->rule));
 	if (c->pol != NULL) {
 		policy_free(c->pol);
 		c->pol = NULL;
@@ -721,9 +726,10 @@ gproxy_decide(struct gproxy_client *c)
 	switch (d.verdict) {
 	case POLICY_CORP:
 		if (s->tunnel == NULL) {
-			gproxy_refuse(c, 502, "Bad Gateway",
-				      "this session has no tunnel to the broker (its profile has no "
-				      "corporate access)");
+			gproxy_refuse(
+				c, 502, "Bad Gateway",
+				"this session has no tunnel to the broker (its profile has no "
+				"corporate access)");
 			return;
 		}
 		/* The tunnel takes the socket, and any bytes sent after the head (e.g. an
@@ -868,8 +874,7 @@ gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	struct gproxy_listener *pl = arg;
 	int one = 1;
 
-	evutil_make_socket_nonblocking(fd);
-	evutil_make_socket_closeonexec(fd);
+	/* evconnlistener accepts with accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (pl->kind == PROXY_KIND_CRED)
 		gcred_accept(pl->px->g, fd, pl->sid, sa);
@@ -970,9 +975,8 @@ gproxy_open_address(struct guestd *g, const char *keyword, const char *address, 
 	if (gproxy_add_listener(px, l, NULL, kind) != 0)
 		return -1;
 	evconnlistener_enable(l);
-	log_info("%s listening on %s (workspace-wide)", kind == PROXY_KIND_CRED ?
-							  "credential proxy" : "proxy",
-		 address);
+	log_info("%s listening on %s (workspace-wide)",
+		 kind == PROXY_KIND_CRED ? "credential proxy" : "proxy", address);
 	return 0;
 }
 
@@ -984,8 +988,8 @@ gproxy_open(struct guestd *g)
 	if (gproxy_open_address(g, "ProxyListen", g->cfg.proxy_listen, PROXY_KIND_HTTP) != 0)
 		return -1;
 	if (g->cfg.credential_listen != NULL &&
-	    gproxy_open_address(g, "CredentialListen", g->cfg.credential_listen,
-				PROXY_KIND_CRED) != 0)
+	    gproxy_open_address(g, "CredentialListen", g->cfg.credential_listen, PROXY_KIND_CRED) !=
+		    0)
 		return -1;
 	return 0;
 }
@@ -1012,8 +1016,8 @@ proxy_listen_fd(struct guestd *g, int fd, const char *session_id, int kind)
 		return -1;
 	}
 	l = evconnlistener_new(g->base, gproxy_accept_cb, NULL,
-			       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
-			       -1, fd);
+			       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, -1,
+			       fd);
 	if (l == NULL) {
 		close(fd);
 		return -1;

@@ -1,15 +1,20 @@
 /*
  * Bounded socket ↔ socket relay (guestd-relay.h).
  *
- * Each direction d moves bytes from fd[d] to fd[1 - d] through buf[d] (allocated on first
- * use, so that idle connections cost no buffer). Read interest on the source is held only
- * while the buffer has room; write interest on the destination only while bytes wait.
+ * Each direction d moves bytes from fd[d] to fd[1 - d] through buf[d] (GRELAY_SMALL bytes,
+ * allocated on first use, so that idle connections cost no buffer). A direction that fills
+ * its buffer in one read is a bulk transfer: once the buffer is drained it switches to a pipe
+ * of GRELAY_BUF bytes and splice(2), so the kernel moves the bytes without copying them
+ * through guestd (what makes the relay cost little next to a direct connection). Read
+ * interest on the source is held only while the buffer (or pipe) has room; write interest on
+ * the destination only while bytes wait.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -19,6 +24,10 @@
 struct grelay_dir {
 	char *buf;
 	size_t off, len; /* bytes buf[off..len) wait to be written */
+	int pipe[2];	 /* bulk mode: splice through this pipe; -1 before */
+	size_t inpipe;	 /* bytes in the pipe */
+	size_t pipecap;	 /* its capacity */
+	bool bulk;	 /* a read filled the buffer: switch to the pipe once it is drained */
 	bool eof;	 /* the source said EOF */
 	bool shut;	 /* EOF passed on (shutdown of the destination's write side) */
 	uint64_t bytes;
@@ -67,6 +76,7 @@ grelay_flush(struct grelay *r, int d)
 {
 	struct grelay_dir *x = &r->dir[d];
 	int to = r->fd[1 - d];
+	bool moved = false;
 	ssize_t n;
 
 	while (x->len > x->off) {
@@ -83,8 +93,30 @@ grelay_flush(struct grelay *r, int d)
 		x->bytes += (uint64_t)n;
 		grelay_touch(r);
 	}
-	if (x->len > x->off) {
+	while (x->len == x->off && x->inpipe > 0) {
+		n = splice(x->pipe[0], NULL, to, NULL, x->inpipe,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			grelay_finish(r, "write failed");
+			return -1;
+		}
+		x->inpipe -= (size_t)n;
+		x->bytes += (uint64_t)n;
+		moved = true;
+		grelay_touch(r);
+	}
+	if (x->len > x->off || x->inpipe > 0) {
 		event_add(r->ev_write[1 - d], NULL);
+		/* buffer: read again once it is drained; pipe: while it has room, but only after
+		 * progress (a pipe can be full in pages before it is full in bytes) */
+		if (x->pipe[0] < 0 || x->inpipe >= x->pipecap)
+			event_del(r->ev_read[d]);
+		else if (moved && !x->eof)
+			event_add(r->ev_read[d], NULL);
 		return 0;
 	}
 	x->off = x->len = 0;
@@ -104,6 +136,20 @@ grelay_flush(struct grelay *r, int d)
 	return 0;
 }
 
+/* Bulk mode for direction d: a pipe as large as the kernel gives us up to GRELAY_BUF. */
+static void
+grelay_pipe(struct grelay_dir *x)
+{
+	if (pipe2(x->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+		x->pipe[0] = x->pipe[1] = -1;
+		return;
+	}
+	(void)fcntl(x->pipe[1], F_SETPIPE_SZ, GRELAY_BUF);
+	x->pipecap = (size_t)fcntl(x->pipe[1], F_GETPIPE_SZ);
+	if ((ssize_t)x->pipecap <= 0 || x->pipecap > GRELAY_BUF)
+		x->pipecap = 65536 < GRELAY_BUF ? 65536 : GRELAY_BUF;
+}
+
 static void
 grelay_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -112,16 +158,50 @@ grelay_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct grelay_dir *x = &r->dir[d];
 	ssize_t n;
 
-	if (x->buf == NULL && (x->buf = malloc(GRELAY_BUF)) == NULL) {
+	if (x->bulk && x->pipe[0] < 0 && x->len == x->off)
+		grelay_pipe(x); /* on failure: the buffer goes on */
+	if (x->pipe[0] >= 0 && x->len == x->off) {
+		if (x->inpipe >= x->pipecap) {
+			event_del(r->ev_read[d]);
+			return;
+		}
+		do {
+			n = splice(fd, NULL, x->pipe[1], NULL, x->pipecap - x->inpipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (x->inpipe > 0) {
+				/* maybe the pipe is full rather than the socket empty: read again
+				 * once the writer made progress */
+				event_del(r->ev_read[d]);
+				grelay_flush(r, d);
+			}
+			return;
+		}
+		if (n < 0) {
+			grelay_finish(r, "read failed");
+			return;
+		}
+		if (n == 0) {
+			x->eof = true;
+			event_del(r->ev_read[d]);
+		} else {
+			x->inpipe += (size_t)n;
+			grelay_touch(r);
+		}
+		grelay_flush(r, d);
+		return;
+	}
+	if (x->buf == NULL && (x->buf = malloc(GRELAY_SMALL)) == NULL) {
 		grelay_finish(r, "out of memory");
 		return;
 	}
-	if (x->len >= GRELAY_BUF) {
+	if (x->len >= GRELAY_SMALL) {
 		event_del(r->ev_read[d]); /* full: wait for the writer */
 		return;
 	}
 	do {
-		n = read(fd, x->buf + x->len, GRELAY_BUF - x->len);
+		n = read(fd, x->buf + x->len, GRELAY_SMALL - x->len);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -135,8 +215,10 @@ grelay_read_cb(evutil_socket_t fd, short what, void *arg)
 	} else {
 		x->len += (size_t)n;
 		grelay_touch(r);
-		if (x->len >= GRELAY_BUF)
+		if (x->len >= GRELAY_SMALL) {
+			x->bulk = true;
 			event_del(r->ev_read[d]);
+		}
 	}
 	grelay_flush(r, d);
 }
@@ -179,9 +261,10 @@ grelay_new(struct event_base *base, int a, int b, int idle_s, grelay_done_cb cb,
 	r->idle_s = idle_s > 0 ? idle_s : 1;
 	r->cb = cb;
 	r->arg = arg;
+	for (i = 0; i < 2; i++)
+		r->dir[i].pipe[0] = r->dir[i].pipe[1] = -1;
 	grelay_touch(r);
 	for (i = 0; i < 2; i++) {
-		evutil_make_socket_nonblocking(r->fd[i]);
 		r->ev_read[i] = event_new(base, r->fd[i], EV_READ | EV_PERSIST, grelay_read_cb, r);
 		r->ev_write[i] =
 			event_new(base, r->fd[i], EV_WRITE | EV_PERSIST, grelay_write_cb, r);
@@ -205,9 +288,9 @@ grelay_queue(struct grelay *r, int dir, const void *data, size_t len)
 
 	if (len == 0)
 		return 0;
-	if (len > GRELAY_BUF - x->len)
+	if (len > GRELAY_SMALL - x->len)
 		return -1;
-	if (x->buf == NULL && (x->buf = malloc(GRELAY_BUF)) == NULL)
+	if (x->buf == NULL && (x->buf = malloc(GRELAY_SMALL)) == NULL)
 		return -1;
 	memcpy(x->buf + x->len, data, len);
 	x->len += len;
@@ -241,6 +324,10 @@ grelay_free(struct grelay *r)
 			event_free(r->ev_write[i]);
 		if (r->fd[i] >= 0)
 			close(r->fd[i]);
+		if (r->dir[i].pipe[0] >= 0) {
+			close(r->dir[i].pipe[0]);
+			close(r->dir[i].pipe[1]);
+		}
 		free(r->dir[i].buf);
 	}
 	if (r->ev_idle != NULL)

@@ -1,16 +1,18 @@
 /*
  * A bounded byte relay between two connected stream sockets (egress proxy client ↔ the
- * destination it may reach), with back-pressure both ways: each direction has one buffer of
- * GRELAY_BUF bytes; a side is read only while its direction's buffer has room, so a slow
+ * destination it may reach), with back-pressure both ways: each direction has one small
+ * buffer, or for bulk transfers a pipe of at most GRELAY_BUF bytes moved with splice(2); a
+ * side is read only while its direction's buffer has room, so a slow
  * reader stops the writer (TCP flow control does the rest). EOF is passed on as
  * shutdown(SHUT_WR) once everything before it was written (half-close); the relay finishes
  * when both directions are done, when either side fails, or after idle_s seconds without a
  * byte moving in either direction.
  *
- * Why not bufferevents: libevent 2.1's evbuffer_read() reads at most 4 KiB per call, which
- * costs a third of loopback throughput; here each readiness event moves up to GRELAY_BUF
- * bytes with one read(2) and one write(2).
+ * Why not bufferevents: libevent 2.1's evbuffer_read() reads at most 4 KiB per call and
+ * copies every byte through user space; here small exchanges cost one read(2) and one
+ * write(2), and bulk ones never leave the kernel (splice).
  *
+ * Both descriptors must be non-blocking (accept4/socket with SOCK_NONBLOCK).
  * Ownership: the relay owns both descriptors from grelay_new() on (also on failure) and
  * closes them in grelay_free(). done_cb runs once, from one of the relay's events; it may
  * call grelay_free() (and must not touch the relay afterwards).
@@ -21,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GRELAY_BUF (128 * 1024)
+#define GRELAY_BUF (256 * 1024)	 /* per direction, bulk (pipe) */
+#define GRELAY_SMALL (32 * 1024) /* per direction, before a transfer proves bulk */
 
 struct event_base;
 struct grelay;
@@ -31,7 +34,7 @@ typedef void (*grelay_done_cb)(struct grelay *r, const char *why, void *arg);
 struct grelay *grelay_new(struct event_base *base, int a, int b, int idle_s, grelay_done_cb cb,
 			  void *arg);
 /* Queues bytes to be written before anything relayed: dir 0 towards b, 1 towards a. At most
- * GRELAY_BUF bytes per direction in all; call before the first event runs. 0 or -1. */
+ * GRELAY_SMALL bytes per direction in all; call before the first event runs. 0 or -1. */
 int grelay_queue(struct grelay *r, int dir, const void *data, size_t len);
 /* Starts moving bytes (after any grelay_queue()). */
 void grelay_start(struct grelay *r);

@@ -53,11 +53,11 @@
 #include "guestd/policy.h"
 #include "guestd/sandbox.h"
 
-#define GSANDBOX_MAX 256	    /* sandboxes per workspace */
-#define GSANDBOX_START_MS 5000	    /* the monitor must report pid 1 within this */
-#define GSANDBOX_KILL_GRACE 2	    /* seconds between SIGHUP and SIGKILL on hang-up */
+#define GSANDBOX_MAX 256       /* sandboxes per workspace */
+#define GSANDBOX_START_MS 5000 /* the monitor must report pid 1 within this */
+#define GSANDBOX_KILL_GRACE 2  /* seconds between SIGHUP and SIGKILL on hang-up */
 #define GSANDBOX_MAX_GROUPS 256
-#define GSANDBOX_MAX_COMMAND 3000   /* the request line is GSOCK_MAX_LINE anyway */
+#define GSANDBOX_MAX_COMMAND 3000 /* the request line is GSOCK_MAX_LINE anyway */
 #define GSANDBOX_CG_DIR "saw-sessions"
 
 struct gsandbox {
@@ -108,8 +108,8 @@ struct gsandbox_spec {
 	long nproc, nofile;
 	bool landlock_required;
 	int fds[3];
-	int ctl; /* the child's end of the socketpair */
-	int um;	 /* pid 1's end of its socketpair with the monitor (id maps) */
+	int ctl;     /* the child's end of the socketpair */
+	int um;	     /* pid 1's end of its socketpair with the monitor (id maps) */
 	int cgprocs; /* cgroup.procs of the login's cgroup, or -1 */
 	pid_t guestd;
 };
@@ -176,8 +176,7 @@ gsandbox_write_file(const char *path, const char *text)
 }
 
 /* pid 1 of the sandbox: root until it becomes the user, then exec saw-sandbox-init. */
-static void __attribute__((noreturn))
-gsandbox_child(struct gsandbox_spec *sp)
+static void __attribute__((noreturn)) gsandbox_child(struct gsandbox_spec *sp)
 {
 	char err[512];
 	struct rlimit rl;
@@ -269,24 +268,23 @@ gsandbox_child(struct gsandbox_spec *sp)
 }
 
 /* The monitor: outside the sandbox, relays pid 1's exit status as its own. */
-/* The monitor's half of the id maps: setgroups denied, then "uid uid 1" / "gid gid 1". */
+/* The monitor's half of the id maps: setgroups denied, then "uid uid 1" / "gid gid 1".
+ * The monitor shares pid 1's mount namespace, where /proc is by now the sandbox's own
+ * (mounted before pid 1 asks): pid 1 is /proc/1 there. */
 static void
-gsandbox_monitor_maps(struct gsandbox_spec *sp, int um, pid_t pid)
+gsandbox_monitor_maps(struct gsandbox_spec *sp, int um)
 {
-	char path[64], map[64], c;
+	char map[64], c;
 
 	if (recv(um, &c, 1, 0) != 1 || c != 'U')
 		return; /* pid 1 failed before (and said why) */
-	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-	if (gsandbox_write_file(path, "deny") != 0)
+	if (gsandbox_write_file("/proc/1/setgroups", "deny") != 0)
 		goto fail;
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)sp->uid, (unsigned)sp->uid);
-	if (gsandbox_write_file(path, map) != 0)
+	if (gsandbox_write_file("/proc/1/uid_map", map) != 0)
 		goto fail;
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)sp->gid, (unsigned)sp->gid);
-	if (gsandbox_write_file(path, map) != 0)
+	if (gsandbox_write_file("/proc/1/gid_map", map) != 0)
 		goto fail;
 	(void)!send(um, "K", 1, MSG_NOSIGNAL);
 	return;
@@ -294,8 +292,7 @@ fail:
 	(void)!send(um, "E", 1, MSG_NOSIGNAL);
 }
 
-static void __attribute__((noreturn))
-gsandbox_monitor(struct gsandbox_spec *sp, int parent_end)
+static void __attribute__((noreturn)) gsandbox_monitor(struct gsandbox_spec *sp, int parent_end)
 {
 	char msg[1 + sizeof(pid_t)];
 	pid_t pid, r;
@@ -325,7 +322,7 @@ gsandbox_monitor(struct gsandbox_spec *sp, int parent_end)
 	msg[0] = 'P';
 	memcpy(msg + 1, &pid, sizeof(pid));
 	(void)!send(sp->ctl, msg, sizeof(msg), MSG_NOSIGNAL);
-	gsandbox_monitor_maps(sp, um[0], pid);
+	gsandbox_monitor_maps(sp, um[0]);
 	if (close_range(0, ~0U, 0) != 0)
 		for (st = 0; st < 1024; st++)
 			close(st);
@@ -369,8 +366,7 @@ gsandbox_init_main(int argc, char **argv)
 		if (sig == SIGCHLD) {
 			while ((r = waitpid(-1, &st, WNOHANG)) > 0)
 				if (r == child)
-					return WIFEXITED(st) ? WEXITSTATUS(st) :
-							       128 + WTERMSIG(st);
+					return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			continue;
 		}
 		if (sig == SIGHUP || sig == SIGTERM || sig == SIGINT || sig == SIGQUIT ||
@@ -463,9 +459,10 @@ gsandbox_init(struct guestd *g)
 				 strcmp(g->cfg.sandbox_landlock, "best-effort") != 0;
 	sbs->landlock_abi = sandbox_landlock_abi();
 	if (sbs->landlock_abi == 0)
-		log_warnx("sandbox: this kernel offers no Landlock%s", sbs->landlock_required ?
-			  ": brokered logins are refused (SandboxLandlock required)" :
-			  " (SandboxLandlock best-effort: sandboxes start without it)");
+		log_warnx("sandbox: this kernel offers no Landlock%s",
+			  sbs->landlock_required ?
+				  ": brokered logins are refused (SandboxLandlock required)" :
+				  " (SandboxLandlock best-effort: sandboxes start without it)");
 	else
 		log_info("sandbox: Landlock ABI %d", sbs->landlock_abi);
 	gsandbox_cg_setup(sbs);
@@ -643,11 +640,11 @@ gsandbox_conn_cb(evutil_socket_t fd, short what, void *arg)
 		if (json_is_object(req) && json_is_string(json_object_get(req, "op")) &&
 		    strcmp(json_string_value(json_object_get(req, "op")), "signal") == 0 &&
 		    name != NULL)
-			sig = strcmp(name, "HUP") == 0	? SIGHUP :
-			      strcmp(name, "TERM") == 0 ? SIGTERM :
-			      strcmp(name, "INT") == 0	? SIGINT :
+			sig = strcmp(name, "HUP") == 0	 ? SIGHUP :
+			      strcmp(name, "TERM") == 0	 ? SIGTERM :
+			      strcmp(name, "INT") == 0	 ? SIGINT :
 			      strcmp(name, "WINCH") == 0 ? SIGWINCH :
-							  0;
+							   0;
 		json_decref(req);
 		if (sig != 0 && sb->init_pidfd != -1)
 			(void)gsandbox_pidfd_signal(sb->init_pidfd, sig);
@@ -817,9 +814,8 @@ gsandbox_cg_create(struct gsandbox *sb, const struct policy_limits *lim)
 
 /* Fills sp from the user's account, the session, the policy and the request. */
 static json_t *
-gsandbox_prepare(struct guestd *g, struct gsandbox *sb, struct gsession *s,
-		 const struct passwd *pw, const char *command, const char *term,
-		 struct gsandbox_spec *sp)
+gsandbox_prepare(struct guestd *g, struct gsandbox *sb, struct gsession *s, const struct passwd *pw,
+		 const char *command, const char *term, struct gsandbox_spec *sp)
 {
 	const struct policy *pol = guestd_policy(g);
 	const struct policy_limits *lim = pol != NULL ? policy_limits(pol) : NULL;
@@ -1027,8 +1023,7 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 		resp = gsandbox_error("the sandbox could not start (see saw-guestd's log)");
 		goto fail;
 	}
-	if ((sb->init_pidfd = gsandbox_pidfd_open(sb->init)) == -1 ||
-	    gsandbox_listeners(sb) != 0) {
+	if ((sb->init_pidfd = gsandbox_pidfd_open(sb->init)) == -1 || gsandbox_listeners(sb) != 0) {
 		resp = gsandbox_error("the sandbox's proxies could not start (see saw-guestd's "
 				      "log)");
 		goto fail;
@@ -1036,8 +1031,8 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	if ((sb->conn = fcntl(fd, F_DUPFD_CLOEXEC, 3)) == -1 ||
 	    (sb->ev_conn = event_new(g->base, sb->conn, EV_READ | EV_PERSIST, gsandbox_conn_cb,
 				     sb)) == NULL ||
-	    (sb->ev_ctl = event_new(g->base, sb->ctl, EV_READ | EV_PERSIST, gsandbox_ctl_cb,
-				    sb)) == NULL ||
+	    (sb->ev_ctl = event_new(g->base, sb->ctl, EV_READ | EV_PERSIST, gsandbox_ctl_cb, sb)) ==
+		    NULL ||
 	    sb->monitor_pidfd == -1 ||
 	    (sb->ev_monitor = event_new(g->base, sb->monitor_pidfd, EV_READ, gsandbox_monitor_cb,
 					sb)) == NULL)

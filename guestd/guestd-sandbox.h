@@ -44,8 +44,8 @@ void gsandbox_free_all(struct guestd *g, const char *reason);
  * Returns NULL when the sandbox started (guestd-sandbox.c answers on its copy of fd from
  * then on), or the error answer to send (new reference).
  */
-json_t *gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
-		      int *fds, size_t nfds);
+json_t *gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req, int *fds,
+		      size_t nfds);
 
 /* The session ended (reason in plain words): end its sandboxes. */
 void gsandbox_session_end(struct guestd *g, const char *session_id, const char *reason);

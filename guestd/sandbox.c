@@ -36,14 +36,14 @@ const char *const sandbox_builtin_protected[] = {
 };
 
 const char *const sandbox_builtin_protected_if_present[] = {
-	".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zprofile",
-	".zlogin", ".zlogout", ".config/fish", ".ssh", ".pam_environment", NULL,
+	".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",		".zprofile",
+	".zlogin",	 ".zlogout",	".config/fish", ".ssh",	    ".pam_environment", NULL,
 };
 
 /* Writable paths a policy may not name: the system itself, and the kernel's interfaces. */
 static const char *const sandbox_system_trees[] = {
-	"/",	 "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/sbin",
-	"/usr",	 "/var", "/home", "/root", "/run", "/opt", NULL,
+	"/",	 "/bin", "/boot", "/etc",  "/lib",  "/lib32", "/lib64", "/libx32",
+	"/sbin", "/usr", "/var",  "/home", "/root", "/run",   "/opt",	NULL,
 };
 static const char *const sandbox_kernel_trees[] = { "/proc", "/sys", "/dev", NULL };
 
@@ -214,7 +214,8 @@ sandbox_plan_build(struct sandbox_plan *p, const char *home, const char *const *
 		for (j = 0; !bad && sandbox_kernel_trees[j] != NULL; j++)
 			bad = sandbox_path_below(norm, sandbox_kernel_trees[j]);
 		if (!bad && hide_dir != NULL)
-			bad = sandbox_path_below(norm, hide_dir) || sandbox_path_below(hide_dir, norm);
+			bad = sandbox_path_below(norm, hide_dir) ||
+			      sandbox_path_below(hide_dir, norm);
 		if (bad) {
 			snprintf(err, errlen,
 				 "writable path \"%.200s\" is refused: it must be absolute and "
@@ -403,8 +404,19 @@ sandbox_env_base(struct sandbox_env *e, const struct sandbox_env_params *p)
 #define SOCK_PACKET 10
 #endif
 
-#define SC_ALWAYS(name, e, w) { name, SANDBOX_SC_ALWAYS, 0, 0, 0, e, w }
-#define SC_MASK(name, n, m, v, w) { name, SANDBOX_SC_ARG_MASK, n, m, v, EPERM, w }
+#define SC_ALWAYS(name, e, w)                             \
+	{                                                 \
+		name, SANDBOX_SC_ALWAYS, 0, 0, 0, 0, e, w \
+	}
+#define SC_MASK(name, n, m, v, w)                               \
+	{                                                       \
+		name, SANDBOX_SC_ARG_MASK, n, m, v, 0, EPERM, w \
+	}
+/* socket(family, type & 0xf == t): the type may carry SOCK_NONBLOCK | SOCK_CLOEXEC */
+#define SC_SOCKTYPE(fam, t, w)                                          \
+	{                                                               \
+		"socket", SANDBOX_SC_ARG_MASK, 1, 0xf, t, fam, EPERM, w \
+	}
 
 /*
  * Deny list. Return EPERM (programs report "Operation not permitted" and go on) rather than
@@ -447,10 +459,12 @@ static const struct sandbox_sc_rule sandbox_sc_rules[] = {
 	SC_MASK("clone", 0, CLONE_NEWUSER, CLONE_NEWUSER, "new user namespaces"),
 	SC_MASK("ioctl", 1, 0xffffffffu, TIOCSTI, "typing into the terminal's input (TIOCSTI)"),
 	SC_MASK("ioctl", 1, 0xffffffffu, TIOCLINUX, "console tricks (TIOCLINUX)"),
-	{ "socket", SANDBOX_SC_ARG_EQ, 0, 0, AF_PACKET, EPERM, "packet sockets" },
-	{ "socket", SANDBOX_SC_ARG_MASK, 1, 0xf, SOCK_RAW, EPERM, "raw sockets" },
-	{ "socket", SANDBOX_SC_ARG_MASK, 1, 0xf, SOCK_PACKET, EPERM, "packet sockets" },
-	{ "socket", SANDBOX_SC_SOCKET_NETLINK_NOT_ROUTE, 0, 0, 0, EPERM,
+	{ "socket", SANDBOX_SC_ARG_EQ, 0, 0, AF_PACKET, 0, EPERM, "packet sockets" },
+	SC_SOCKTYPE(AF_INET, SOCK_RAW, "raw IPv4 sockets"),
+	SC_SOCKTYPE(AF_INET6, SOCK_RAW, "raw IPv6 sockets"),
+	SC_SOCKTYPE(AF_INET, SOCK_PACKET, "obsolete packet sockets"),
+	SC_SOCKTYPE(AF_INET6, SOCK_PACKET, "obsolete packet sockets"),
+	{ "socket", SANDBOX_SC_SOCKET_NETLINK_NOT_ROUTE, 0, 0, 0, 0, EPERM,
 	  "netlink other than NETLINK_ROUTE (audit, netfilter, uevents …)" },
 };
 
@@ -465,7 +479,7 @@ int
 sandbox_seccomp_load(char *err, size_t errlen)
 {
 	const struct sandbox_sc_rule *r;
-	struct scmp_arg_cmp cmp[2];
+	struct scmp_arg_cmp cmp[3];
 	scmp_filter_ctx ctx;
 	size_t i, n;
 	int nr, rc = 0, ncmp;
@@ -480,11 +494,14 @@ sandbox_seccomp_load(char *err, size_t errlen)
 		if (nr == __NR_SCMP_ERROR)
 			continue; /* not a system call on this architecture */
 		ncmp = 0;
+		if (r[i].family != 0)
+			cmp[ncmp++] = SCMP_CMP64(0, SCMP_CMP_EQ, (uint64_t)r[i].family);
 		switch (r[i].cmp) {
 		case SANDBOX_SC_ALWAYS:
 			break;
 		case SANDBOX_SC_ARG_MASK:
-			cmp[ncmp++] = SCMP_CMP64(r[i].argn, SCMP_CMP_MASKED_EQ, r[i].mask, r[i].value);
+			cmp[ncmp++] =
+				SCMP_CMP64(r[i].argn, SCMP_CMP_MASKED_EQ, r[i].mask, r[i].value);
 			break;
 		case SANDBOX_SC_ARG_EQ:
 			cmp[ncmp++] = SCMP_CMP64(r[i].argn, SCMP_CMP_EQ, r[i].value);
@@ -533,7 +550,7 @@ struct sandbox_ll_attr {
 	uint64_t scoped;	     /* ABI 6 */
 };
 
-#define SANDBOX_LL_READ                                                                       \
+#define SANDBOX_LL_READ \
 	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 
 uint64_t
@@ -567,9 +584,10 @@ sandbox_landlock_rule(int rfd, const char *path, uint64_t access, char *err, siz
 	int fd, rc = 0;
 
 	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : (snprintf(err, errlen, "landlock: %s: %s", path,
-						       strerror(errno)),
-					     -errno);
+		return errno == ENOENT ?
+			       0 :
+			       (snprintf(err, errlen, "landlock: %s: %s", path, strerror(errno)),
+				-errno);
 	memset(&pb, 0, sizeof(pb));
 	pb.parent_fd = fd;
 	pb.allowed_access = access;
@@ -660,7 +678,7 @@ sandbox_cgroup_parse(const char *mountinfo, const char *proc_cgroup, char *out, 
 			continue;
 		if (sscanf(l, "%*s %*s %*s %*s %4095s", mnt) != 1 || strchr(mnt, '\\') != NULL)
 			continue;
-		r = strcmp(mnt, "/sys/fs/cgroup") == 0		 ? 3 :
+		r = strcmp(mnt, "/sys/fs/cgroup") == 0	       ? 3 :
 		    strcmp(mnt, "/sys/fs/cgroup/unified") == 0 ? 2 :
 								 1;
 		if (r > rank) {
@@ -846,7 +864,8 @@ sandbox_protect_home(int homefd, const struct sandbox_mount *m, size_t homelen, 
 				(void)!fchownat(pfd, base, uid, gid, AT_SYMLINK_NOFOLLOW);
 		} else {
 			int cfd = openat(pfd, base,
-					 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+					 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					 0644);
 
 			if (cfd != -1) {
 				(void)!fchown(cfd, uid, gid);
@@ -859,8 +878,7 @@ sandbox_protect_home(int homefd, const struct sandbox_mount *m, size_t homelen, 
 	if (fd == -1) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
-		snprintf(err, errlen,
-			 "cannot protect %s: %s%s", m->path, strerror(errno),
+		snprintf(err, errlen, "cannot protect %s: %s%s", m->path, strerror(errno),
 			 errno == ELOOP || errno == EXDEV ?
 				 " (a symbolic link: replace it with the file itself, or the "
 				 "sandbox cannot keep it read-only)" :
@@ -926,8 +944,7 @@ sandbox_dev(const int *nodefd, int ptsfd, char *err, size_t errlen)
 }
 
 int
-sandbox_mounts_apply(const struct sandbox_plan *p, uid_t uid, gid_t gid, char *err,
-		     size_t errlen)
+sandbox_mounts_apply(const struct sandbox_plan *p, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	int nodefd[sizeof(sandbox_dev_nodes) / sizeof(sandbox_dev_nodes[0])];
 	struct mount_attr attr;

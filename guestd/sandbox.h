@@ -78,8 +78,7 @@ extern const char *const sandbox_builtin_protected_if_present[];
  * may be NULL). 0, or -1 with a sentence in err (the plan is then empty).
  */
 int sandbox_plan_build(struct sandbox_plan *p, const char *home, const char *const *writable,
-		       const char *const *protect, const char *hide_dir, char *err,
-		       size_t errlen);
+		       const char *const *protect, const char *hide_dir, char *err, size_t errlen);
 void sandbox_plan_free(struct sandbox_plan *p);
 /* Lexically normalises an absolute path into out (no symlinks are looked at). -1 if path is
  * not absolute, climbs above "/", or does not fit. */
@@ -124,6 +123,7 @@ struct sandbox_sc_rule {
 	enum sandbox_sc_cmp cmp;
 	unsigned int argn;
 	uint64_t mask, value;
+	int family;	 /* socket(2) only: also require arg0 == family (0: any family) */
 	int err;	 /* errno returned */
 	const char *why; /* for the man page and the tests */
 };
@@ -152,8 +152,7 @@ uint64_t sandbox_landlock_fs_rights(int abi);
  * on a pure v2 system, /sys/fs/cgroup/unified on a v1/v2 hybrid) and the "0::/path" line.
  * Writes "<mount><path>" (no trailing '/') into out. 0, or -1 if there is no v2 hierarchy.
  */
-int sandbox_cgroup_parse(const char *mountinfo, const char *proc_cgroup, char *out,
-			 size_t outlen);
+int sandbox_cgroup_parse(const char *mountinfo, const char *proc_cgroup, char *out, size_t outlen);
 /* Same, reading this process's files. */
 int sandbox_cgroup_self(char *out, size_t outlen);
 

@@ -51,8 +51,7 @@
 #define SESSION_SIGNAL_GRACE_MS 5000
 #define SESSION_MAX_AUTHINFO 65536
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-session_die(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) session_die(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -235,8 +234,7 @@ session_forward(int fd, const char *sig)
 }
 
 /* After the ok: wait for {"exit":N[,"ended":R]}, forwarding signals meanwhile. */
-static void __attribute__((noreturn))
-session_wait(int fd, char *buf, size_t len, size_t have)
+static void __attribute__((noreturn)) session_wait(int fd, char *buf, size_t len, size_t have)
 {
 	struct signalfd_siginfo si;
 	struct pollfd pfd[3];
@@ -280,9 +278,10 @@ session_wait(int fd, char *buf, size_t len, size_t have)
 		pfd[2].fd = 1; /* only POLLHUP/POLLERR: the login's terminal or pipe is gone */
 		pfd[2].events = 0;
 		n = poll(pfd, 3,
-			 deadline < 0 ? -1 : (int)(deadline > session_now_ms() ?
-							   deadline - session_now_ms() :
-							   0));
+			 deadline < 0 ?
+				 -1 :
+				 (int)(deadline > session_now_ms() ? deadline - session_now_ms() :
+								     0));
 		if (n < 0 && errno != EINTR)
 			session_die("poll: %s", strerror(errno));
 		if (deadline >= 0 && session_now_ms() >= deadline) {
@@ -303,10 +302,12 @@ session_wait(int fd, char *buf, size_t len, size_t have)
 					break;
 				case SIGHUP:
 				case SIGTERM:
-					session_forward(fd, si.ssi_signo == SIGHUP ? "HUP" : "TERM");
+					session_forward(fd,
+							si.ssi_signo == SIGHUP ? "HUP" : "TERM");
 					lastsig = (int)si.ssi_signo;
 					if (deadline < 0)
-						deadline = session_now_ms() + SESSION_SIGNAL_GRACE_MS;
+						deadline = session_now_ms() +
+							   SESSION_SIGNAL_GRACE_MS;
 					break;
 				default:
 					break;
@@ -368,8 +369,8 @@ main(int argc, char **argv)
 	session_key_fp(fp, sizeof(fp));
 	cmd = getenv("SSH_ORIGINAL_COMMAND");
 	term = getenv("TERM");
-	req = json_pack("{s:s, s:s, s:s, s:o}", "op", "session_exec", "user", pw->pw_name, "fp",
-			fp, "command", cmd != NULL ? json_string(cmd) : json_null());
+	req = json_pack("{s:s, s:s, s:s, s:o}", "op", "session_exec", "user", pw->pw_name, "fp", fp,
+			"command", cmd != NULL ? json_string(cmd) : json_null());
 	if (req == NULL)
 		session_die("the command is not valid UTF-8 or too long");
 	if (term != NULL && strlen(term) <= 64)

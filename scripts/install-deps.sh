@@ -16,7 +16,7 @@ pkgs=(
   libcurl4-openssl-dev libevent-dev libsqlite3-dev sqlite3 libpam0g-dev
   libseccomp-dev libcmocka-dev
   openssh-client openssh-server
-  curl iproute2 procps psmisc python3 util-linux coreutils passwd
+  curl openssl iproute2 procps psmisc python3 util-linux coreutils passwd
 )
 # Node (the test IdP) only when missing: a machine may have its own node that ships npm, and
 # Debian's packages would fight with it.

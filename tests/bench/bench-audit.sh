@@ -75,10 +75,10 @@ row "SAW spool + forwarder -> local HTTP (delivered, spool empty)" "$(field done
 	"$HTTP_RATE" "$(field cpu_rate "$R")" ">= 20000"
 
 # ---- 3. the peer: rsyslog omfile, same lines ---------------------------------------------
-# peer_rsyslog NAME SYNC: start a private rsyslogd, feed it N events, time until all are in
-# its output file. Prints nothing on success (adds a row), returns 1 if it cannot run.
+# peer_rsyslog SYNC LABEL: start a private rsyslogd (omfile sync=SYNC), feed it N events,
+# time until all are in its output file. Adds a row; returns 1 if it cannot run.
 peer_rsyslog() {
-	local name=$1 sync=$2 dir=$T/rs-$1 t0 t1 got pid i
+	local sync=$1 name=$2 dir=$T/rsyslog-$1 t0 t1 got pid i
 	mkdir -p "$dir"
 	cat >"$dir/rsyslog.conf" <<EOF
 global(workDirectory="$dir")
@@ -151,7 +151,7 @@ if ! command -v rsyslogd >/dev/null 2>&1; then
 	fi
 fi
 if command -v rsyslogd >/dev/null 2>&1 &&
-	peer_rsyslog "as shipped (no fsync)" off && peer_rsyslog "sync=on" on; then
+	peer_rsyslog off "as shipped (no fsync)" && peer_rsyslog on "sync=on"; then
 	:
 elif peer_journald; then
 	PEER_NOTE="rsyslog could not run; journald used as the peer"

@@ -229,7 +229,8 @@ main(int argc, char **argv)
 			pthread_create(&th[i], NULL, conn_worker, NULL);
 		for (i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
-		printf("conn_per_s %.0f failures %ld\n", (double)total_ok / (now() - t0), total_fail);
+		printf("conn_per_s %.0f failures %ld\n", (double)total_ok / (now() - t0),
+		       total_fail);
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "bulk") == 0) {

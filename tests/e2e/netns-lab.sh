@@ -440,6 +440,11 @@ lab_guestd_config() {
 		echo "ControlSocket $LAB_GUESTD_SOCK"
 		echo "AuthorizedKeysUser nobody"
 		echo "ProxyListen 127.0.0.1:3128"
+		# A guestd that has a DecisionSocket (issue #5) gets one of its own: the default
+		# /run/saw/decide.sock would be shared by every lab running at the same time.
+		if grep -qa DecisionSocket "$SAW_BUILD/guestd/saw-guestd" 2>/dev/null; then
+			echo "DecisionSocket $LAB_DIR/ws/decide.sock"
+		fi
 		local l
 		for l in "$@"; do echo "$l"; done
 	} >"$LAB_GUESTD_CONF"

@@ -9,7 +9,9 @@
 #    user's connection and refuses new logins until it expires;
 #  - the kill switch (HTTP, then sawctl): the workspace's connection is closed, KillCommand
 #    runs with the workspace name (a script writing a marker file), the workspace is refused
-#    until revived, then connects again.
+#    until revived, then connects again;
+#  - TLS on the listener (HttpTLSCertificate/HttpTLSKey), and plain HTTP on a non-loopback
+#    address refused by the configuration check.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker-common.sh"
 . "$(dirname "$0")/revoke-common.sh"
@@ -200,4 +202,31 @@ http GET /v1/sessions -H "$(auth "$ADMIN_TOKEN")"
 assert_eq "$HTTP_STATUS" 401 "an access token for another audience: 401"
 assert_contains "$T/http.body" "audience" "(the audience)"
 check "the broker is alive" broker_alive
+
+# --- TLS: the listener on HttpTLSCertificate/HttpTLSKey (read before the privilege drop) --------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls.key" \
+	-out "$T/tls.crt" -days 2 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
+	2>/dev/null || fail "openssl could not make a test certificate"
+chmod 600 "$T/tls.key"
+stop_pid "$BROKER_PID" || true
+echo "HttpTLSCertificate $T/tls.crt" >>"$BROKER_CONF"
+echo "HttpTLSKey $T/tls.key" >>"$BROKER_CONF"
+start_broker
+wait_for_port "$HTTP_PORT" 10 "$BROKER_PID" || fail "no HTTPS listener"
+assert_contains "$BROKER_LOG" "HTTP listener on 127.0.0.1:$HTTP_PORT (TLS)" "the listener runs TLS"
+HTTP_URL=https://127.0.0.1:$HTTP_PORT
+http GET /healthz --cacert "$T/tls.crt"
+assert_eq "$HTTP_STATUS" 200 "/healthz over TLS, certificate verified: 200"
+http GET /v1/sessions --cacert "$T/tls.crt"
+assert_eq "$HTTP_STATUS" 401 "the admin API over TLS still wants a token"
+rc=0
+curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$HTTP_PORT/healthz" || rc=$?
+check "plain HTTP to the TLS port gets no answer (curl exit $rc)" [ "$rc" -ne 0 ]
+# a non-loopback address without TLS is a configuration error
+sed -e '/^HttpTLS/d' -e "s|^HttpListenAddress .*|HttpListenAddress 0.0.0.0:$HTTP_PORT|" \
+	"$BROKER_CONF" >"$T/bad.conf"
+rc=0
+"$SAW_BUILD/broker/saw-brokerd" -t -f "$T/bad.conf" >"$T/bad.out" 2>&1 || rc=$?
+check "saw-brokerd -t refuses HttpListenAddress 0.0.0.0 without TLS (exit $rc)" [ "$rc" -ne 0 ]
+assert_contains "$T/bad.out" "is not a loopback address: set HttpTLSCertificate and HttpTLSKey"
 finish

@@ -120,10 +120,24 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 check "the long login's three sleeps run (seen from the workspace's root pid namespace)" test "$ok" = 1
+# A second sandbox of the same session, started by running saw-session as sshd would (the
+# user's key in an SSH_USER_AUTH file): no SSH connection that the broker could cut first,
+# so the "session ended" message reaches it.
+echo "publickey $(cut -d' ' -f1,2 "$key.pub")" >"$T/user-auth"
+chmod 0644 "$T/user-auth"
+lab_exec ws su -s /bin/sh "$LAB_USER" -c \
+	"SSH_USER_AUTH=$T/user-auth SSH_ORIGINAL_COMMAND='sleep 603' $LAB_LIBDIR/saw-session -s $LAB_GUESTD_SOCK" \
+	</dev/null >"$T/direct-long.out" 2>"$T/direct-long.err" &
+directpid=$!
+for ((i = 0; i < 100; i++)); do
+	pgrep -u "$LAB_USER" -f 'sleep 603' >/dev/null && break
+	sleep 0.1
+done
+check "a second sandbox of the session runs (sleep 603)" pgrep -u "$LAB_USER" -f 'sleep 603'
 sbx_user_procs >"$T/procs-before.out"
 sid=$(lab_sawctl sessions --user "$LAB_USER" 2>/dev/null | awk 'NR > 1 && $1 != "" { print $1; exit }')
 check "sawctl lists the session ($sid)" test -n "$sid"
-cg=$(grep -o 'cgroup /sys/fs/cgroup[^ ]*' "$LAB_DIR/ws/guestd.log" | tail -n1 | cut -d' ' -f2)
+cg=$(grep -o 'cgroup /sys/fs/cgroup[^ ]*' "$LAB_DIR/ws/guestd.log" | tail -n1 | cut -d' ' -f2 || true)
 t0=$(date +%s%N)
 lab_sawctl revoke "$sid" --message "sandbox test" >"$T/revoke.out" 2>&1 ||
 	{ show_file "$T/revoke.out"; fail_soft "sawctl revoke $sid"; }
@@ -137,7 +151,11 @@ fi
 rc=0
 wait "$longpid" || rc=$?
 assert_status "$rc" 255 "the revoked login's ssh exits 255"
-assert_contains "$T/long.err" "SAW: session ended:" "saw-session says the session ended"
+rc=0
+wait "$directpid" || rc=$?
+assert_status "$rc" 255 "saw-session of the second sandbox exits 255"
+assert_contains "$T/direct-long.err" "SAW: session ended: " "saw-session says the session ended, and why"
+cat "$T/direct-long.err"
 if [ -n "$cg" ] && [ "$cg" != none ]; then
 	check "the login's cgroup $cg is gone" test ! -d "$cg"
 fi

@@ -9,7 +9,7 @@ endif()
 
 set(_saw_fuzz_conf_seeds ${CMAKE_CURRENT_LIST_DIR}/corpus/conf)
 set(_saw_fuzz_conf_srcs ${CMAKE_CURRENT_LIST_DIR}/fuzz_conf.c ${CMAKE_SOURCE_DIR}/conf/conf.c
-  ${CMAKE_SOURCE_DIR}/broker/broker-config.c)
+  ${CMAKE_SOURCE_DIR}/broker/broker-config.c ${CMAKE_SOURCE_DIR}/audit/audit-sink.c)
 
 if(SAW_FUZZ)
   add_executable(fuzz_conf ${_saw_fuzz_conf_srcs})

@@ -41,8 +41,8 @@ fuzz_row(const struct spool_row *row, void *arg)
 	size_t *n = arg;
 
 	/* A row that passed the check must be what the forwarder may send. */
-	if (!row->damaged && (row->len < 2 || row->event[0] != '{' ||
-			      row->event[row->len - 1] != '}'))
+	if (!row->damaged &&
+	    (row->len < 2 || row->event[0] != '{' || row->event[row->len - 1] != '}'))
 		abort();
 	(*n)++;
 	return 0;

@@ -33,15 +33,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r.head_len == 0 || r.head_len > size || r.head_len > GPROXY_MAX_HEAD ||
 	    r.nheaders > GPROXY_MAX_HEADERS || strlen(r.method) == 0)
 		abort();
-	if (r.form != GPROXY_FORM_ORIGIN &&
-	    (r.port < 1 || r.port > 65535 || strlen(r.host) == 0 ||
-	     strlen(r.host) > GPROXY_HOST_MAX))
+	if (r.form != GPROXY_FORM_ORIGIN && (r.port < 1 || r.port > 65535 || strlen(r.host) == 0 ||
+					     strlen(r.host) > GPROXY_HOST_MAX))
 		abort();
 	if (mode == GPROXY_MODE_CONNECT && r.form != GPROXY_FORM_AUTHORITY)
 		abort();
 	if (mode == GPROXY_MODE_ORIGIN && r.form != GPROXY_FORM_ORIGIN)
 		abort();
-	if (r.path + r.path_len > r.head_len || (r.form == GPROXY_FORM_ORIGIN && buf[r.path] != '/'))
+	if (r.path + r.path_len > r.head_len ||
+	    (r.form == GPROXY_FORM_ORIGIN && buf[r.path] != '/'))
 		abort();
 	for (i = 0; i < r.nheaders; i++)
 		if ((size_t)r.headers[i].name + r.headers[i].name_len > r.head_len ||

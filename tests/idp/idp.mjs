@@ -20,7 +20,8 @@
 // --test-endpoints adds POST /test/end-session?login=NAME: ends every IdP session of that
 // account exactly as the end_session endpoint does with logout=yes (back-channel logout to
 // each client of the session, then the session is destroyed). Tests only.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
 
@@ -103,11 +104,34 @@ function accountClaims(login) {
 
 // Fresh signing keys each start: RS256 (what the client asks for) plus an ES256 key so that
 // the broker's JWKS handling sees more than one key.
+//
+// The keys come from the openssl command, not from crypto.generateKeyPairSync: on Node 20 a
+// garbage collection that finalises the key-generation job while the new key is being
+// exported (its mutex held) deadlocks the main thread, about one start in fifty
+// (node::crypto::KeyGenJob::~KeyGenJob waiting on the key's mutex). Keys parsed from PEM
+// never had a job.
+function opensslKey(args) {
+	const pem = execFileSync('openssl', ['genpkey', ...args], {
+		stdio: ['ignore', 'pipe', 'pipe'],
+		timeout: 30000,
+	});
+	return createPrivateKey(pem).export({ format: 'jwk' });
+}
+
 function makeJwks() {
-	const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
-		.export({ format: 'jwk' });
-	const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
-		.export({ format: 'jwk' });
+	let rsa;
+	let ec;
+	try {
+		rsa = opensslKey(['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']);
+		ec = opensslKey(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+	} catch (err) {
+		process.stderr.write(`idp: openssl genpkey failed (${err.message}); using node's key ` +
+			'generation, which can hang on Node 20\n');
+		rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
+			.export({ format: 'jwk' });
+		ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
+			.export({ format: 'jwk' });
+	}
 	const tag = randomBytes(4).toString('hex');
 	return {
 		keys: [

@@ -28,7 +28,8 @@ struct fixture {
 	char path[PATH_MAX + 32];
 };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *tmp = getenv("TMPDIR");
@@ -36,7 +37,7 @@ static int setup(void **state)
 	if (f == NULL)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s/torture_audit.XXXXXX",
-	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+		 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/audit.log", f->dir);
@@ -44,7 +45,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 
@@ -58,7 +60,8 @@ static int teardown(void **state)
  * Checks every line of the file is one complete JSON object ending in '\n'; calls cb (may be
  * NULL) with each. Returns the number of lines.
  */
-static size_t read_lines(const char *path, void (*cb)(json_t *, void *), void *arg)
+static size_t
+read_lines(const char *path, void (*cb)(json_t *, void *), void *arg)
 {
 	FILE *fp = fopen(path, "r");
 	char *line = NULL;
@@ -87,12 +90,14 @@ static size_t read_lines(const char *path, void (*cb)(json_t *, void *), void *a
 }
 
 /* The first line of a new file is the chain anchor (Event Log Activity, class 1008). */
-static bool is_anchor(json_t *j)
+static bool
+is_anchor(json_t *j)
 {
 	return json_integer_value(json_object_get(j, "class_uid")) == 1008;
 }
 
-static json_t *seq_event(int child, int seq, size_t pad)
+static json_t *
+seq_event(int child, int seq, size_t pad)
 {
 	json_t *ev = ocsf_event_new(OCSF_CLASS_API_ACTIVITY, 1, true, ocsf_now_ms());
 	char *p = malloc(pad + 1);
@@ -110,7 +115,8 @@ static json_t *seq_event(int child, int seq, size_t pad)
 	return ev;
 }
 
-static void check_classes(json_t *j, void *arg)
+static void
+check_classes(json_t *j, void *arg)
 {
 	int *n = arg;
 
@@ -118,11 +124,12 @@ static void check_classes(json_t *j, void *arg)
 		assert_true(is_anchor(j));
 	else
 		assert_int_equal(json_integer_value(json_object_get(j, "class_uid")),
-		                 *n < 3 ? 3002 : 4007);
+				 *n < 3 ? 3002 : 4007);
 	(*n)++;
 }
 
-static void torture_append_lines(void **state)
+static void
+torture_append_lines(void **state)
 {
 	struct fixture *f = *state;
 	struct ocsf_subject s = { .username = "alice", .src_ip = "192.0.2.1" };
@@ -136,8 +143,8 @@ static void torture_append_lines(void **state)
 	assert_int_equal(audit_emit(a, ocsf_auth_logon(&s, true, NULL, ocsf_now_ms())), 0);
 	assert_int_equal(audit_emit(a, ocsf_auth_logon(&s, false, "denied", ocsf_now_ms())), 0);
 	assert_int_equal(audit_emit(a, ocsf_ssh_activity(OCSF_SSH_OPEN, &s, OCSF_SSH_AUTH_PUBKEY,
-	                                                 NULL, ocsf_now_ms())),
-	                 0);
+							 NULL, ocsf_now_ms())),
+			 0);
 	/* Lines are in the file at once, before any flush (after the anchor). */
 	assert_int_equal(read_lines(f->path, NULL, NULL), 4);
 	assert_int_equal(audit_flush(a), 0);
@@ -149,7 +156,8 @@ static void torture_append_lines(void **state)
 	assert_int_equal(sb.st_mode & 0137, 0); /* at most 0640 */
 }
 
-static void torture_reopen_appends(void **state)
+static void
+torture_reopen_appends(void **state)
 {
 	struct fixture *f = *state;
 	char err[256];
@@ -166,10 +174,11 @@ static void torture_reopen_appends(void **state)
 	assert_int_equal(read_lines(f->path, NULL, NULL), 4);
 }
 
-#define CHILDREN  4
+#define CHILDREN 4
 #define PER_CHILD 500
 
-static void count_seq(json_t *j, void *arg)
+static void
+count_seq(json_t *j, void *arg)
 {
 	int(*seen)[PER_CHILD] = arg;
 	json_int_t c = json_integer_value(json_object_get(j, "child"));
@@ -187,7 +196,8 @@ static void count_seq(json_t *j, void *arg)
  * chains interleave, which the verifier reports: one writer per file is the rule; this only
  * checks that lines stay whole.)
  */
-static void torture_concurrent_writers(void **state)
+static void
+torture_concurrent_writers(void **state)
 {
 	struct fixture *f = *state;
 	static int seen[CHILDREN][PER_CHILD];
@@ -227,13 +237,15 @@ static void torture_concurrent_writers(void **state)
 			assert_int_equal(seen[c][i], 1);
 }
 
-static void loop_exit_cb(evutil_socket_t fd, short what, void *arg)
+static void
+loop_exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	event_base_loopbreak(arg);
 }
 
 /* With an event base, the sync timer runs and the sink stays usable afterwards. */
-static void torture_event_base_sync(void **state)
+static void
+torture_event_base_sync(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -255,7 +267,8 @@ static void torture_event_base_sync(void **state)
 	assert_int_equal(read_lines(f->path, NULL, NULL), 12);
 }
 
-static void torture_open_errors(void **state)
+static void
+torture_open_errors(void **state)
 {
 	struct fixture *f = *state;
 	char path[PATH_MAX + 64], err[PATH_MAX + 128];
@@ -282,7 +295,8 @@ static void torture_open_errors(void **state)
  * RLIMIT_FSIZE makes the kernel cut writes short and then fail with EFBIG, like a full
  * disk. Events are kept, and once the file is writable again every line is whole.
  */
-static void torture_write_failure_retry(void **state)
+static void
+torture_write_failure_retry(void **state)
 {
 	struct fixture *f = *state;
 	struct rlimit saved, rl;
@@ -317,7 +331,8 @@ static void torture_write_failure_retry(void **state)
 }
 
 /* Past the retry queue's cap, events are counted as lost, never written out of order. */
-static void torture_queue_full(void **state)
+static void
+torture_queue_full(void **state)
 {
 	struct fixture *f = *state;
 	struct rlimit saved, rl;
@@ -345,7 +360,8 @@ static void torture_queue_full(void **state)
 	audit_close(a);
 }
 
-static char *slurp(const char *path)
+static char *
+slurp(const char *path)
 {
 	FILE *fp = fopen(path, "r");
 	char *buf = calloc(1, 4096);
@@ -358,7 +374,8 @@ static char *slurp(const char *path)
 }
 
 /* stderr format: "prog: level: msg" on a terminal or file, "<N>msg" under journald. */
-static void torture_log_format(void **state)
+static void
+torture_log_format(void **state)
 {
 	struct fixture *f = *state;
 	int fd, saved_stderr;
@@ -387,7 +404,7 @@ static void torture_log_format(void **state)
 	/* journald: JOURNAL_STREAM names the stream stderr is connected to. */
 	assert_int_equal(fstat(STDERR_FILENO, &sb), 0);
 	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)sb.st_dev,
-	         (unsigned long long)sb.st_ino);
+		 (unsigned long long)sb.st_ino);
 	setenv("JOURNAL_STREAM", js, 1);
 	log_init("prog", 0);
 	log_info("to journal");
@@ -405,16 +422,17 @@ static void torture_log_format(void **state)
 
 	out = slurp(f->path);
 	assert_string_equal(out, "prog: hello 1\n"
-	                         "prog: warning: open x: No such file or directory\n"
-	                         "prog: warning: evil?name\n"
-	                         "prog: debug: shown\n"
-	                         "<6>to journal\n"
-	                         "<4>denied: Permission denied\n"
-	                         "prog: warning: plain\n");
+				 "prog: warning: open x: No such file or directory\n"
+				 "prog: warning: evil?name\n"
+				 "prog: debug: shown\n"
+				 "<6>to journal\n"
+				 "<4>denied: Permission denied\n"
+				 "prog: warning: plain\n");
 	free(out);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(torture_append_lines, setup, teardown),

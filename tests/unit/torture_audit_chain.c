@@ -31,7 +31,8 @@ struct fixture {
 	char path[PATH_MAX + 32];
 };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *tmp = getenv("TMPDIR");
@@ -39,7 +40,7 @@ static int setup(void **state)
 	if (f == NULL)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s/torture_chain.XXXXXX",
-	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+		 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/audit.jsonl", f->dir);
@@ -47,7 +48,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 	char cmd[PATH_MAX + 16];
@@ -59,7 +61,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static json_t *ev_n(int n)
+static json_t *
+ev_n(int n)
 {
 	struct ocsf_subject s = { .username = "alice", .src_ip = "192.0.2.1", .src_port = n };
 	json_t *ev = ocsf_auth_logon(&s, n % 3 != 0, n % 3 ? NULL : "denied", ocsf_now_ms());
@@ -68,8 +71,9 @@ static json_t *ev_n(int n)
 	return ev;
 }
 
-static struct audit *open_file_sink(const char *path, const char *opts, struct event_base *base,
-                                    enum audit_failure_mode mode)
+static struct audit *
+open_file_sink(const char *path, const char *opts, struct event_base *base,
+	       enum audit_failure_mode mode)
 {
 	struct audit_env env = { .base = base, .app_name = "torture" };
 	struct audit_sink_cfg cfg;
@@ -85,7 +89,8 @@ static struct audit *open_file_sink(const char *path, const char *opts, struct e
 	return a;
 }
 
-static void write_events(const char *path, int n)
+static void
+write_events(const char *path, int n)
 {
 	struct audit *a = open_file_sink(path, NULL, NULL, AUDIT_FAILURE_OPEN);
 	int i;
@@ -101,7 +106,8 @@ struct lines {
 	size_t n;
 };
 
-static struct lines read_all(const char *path)
+static struct lines
+read_all(const char *path)
 {
 	struct lines l = { 0 };
 	FILE *fp = fopen(path, "r");
@@ -119,7 +125,8 @@ static struct lines read_all(const char *path)
 	return l;
 }
 
-static void write_all(const char *path, const struct lines *l, size_t cut_last)
+static void
+write_all(const char *path, const struct lines *l, size_t cut_last)
 {
 	FILE *fp = fopen(path, "w");
 	size_t i;
@@ -136,7 +143,8 @@ static void write_all(const char *path, const struct lines *l, size_t cut_last)
 	fclose(fp);
 }
 
-static void free_lines(struct lines *l)
+static void
+free_lines(struct lines *l)
 {
 	size_t i;
 
@@ -146,7 +154,8 @@ static void free_lines(struct lines *l)
 }
 
 /* Runs the verifier on the listed files; returns its result, report in *out (freed by caller). */
-static int verify(char **out, const char *const *paths, size_t n)
+static int
+verify(char **out, const char *const *paths, size_t n)
 {
 	size_t len;
 	FILE *mem = open_memstream(out, &len);
@@ -158,8 +167,8 @@ static int verify(char **out, const char *const *paths, size_t n)
 	return rc;
 }
 
-static void expect_verify(const char *path, int want_rc, const char *want_text,
-                          const char *want_line)
+static void
+expect_verify(const char *path, int want_rc, const char *want_text, const char *want_line)
 {
 	char *rep = NULL;
 	int rc = verify(&rep, &path, 1);
@@ -167,11 +176,12 @@ static void expect_verify(const char *path, int want_rc, const char *want_text,
 	if (rc != want_rc || (want_text != NULL && strstr(rep, want_text) == NULL) ||
 	    (want_line != NULL && strstr(rep, want_line) == NULL))
 		fail_msg("verify %s: rc %d (want %d), report: %s (want \"%s\" at \"%s\")", path, rc,
-		         want_rc, rep, want_text ? want_text : "", want_line ? want_line : "");
+			 want_rc, rep, want_text ? want_text : "", want_line ? want_line : "");
 	free(rep);
 }
 
-static void torture_chain_intact(void **state)
+static void
+torture_chain_intact(void **state)
 {
 	struct fixture *f = *state;
 	struct lines l;
@@ -199,7 +209,8 @@ static void torture_chain_intact(void **state)
 	expect_verify(f->path, 0, "OK: seq 1 to 21", NULL);
 }
 
-static void torture_verify_detects(void **state)
+static void
+torture_verify_detects(void **state)
 {
 	struct fixture *f = *state;
 	struct lines l;
@@ -229,7 +240,7 @@ static void torture_verify_detects(void **state)
 	l.v[5] = tmp;
 	write_all(f->path, &l, 0);
 	expect_verify(f->path, 1, "reordered: seq 5 is expected here but comes later, at line 6",
-	              ":5:");
+		      ":5:");
 	/* Duplicated record. */
 	tmp = l.v[5];
 	l.v[5] = l.v[4];
@@ -308,7 +319,8 @@ static void torture_verify_detects(void **state)
 }
 
 /* Reopening a file at start-up continues its chain: one anchor, one chain. */
-static void torture_restart_continues(void **state)
+static void
+torture_restart_continues(void **state)
 {
 	struct fixture *f = *state;
 	struct lines l;
@@ -330,7 +342,8 @@ static void torture_restart_continues(void **state)
 }
 
 /* A tail cut short by a crash: a new chain starts after it, the verifier names the line. */
-static void torture_damaged_tail(void **state)
+static void
+torture_damaged_tail(void **state)
 {
 	struct fixture *f = *state;
 	FILE *fp;
@@ -344,7 +357,8 @@ static void torture_damaged_tail(void **state)
 	expect_verify(f->path, 1, "not a JSON object", ":5:");
 }
 
-static void torture_size_rotation(void **state)
+static void
+torture_size_rotation(void **state)
 {
 	struct fixture *f = *state;
 	struct audit *a = open_file_sink(f->path, "rotate=8K keep=3", NULL, AUDIT_FAILURE_OPEN);
@@ -387,7 +401,8 @@ static void torture_size_rotation(void **state)
 	free(rep);
 }
 
-static void torture_time_rotation(void **state)
+static void
+torture_time_rotation(void **state)
 {
 	struct fixture *f = *state;
 	struct audit *a = open_file_sink(f->path, "rotate-every=1s", NULL, AUDIT_FAILURE_OPEN);
@@ -410,7 +425,8 @@ static void torture_time_rotation(void **state)
 }
 
 /* logrotate's "create" mode: the file is renamed, SIGHUP makes us reopen at the path. */
-static void torture_reopen(void **state)
+static void
+torture_reopen(void **state)
 {
 	struct fixture *f = *state;
 	struct audit *a = open_file_sink(f->path, NULL, NULL, AUDIT_FAILURE_OPEN);
@@ -451,14 +467,16 @@ static void torture_reopen(void **state)
 }
 
 /* An event with unmapped data of its own keeps it, next to the chain. */
-static void torture_unmapped_merge(void **state)
+static void
+torture_unmapped_merge(void **state)
 {
 	struct fixture *f = *state;
 	struct audit *a = open_file_sink(f->path, NULL, NULL, AUDIT_FAILURE_OPEN);
 	json_t *ev = ev_n(1), *back, *um;
 	struct lines l;
 
-	json_object_set_new(ev, "unmapped", json_pack("{sisssi}", "x", 1, "prev", "evil", "seq", 99));
+	json_object_set_new(ev, "unmapped",
+			    json_pack("{sisssi}", "x", 1, "prev", "evil", "seq", 99));
 	assert_int_equal(audit_emit(a, ev), 0);
 	audit_close(a);
 	l = read_all(f->path);
@@ -474,7 +492,8 @@ static void torture_unmapped_merge(void **state)
 	expect_verify(f->path, 0, "OK", NULL);
 }
 
-static void torture_sink_parse(void **state)
+static void
+torture_sink_parse(void **state)
 {
 	static const char *const good[] = {
 		"file /var/log/saw/audit.jsonl",
@@ -553,7 +572,8 @@ static void torture_sink_parse(void **state)
 }
 
 /* closed: a sink that cannot make events durable refuses logins until it recovers. */
-static void torture_failure_mode(void **state)
+static void
+torture_failure_mode(void **state)
 {
 	struct fixture *f = *state;
 	struct audit *a = open_file_sink(f->path, NULL, NULL, AUDIT_FAILURE_CLOSED);
@@ -592,7 +612,8 @@ static void torture_failure_mode(void **state)
 	audit_close(a);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(torture_chain_intact, setup, teardown),

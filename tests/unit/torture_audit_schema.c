@@ -24,7 +24,8 @@
 static json_t *classes; /* uid (as string) -> definition */
 static json_t *base_def, *objects;
 
-static json_t *load(const char *name)
+static json_t *
+load(const char *name)
 {
 	const char *src = getenv("SAW_TEST_SRCDIR");
 	char path[4096];
@@ -38,12 +39,13 @@ static json_t *load(const char *name)
 	return j;
 }
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	static const char *const files[] = {
-		"authentication.json",	   "ssh_activity.json",	    "event_log_activity.json",
-		"network_activity.json",   "http_activity.json",    "process_activity.json",
-		"account_change.json",	   "authorize_session.json", "api_activity.json",
+		"authentication.json",	 "ssh_activity.json",	   "event_log_activity.json",
+		"network_activity.json", "http_activity.json",	   "process_activity.json",
+		"account_change.json",	 "authorize_session.json", "api_activity.json",
 	};
 	char key[16];
 	size_t i;
@@ -53,7 +55,7 @@ static int setup(void **state)
 		json_t *c = load(files[i]);
 
 		snprintf(key, sizeof(key), "%lld",
-		         (long long)json_integer_value(json_object_get(c, "uid")));
+			 (long long)json_integer_value(json_object_get(c, "uid")));
 		json_object_set_new(classes, key, c);
 	}
 	base_def = load("base_event.json");
@@ -61,7 +63,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	json_decref(classes);
 	json_decref(base_def);
@@ -73,7 +76,8 @@ static char why[512];
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int bad(const char *fmt, ...)
+static int
+bad(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -83,45 +87,42 @@ static int bad(const char *fmt, ...)
 	return -1;
 }
 
-static bool in_list(json_t *list, const char *name)
+static bool
+in_list(json_t *list, const char *name)
 {
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(list, i, v)
-	{
+	json_array_foreach(list, i, v) {
 		if (strcmp(json_string_value(v), name) == 0)
 			return true;
 	}
 	return false;
 }
 
-static int check_constraints(const char *where, json_t *o, json_t *def)
+static int
+check_constraints(const char *where, json_t *o, json_t *def)
 {
 	json_t *group, *name;
 	size_t i, j;
 	int n;
 
-	json_array_foreach(json_object_get(def, "required"), i, name)
-	{
+	json_array_foreach(json_object_get(def, "required"), i, name) {
 		if (json_object_get(o, json_string_value(name)) == NULL)
-			return bad("%s: required attribute %s missing", where, json_string_value(name));
+			return bad("%s: required attribute %s missing", where,
+				   json_string_value(name));
 	}
-	json_array_foreach(json_object_get(def, "at_least_one"), i, group)
-	{
+	json_array_foreach(json_object_get(def, "at_least_one"), i, group) {
 		n = 0;
-		json_array_foreach(group, j, name)
-		{
+		json_array_foreach(group, j, name) {
 			n += json_object_get(o, json_string_value(name)) != NULL;
 		}
 		if (n == 0)
 			return bad("%s: needs at least one of a group", where);
 	}
-	json_array_foreach(json_object_get(def, "just_one"), i, group)
-	{
+	json_array_foreach(json_object_get(def, "just_one"), i, group) {
 		n = 0;
-		json_array_foreach(group, j, name)
-		{
+		json_array_foreach(group, j, name) {
 			n += json_object_get(o, json_string_value(name)) != NULL;
 		}
 		if (n != 1)
@@ -130,7 +131,8 @@ static int check_constraints(const char *where, json_t *o, json_t *def)
 	return 0;
 }
 
-static int check_object(const char *where, const char *type, json_t *o)
+static int
+check_object(const char *where, const char *type, json_t *o)
 {
 	json_t *def = json_object_get(objects, type), *types, *v;
 	const char *key;
@@ -143,8 +145,7 @@ static int check_object(const char *where, const char *type, json_t *o)
 	if (check_constraints(where, o, def))
 		return -1;
 	types = json_object_get(def, "objects");
-	json_object_foreach(o, key, v)
-	{
+	json_object_foreach(o, key, v) {
 		if (!in_list(json_object_get(def, "attributes"), key))
 			return bad("%s: %s is not an attribute of the %s object", where, key, type);
 		if (json_object_get(types, key) != NULL) {
@@ -157,7 +158,8 @@ static int check_object(const char *where, const char *type, json_t *o)
 }
 
 /* Checks one event against its class: 0, or -1 with the reason in why. */
-static int check_event(json_t *ev)
+static int
+check_event(json_t *ev)
 {
 	json_int_t class_uid = json_integer_value(json_object_get(ev, "class_uid"));
 	json_int_t activity = json_integer_value(json_object_get(ev, "activity_id"));
@@ -172,7 +174,7 @@ static int check_event(json_t *ev)
 	if (cls == NULL)
 		return bad("class_uid %s has no definition in tests/data/ocsf", key);
 	snprintf(where, sizeof(where), "%s (%s)", json_string_value(json_object_get(cls, "name")),
-	         key);
+		 key);
 
 	if (check_constraints(where, ev, base_def) || check_constraints(where, ev, cls))
 		return -1;
@@ -192,13 +194,12 @@ static int check_event(json_t *ev)
 	    !json_equal(json_object_get(ev, "class_name"), json_object_get(cls, "caption")))
 		return bad("%s: class_name does not match class_uid", where);
 	v = json_object_get(ev, "severity_id");
-	if (!json_is_integer(v) ||
-	    !((json_integer_value(v) >= 0 && json_integer_value(v) <= 6) ||
-	      json_integer_value(v) == 99))
+	if (!json_is_integer(v) || !((json_integer_value(v) >= 0 && json_integer_value(v) <= 6) ||
+				     json_integer_value(v) == 99))
 		return bad("%s: bad severity_id", where);
 	v = json_object_get(ev, "status_id");
 	if (v != NULL && !(json_integer_value(v) == 0 || json_integer_value(v) == 1 ||
-	                   json_integer_value(v) == 2 || json_integer_value(v) == 99))
+			   json_integer_value(v) == 2 || json_integer_value(v) == 99))
 		return bad("%s: bad status_id", where);
 	if (!json_is_integer(json_object_get(ev, "time")) ||
 	    json_integer_value(json_object_get(ev, "time")) <= 0)
@@ -207,21 +208,20 @@ static int check_event(json_t *ev)
 	profiles = json_object_get(json_object_get(ev, "metadata"), "profiles");
 	ctypes = json_object_get(cls, "objects");
 	btypes = json_object_get(base_def, "objects");
-	json_object_foreach(ev, name, v)
-	{
+	json_object_foreach(ev, name, v) {
 		allowed = in_list(json_object_get(base_def, "attributes"), name) ||
-		          in_list(json_object_get(cls, "attributes"), name);
-		json_array_foreach(profiles, i, p)
-		{
+			  in_list(json_object_get(cls, "attributes"), name);
+		json_array_foreach(profiles, i, p) {
 			pattrs = json_object_get(json_object_get(base_def, "profiles"),
-			                         json_string_value(p));
+						 json_string_value(p));
 			if (pattrs == NULL)
 				return bad("%s: unknown profile %s", where, json_string_value(p));
 			allowed = allowed || in_list(pattrs, name);
 		}
 		if (!allowed)
-			return bad("%s: %s is not an attribute of the class (nor of a declared profile)",
-			         where, name);
+			return bad(
+				"%s: %s is not an attribute of the class (nor of a declared profile)",
+				where, name);
 		type = json_string_value(json_object_get(ctypes, name));
 		if (type == NULL)
 			type = json_string_value(json_object_get(btypes, name));
@@ -251,7 +251,8 @@ static const struct ocsf_subject alice = {
 	.dst_port = 22,
 };
 
-static void check_and_free(json_t *ev)
+static void
+check_and_free(json_t *ev)
 {
 	assert_non_null(ev);
 	if (check_event(ev) != 0)
@@ -260,16 +261,17 @@ static void check_and_free(json_t *ev)
 }
 
 /* Every builder, with a full subject, an empty one and none. */
-static void torture_every_event_type(void **state)
+static void
+torture_every_event_type(void **state)
 {
 	static const struct ocsf_subject empty;
 	static const struct ocsf_subject addr_only = { .src_ip = "2001:db8::1", .src_port = 4000 };
 	const struct ocsf_subject *subjects[] = { &alice, &empty, &addr_only, NULL };
 	static const enum ocsf_ssh_activity ssh[] = { OCSF_SSH_OPEN, OCSF_SSH_CLOSE,
-		                                      OCSF_SSH_REFUSE };
+						      OCSF_SSH_REFUSE };
 	static const enum ocsf_event_log_activity logs[] = { OCSF_EVENT_LOG_ROTATE,
-		                                             OCSF_EVENT_LOG_START,
-		                                             OCSF_EVENT_LOG_STOP };
+							     OCSF_EVENT_LOG_START,
+							     OCSF_EVENT_LOG_STOP };
 	size_t i, k;
 
 	for (i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
@@ -278,21 +280,22 @@ static void torture_every_event_type(void **state)
 		check_and_free(ocsf_auth_logoff(subjects[i], "revoked", T0));
 		for (k = 0; k < sizeof(ssh) / sizeof(ssh[0]); k++) {
 			check_and_free(ocsf_ssh_activity(ssh[k], subjects[i], OCSF_SSH_AUTH_PUBKEY,
-			                                 NULL, T0));
+							 NULL, T0));
 			check_and_free(ocsf_ssh_activity(ssh[k], subjects[i], OCSF_SSH_AUTH_KBDINT,
-			                                 "why", T0));
+							 "why", T0));
 			check_and_free(ocsf_ssh_activity(ssh[k], subjects[i], 0, NULL, T0));
 		}
 	}
 	for (k = 0; k < sizeof(logs) / sizeof(logs[0]); k++) {
 		check_and_free(ocsf_event_log(logs[k], "/var/log/saw/audit.jsonl", "saw-brokerd",
-		                              "started", T0));
+					      "started", T0));
 		check_and_free(ocsf_event_log(logs[k], NULL, NULL, NULL, T0));
 	}
 }
 
 /* The checker itself refuses what it should (so a passing run means something). */
-static void torture_checker_refuses(void **state)
+static void
+torture_checker_refuses(void **state)
 {
 	json_t *ev = ocsf_auth_logon(&alice, true, NULL, T0), *c;
 
@@ -336,7 +339,8 @@ static void torture_checker_refuses(void **state)
 }
 
 /* A record as the file sink writes it: the chain member keeps it compliant. */
-static void torture_chained_record(void **state)
+static void
+torture_chained_record(void **state)
 {
 	json_t *ev = ocsf_ssh_activity(OCSF_SSH_OPEN, &alice, OCSF_SSH_AUTH_PUBKEY, NULL, T0);
 	char *s = json_dumps(ev, JSON_COMPACT), out[8192];
@@ -350,15 +354,15 @@ static void torture_chained_record(void **state)
 	assert_non_null(back);
 	if (check_event(back) != 0)
 		fail_msg("%s", why);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(back, "unmapped"),
-	                                                    "seq")),
-	                 7);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(back, "unmapped"), "seq")), 7);
 	json_decref(back);
 	json_decref(ev);
 	free(s);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(torture_every_event_type),

@@ -31,7 +31,8 @@ struct fixture {
 	char token[PATH_MAX + 32];
 };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *tmp = getenv("TMPDIR");
@@ -40,7 +41,7 @@ static int setup(void **state)
 	if (f == NULL)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s/torture_spool.XXXXXX",
-	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+		 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->spool, sizeof(f->spool), "%s/spool.db", f->dir);
@@ -53,7 +54,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 	char cmd[PATH_MAX + 16];
@@ -74,7 +76,8 @@ struct collect {
 	size_t damaged;
 };
 
-static int collect_cb(const struct spool_row *row, void *arg)
+static int
+collect_cb(const struct spool_row *row, void *arg)
 {
 	struct collect *c = arg;
 
@@ -86,7 +89,8 @@ static int collect_cb(const struct spool_row *row, void *arg)
 	return 0;
 }
 
-static void torture_spool_order_once(void **state)
+static void
+torture_spool_order_once(void **state)
 {
 	struct fixture *f = *state;
 	char err[256], ev[64];
@@ -128,18 +132,25 @@ static void torture_spool_order_once(void **state)
 	assert_int_equal(spool_peek(s, 0, 1000, 1 << 20, collect_cb, &c), 70);
 	assert_string_equal(c.bodies[0], "{\"n\":30}");
 	assert_string_equal(c.bodies[69], "{\"n\":99}");
-	/* New rows go after the old ones even once the table was emptied (AUTOINCREMENT). */
-	assert_int_equal(spool_ack(s, c.ids[69]), 0);
+	/* While rows remain, new ids are above every acked one, even if the newest rows were
+	 * acked; once the spool is empty ids may start again (spool.h: cursor back to 0). */
+	assert_int_equal(spool_ack(s, c.ids[68]), 0);
+	assert_int_equal(spool_rows(s), 1);
+	assert_int_equal(spool_append(s, NULL, 1, "{}", 2), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 2);
+	assert_true(c.ids[1] > c.ids[0]);
+	assert_int_equal(spool_ack(s, c.ids[1]), 0);
 	assert_int_equal(spool_rows(s), 0);
 	assert_int_equal(spool_bytes(s), 0);
 	assert_int_equal(spool_append(s, NULL, 1, "{}", 2), 0);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 1);
-	assert_true(c.ids[0] > 100);
 	spool_close(s);
 }
 
-static void torture_spool_cap(void **state)
+static void
+torture_spool_cap(void **state)
 {
 	struct fixture *f = *state;
 	char err[256], ev[1024];
@@ -178,7 +189,8 @@ static void torture_spool_cap(void **state)
 	spool_close(s);
 }
 
-static void torture_spool_damaged_rows(void **state)
+static void
+torture_spool_damaged_rows(void **state)
 {
 	struct fixture *f = *state;
 	char err[256];
@@ -194,8 +206,8 @@ static void torture_spool_damaged_rows(void **state)
 	spool_close(s);
 	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "UPDATE spool SET event = 'garbage\n' WHERE uid = 'b'",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 	s = spool_open(f->spool, 0, err, sizeof(err));
 	assert_non_null(s);
@@ -215,7 +227,8 @@ static void torture_spool_damaged_rows(void **state)
 }
 
 /* A newer schema version is refused rather than misread. */
-static void torture_spool_version(void **state)
+static void
+torture_spool_version(void **state)
 {
 	struct fixture *f = *state;
 	char err[512];
@@ -251,10 +264,10 @@ struct fake_siem {
 
 static struct fake_siem siem;
 
-static struct http_req *fake_post(struct http_client *c, const char *url, const char *ctype,
-                                  const char *body, size_t len, const char *const *headers,
-                                  long timeout_ms,
-                                  void (*cb)(const struct http_result *, void *), void *arg)
+static struct http_req *
+fake_post(struct http_client *c, const char *url, const char *ctype, const char *body, size_t len,
+	  const char *const *headers, long timeout_ms,
+	  void (*cb)(const struct http_result *, void *), void *arg)
 {
 	assert_false(siem.pending); /* one request in flight at a time: the order guarantee */
 	assert_string_equal(url, "http://127.0.0.1:9/collect");
@@ -275,7 +288,8 @@ static struct http_req *fake_post(struct http_client *c, const char *url, const 
 	return (struct http_req *)&siem;
 }
 
-static void fake_cancel(struct http_req *r)
+static void
+fake_cancel(struct http_req *r)
 {
 	assert_ptr_equal(r, &siem);
 	siem.pending = false;
@@ -285,7 +299,8 @@ static void fake_cancel(struct http_req *r)
 }
 
 /* The events of the pending body (JSON array or HEC stream), as uids. */
-static size_t body_uids(char ***out)
+static size_t
+body_uids(char ***out)
 {
 	json_t *arr, *ev;
 	json_error_t jerr;
@@ -296,10 +311,9 @@ static size_t body_uids(char ***out)
 		arr = json_loads(siem.body, 0, &jerr);
 		assert_non_null(arr);
 		v = calloc(json_array_size(arr) + 1, sizeof(*v));
-		json_array_foreach(arr, i, ev)
-		{
+		json_array_foreach(arr, i, ev) {
 			v[n++] = strdup(json_string_value(
-			        json_object_get(json_object_get(ev, "metadata"), "uid")));
+				json_object_get(json_object_get(ev, "metadata"), "uid")));
 		}
 		json_decref(arr);
 	} else {
@@ -307,14 +321,14 @@ static size_t body_uids(char ***out)
 		v = calloc(siem.len + 1, sizeof(*v));
 		while (off < siem.len) {
 			json_t *o = json_loadb(siem.body + off, siem.len - off,
-			                       JSON_DISABLE_EOF_CHECK, &jerr);
+					       JSON_DISABLE_EOF_CHECK, &jerr);
 
 			assert_non_null(o);
 			assert_true(json_is_number(json_object_get(o, "time")));
 			ev = json_object_get(o, "event");
 			assert_non_null(ev);
 			v[n++] = strdup(json_string_value(
-			        json_object_get(json_object_get(ev, "metadata"), "uid")));
+				json_object_get(json_object_get(ev, "metadata"), "uid")));
 			json_decref(o);
 			off += (size_t)jerr.position;
 			assert_int_equal(siem.body[off], '\n');
@@ -326,7 +340,8 @@ static size_t body_uids(char ***out)
 }
 
 /* Answers the pending request. status 0: no HTTP answer (connection refused). */
-static void fake_answer(long status)
+static void
+fake_answer(long status)
 {
 	struct http_result res = { 0 };
 	char **v;
@@ -358,7 +373,8 @@ static void fake_answer(long status)
 	siem.cb(&res, siem.arg);
 }
 
-static void fake_reset(void)
+static void
+fake_reset(void)
 {
 	size_t i;
 
@@ -370,7 +386,8 @@ static void fake_reset(void)
 }
 
 /* Runs the loop until a request is pending or ms pass. */
-static bool wait_request(struct event_base *base, int ms)
+static bool
+wait_request(struct event_base *base, int ms)
 {
 	int waited = 0;
 
@@ -384,20 +401,21 @@ static bool wait_request(struct event_base *base, int ms)
 	return siem.pending;
 }
 
-static struct audit *open_http(struct fixture *f, struct event_base *base, const char *opts,
-                               enum audit_failure_mode mode)
+static struct audit *
+open_http(struct fixture *f, struct event_base *base, const char *opts,
+	  enum audit_failure_mode mode)
 {
 	struct audit_env env = { .base = base,
-		                 .http = (struct http_client *)&siem,
-		                 .http_post = fake_post,
-		                 .http_cancel = fake_cancel,
-		                 .app_name = "torture" };
+				 .http = (struct http_client *)&siem,
+				 .http_post = fake_post,
+				 .http_cancel = fake_cancel,
+				 .app_name = "torture" };
 	struct audit_sink_cfg cfg;
 	char spec[2 * PATH_MAX + 256], err[512];
 	struct audit *a;
 
 	snprintf(spec, sizeof(spec), "http http://127.0.0.1:9/collect spool=%s retry-max=1s %s",
-	         f->spool, opts);
+		 f->spool, opts);
 	if (audit_sink_parse(spec, &cfg, err, sizeof(err)) != 0)
 		fail_msg("%s: %s", spec, err);
 	a = audit_open_sinks(&env, &cfg, 1, mode, err, sizeof(err));
@@ -407,7 +425,8 @@ static struct audit *open_http(struct fixture *f, struct event_base *base, const
 }
 
 /* Emits n events; their uids are appended to sent. */
-static void emit_n(struct audit *a, int n, char **sent, size_t *nsent)
+static void
+emit_n(struct audit *a, int n, char **sent, size_t *nsent)
 {
 	struct ocsf_subject s = { .username = "alice", .src_ip = "192.0.2.1" };
 	int i;
@@ -415,13 +434,14 @@ static void emit_n(struct audit *a, int n, char **sent, size_t *nsent)
 	for (i = 0; i < n; i++) {
 		json_t *ev = ocsf_auth_logon(&s, true, NULL, ocsf_now_ms());
 
-		sent[(*nsent)++] = strdup(json_string_value(
-		        json_object_get(json_object_get(ev, "metadata"), "uid")));
+		sent[(*nsent)++] = strdup(
+			json_string_value(json_object_get(json_object_get(ev, "metadata"), "uid")));
 		assert_int_equal(audit_emit(a, ev), 0);
 	}
 }
 
-static void check_delivered(char **sent, size_t nsent)
+static void
+check_delivered(char **sent, size_t nsent)
 {
 	size_t i;
 
@@ -431,7 +451,8 @@ static void check_delivered(char **sent, size_t nsent)
 			fail_msg("event %zu arrived out of order or twice", i);
 }
 
-static void free_sent(char **sent, size_t n)
+static void
+free_sent(char **sent, size_t n)
 {
 	size_t i;
 
@@ -440,7 +461,8 @@ static void free_sent(char **sent, size_t n)
 }
 
 /* SIEM down (refused, 503, 500) then up: every event once, in order; retries resend. */
-static void torture_forward_outage(void **state)
+static void
+torture_forward_outage(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -482,7 +504,8 @@ static void torture_forward_outage(void **state)
 }
 
 /* Splunk HEC: {"time","event"} objects, Authorization: Splunk TOKEN from the file. */
-static void torture_forward_hec(void **state)
+static void
+torture_forward_hec(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -507,7 +530,8 @@ static void torture_forward_hec(void **state)
 }
 
 /* 413: the batch is halved, nothing dropped, then it grows back. */
-static void torture_forward_413(void **state)
+static void
+torture_forward_413(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -537,7 +561,8 @@ static void torture_forward_413(void **state)
 
 /* The spool is full while the SIEM is away: refused events make the pipeline unhealthy
  * (closed mode refuses logins); draining makes room and health returns. */
-static void torture_forward_spool_full(void **state)
+static void
+torture_forward_spool_full(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -551,8 +576,8 @@ static void torture_forward_spool_full(void **state)
 	a = open_http(f, base, "spool-max=64K batch=1000", AUDIT_FAILURE_CLOSED);
 	for (i = 0; i < 1000; i++) {
 		json_t *ev = ocsf_auth_logon(&s, true, NULL, ocsf_now_ms());
-		char *uid = strdup(json_string_value(
-		        json_object_get(json_object_get(ev, "metadata"), "uid")));
+		char *uid = strdup(
+			json_string_value(json_object_get(json_object_get(ev, "metadata"), "uid")));
 
 		if (audit_emit(a, ev) == 0) {
 			sent[nsent++] = uid;
@@ -579,7 +604,8 @@ static void torture_forward_spool_full(void **state)
 
 /* Closing with events unsent (and one request in flight): the next start sends them first,
  * the batch in flight included, in order. */
-static void torture_forward_restart(void **state)
+static void
+torture_forward_restart(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -609,7 +635,8 @@ static void torture_forward_restart(void **state)
 	fake_reset();
 }
 
-static void torture_forward_errors(void **state)
+static void
+torture_forward_errors(void **state)
 {
 	struct fixture *f = *state;
 	struct audit_env env = { 0 };
@@ -622,9 +649,10 @@ static void torture_forward_errors(void **state)
 	assert_null(audit_open_sinks(&env, &cfg, 1, AUDIT_FAILURE_OPEN, err, sizeof(err)));
 	assert_non_null(strstr(err, "needs the event loop"));
 	/* Token file missing. */
-	snprintf(spec, sizeof(spec), "http https://siem.example/ format=hec token-file=%s/nope "
-	                             "spool=%s",
-	         f->dir, f->spool);
+	snprintf(spec, sizeof(spec),
+		 "http https://siem.example/ format=hec token-file=%s/nope "
+		 "spool=%s",
+		 f->dir, f->spool);
 	assert_int_equal(audit_sink_parse(spec, &cfg, err, sizeof(err)), 0);
 	env.base = event_base_new();
 	env.http = (struct http_client *)&siem;
@@ -640,7 +668,8 @@ static void torture_forward_errors(void **state)
 	event_base_free(env.base);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(torture_spool_order_once, setup, teardown),

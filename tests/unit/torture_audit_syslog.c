@@ -30,7 +30,8 @@ struct fixture {
 	int fd;
 };
 
-static int bind_dgram(const char *path)
+static int
+bind_dgram(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -43,7 +44,8 @@ static int bind_dgram(const char *path)
 	return fd;
 }
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
@@ -60,7 +62,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 
@@ -73,7 +76,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct audit *open_syslog(struct fixture *f, struct event_base *base, bool with_file)
+static struct audit *
+open_syslog(struct fixture *f, struct event_base *base, bool with_file)
 {
 	struct audit_env env = { .base = base, .app_name = "saw-brokerd" };
 	struct audit_sink_cfg cfg[2];
@@ -90,7 +94,8 @@ static struct audit *open_syslog(struct fixture *f, struct event_base *base, boo
 	return a;
 }
 
-static char *recv_line(int fd, size_t *len)
+static char *
+recv_line(int fd, size_t *len)
 {
 	static char buf[256 * 1024];
 	ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
@@ -102,7 +107,8 @@ static char *recv_line(int fd, size_t *len)
 	return buf;
 }
 
-static void torture_syslog_format(void **state)
+static void
+torture_syslog_format(void **state)
 {
 	struct fixture *f = *state;
 	struct ocsf_subject s = { .username = "alice", .src_ip = "192.0.2.1" };
@@ -115,12 +121,13 @@ static void torture_syslog_format(void **state)
 
 	/* RFC 5424: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD
 	 * SP MSG; the timestamp in UTC with milliseconds. */
-	assert_int_equal(regcomp(&re,
-	                         "^<([0-9]{1,3})>1 "
-	                         "([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z) "
-	                         "([!-~]{1,255}) ([!-~]{1,48}) ([0-9]+) (OCSF-[0-9]+) - (\\{.*\\})$",
-	                         REG_EXTENDED),
-	                 0);
+	assert_int_equal(
+		regcomp(&re,
+			"^<([0-9]{1,3})>1 "
+			"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z) "
+			"([!-~]{1,255}) ([!-~]{1,48}) ([0-9]+) (OCSF-[0-9]+) - (\\{.*\\})$",
+			REG_EXTENDED),
+		0);
 	ev = ocsf_auth_logon(&s, true, NULL, 1700000000123LL);
 	uid = strdup(json_string_value(json_object_get(json_object_get(ev, "metadata"), "uid")));
 	assert_int_equal(audit_emit(a, ev), 0);
@@ -139,8 +146,8 @@ static void torture_syslog_format(void **state)
 	json = line + m[7].rm_so;
 	back = json_loads(json, 0, NULL);
 	assert_non_null(back);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(back, "metadata"), "uid")),
-	                    uid);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(back, "metadata"), "uid")), uid);
 	assert_null(json_object_get(back, "unmapped")); /* the chain is the file's business */
 	json_decref(back);
 	free(uid);
@@ -156,12 +163,14 @@ static void torture_syslog_format(void **state)
 	audit_close(a);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	event_base_loopbreak(arg);
 }
 
-static void run_for(struct event_base *base, int ms)
+static void
+run_for(struct event_base *base, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -170,7 +179,8 @@ static void run_for(struct event_base *base, int ms)
 }
 
 /* syslogd restarts: events queue (unhealthy), then arrive in order once it is back. */
-static void torture_syslog_receiver_restart(void **state)
+static void
+torture_syslog_receiver_restart(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -204,7 +214,8 @@ static void torture_syslog_receiver_restart(void **state)
 }
 
 /* A receiver that does not read: the socket buffer fills, events wait in order, then flow. */
-static void torture_syslog_backpressure(void **state)
+static void
+torture_syslog_backpressure(void **state)
 {
 	struct fixture *f = *state;
 	struct event_base *base = event_base_new();
@@ -247,7 +258,8 @@ static void torture_syslog_backpressure(void **state)
 	event_base_free(base);
 }
 
-static void torture_syslog_open_error(void **state)
+static void
+torture_syslog_open_error(void **state)
 {
 	struct fixture *f = *state;
 	struct audit_env env = { 0 };
@@ -260,7 +272,8 @@ static void torture_syslog_open_error(void **state)
 	assert_non_null(strstr(err, "cannot connect to the syslog socket"));
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(torture_syslog_format, setup, teardown),

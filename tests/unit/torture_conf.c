@@ -31,6 +31,12 @@ static const char full_config[] = "# every keyword, none at its default\n"
 				  "HostKey /etc/saw/ssh_host_ecdsa_key\n"
 				  "StateDatabase /srv/saw/state.db\n"
 				  "AuditLog /srv/saw/audit.jsonl\n"
+				  "AuditSink file /srv/a rotate=1M rotate-every=1d keep=3\n"
+				  "AuditSink syslog socket=/run/log.sock facility=local3\n"
+				  "AuditSink http https://siem.example.com/collector "
+				  "format=hec token-file=/etc/saw/hec "
+				  "\"spool=/var/lib/saw/a spool.db\" batch=200\n"
+				  "AuditFailureMode closed\n"
 				  "User _saw\n"
 				  "OIDCIssuer https://login.example.com/realms/corp\n"
 				  "OIDCClientID \"saw broker\"\n"
@@ -157,6 +163,24 @@ test_full_config(void **state)
 		    "/etc/saw/ssh_host_ecdsa_key");
 	assert_string_equal(cfg.state_database, "/srv/saw/state.db");
 	assert_string_equal(cfg.audit_log, "/srv/saw/audit.jsonl");
+	assert_list(&cfg.audit_sink, 3, "file /srv/a rotate=1M rotate-every=1d keep=3",
+		    "syslog socket=/run/log.sock facility=local3",
+		    "http https://siem.example.com/collector format=hec token-file=/etc/saw/hec "
+		    "\"spool=/var/lib/saw/a spool.db\" spool-max=256M batch=200 retry-max=1m "
+		    "timeout=10s");
+	assert_string_equal(cfg.audit_failure_mode, "closed");
+	{
+		struct audit_sink_cfg *sinks;
+		enum audit_failure_mode mode;
+		size_t n;
+
+		assert_int_equal(broker_config_audit_sinks(&cfg, &sinks, &n, &mode), 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(mode, AUDIT_FAILURE_CLOSED);
+		assert_int_equal(sinks[0].rotate_size, 1024 * 1024);
+		assert_string_equal(sinks[2].spool, "/var/lib/saw/a spool.db");
+		free(sinks);
+	}
 	assert_string_equal(cfg.user, "_saw");
 	assert_string_equal(cfg.oidc_issuer, "https://login.example.com/realms/corp");
 	assert_string_equal(cfg.oidc_client_id, "saw broker");
@@ -203,6 +227,21 @@ test_defaults(void **state)
 	assert_list(&cfg.host_key, 1, "/etc/saw/ssh_host_ed25519_key");
 	assert_string_equal(cfg.state_database, "/var/lib/saw/broker.db");
 	assert_string_equal(cfg.audit_log, "/var/log/saw/audit.jsonl");
+	assert_int_equal(cfg.audit_sink.n, 0);
+	assert_string_equal(cfg.audit_failure_mode, "open");
+	{
+		struct audit_sink_cfg *sinks;
+		enum audit_failure_mode mode;
+		size_t n;
+
+		/* AuditLog alone: one file sink. */
+		assert_int_equal(broker_config_audit_sinks(&cfg, &sinks, &n, &mode), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(mode, AUDIT_FAILURE_OPEN);
+		assert_int_equal(sinks[0].kind, AUDIT_SINK_FILE);
+		assert_string_equal(sinks[0].path, "/var/log/saw/audit.jsonl");
+		free(sinks);
+	}
 	assert_string_equal(cfg.user, "saw");
 	assert_string_equal(cfg.oidc_issuer, "https://idp.example.com");
 	assert_string_equal(cfg.oidc_client_id, "saw-broker");
@@ -458,6 +497,20 @@ test_each_error(void **state)
 		  "that contains spaces)" },
 		{ "CorpService git", "test.conf:5: CorpService: expected NAME HOST:PORT (e.g. git "
 				     "git.corp.example:443)" },
+		{ "AuditSink tape /dev/st0",
+		  "test.conf:5: AuditSink: \"tape\" is not a sink kind (file, syslog or http)" },
+		{ "AuditSink file var/log/a.jsonl",
+		  "test.conf:5: AuditSink: PATH \"var/log/a.jsonl\" must be an absolute path" },
+		{ "AuditSink http http://siem.example.com/ spool=/s",
+		  "test.conf:5: AuditSink: URL \"http://siem.example.com/\": plain http only to a "
+		  "loopback address; use https" },
+		{ "AuditSink http https://siem.example.com/ format=hec spool=/s",
+		  "test.conf:5: AuditSink: format=hec needs token-file=PATH (the HEC token)" },
+		{ "AuditSink file /a\nAuditSink file /a keep=2",
+		  "test.conf:6: AuditSink: file /a is given twice (one writer per file)" },
+		{ "AuditFailureMode ajar",
+		  "test.conf:5: AuditFailureMode: \"ajar\" is not closed (refuse new logins when "
+		  "audit events cannot be made durable) or open (carry on, log loudly)" },
 		{ "CorpService", "test.conf:5: CorpService: expected NAME HOST:PORT (e.g. git "
 				 "git.corp.example:443)" },
 		{ "CorpService Git git:443",
@@ -712,6 +765,8 @@ assert_config_equal(const struct broker_config *a, const struct broker_config *b
 	assert_list_equal(&a->host_key, &b->host_key);
 	assert_str_equal(a->state_database, b->state_database);
 	assert_str_equal(a->audit_log, b->audit_log);
+	assert_list_equal(&a->audit_sink, &b->audit_sink);
+	assert_str_equal(a->audit_failure_mode, b->audit_failure_mode);
 	assert_str_equal(a->user, b->user);
 	assert_str_equal(a->oidc_issuer, b->oidc_issuer);
 	assert_str_equal(a->oidc_client_id, b->oidc_client_id);
@@ -796,6 +851,8 @@ test_dump_defaults(void **state)
 			       "HostKey /etc/saw/ssh_host_ed25519_key\n"
 			       "StateDatabase /var/lib/saw/broker.db\n"
 			       "AuditLog /var/log/saw/audit.jsonl\n"
+			       "AuditSink none\n"
+			       "AuditFailureMode open\n"
 			       "User saw\n"
 			       "OIDCIssuer https://idp.example.com\n"
 			       "OIDCClientID saw-broker\n"

@@ -121,12 +121,21 @@ test_path_allowed(void **state)
 static void
 test_header_stripped(void **state)
 {
-	static const char *const strip[] = { "Authorization", "authorization", "X-API-KEY",
-					     "Proxy-Authorization", "Cookie", "Host",
-					     "Content-Length", "Transfer-Encoding", "Connection",
-					     "api-key", NULL };
-	static const char *const keep[] = { "Content-Type", "Accept", "OpenAI-Beta",
-					    "anthropic-version", "User-Agent", "X-Api-Keys", NULL };
+	static const char *const strip[] = { "Authorization",
+					     "authorization",
+					     "X-API-KEY",
+					     "Proxy-Authorization",
+					     "Cookie",
+					     "Host",
+					     "Content-Length",
+					     "Transfer-Encoding",
+					     "Connection",
+					     "api-key",
+					     NULL };
+	static const char *const keep[] = {
+		"Content-Type", "Accept",     "OpenAI-Beta", "anthropic-version",
+		"User-Agent",	"X-Api-Keys", NULL
+	};
 	size_t i;
 
 	for (i = 0; strip[i] != NULL; i++)
@@ -146,9 +155,12 @@ test_presented_and_headers(void **state)
 			  "anthropic-version: 2023-06-01\r\n"
 			  "X-Empty:\r\n"
 			  "Content-Length: 2\r\n\r\n{}";
-	struct policy_cred_route rt = { .name = "claude", .kind = "anthropic",
-					.upstream = "https://api.example", .header = "x-api-key",
-					.scheme = NULL, .secret = "file:/x" };
+	struct policy_cred_route rt = { .name = "claude",
+					.kind = "anthropic",
+					.upstream = "https://api.example",
+					.header = "x-api-key",
+					.scheme = NULL,
+					.secret = "file:/x" };
 	struct policy_cred_route bearer = rt;
 	struct gproxy_request r;
 	struct curl_slist *h = NULL, *p;
@@ -156,9 +168,9 @@ test_presented_and_headers(void **state)
 	size_t len[4], n;
 	char err[200], all[2048] = "";
 
-	assert_int_equal(gproxy_parse_mode(req, strlen(req), GPROXY_MODE_ORIGIN, &r, err,
-					   sizeof(err)),
-			 GPROXY_OK);
+	assert_int_equal(
+		gproxy_parse_mode(req, strlen(req), GPROXY_MODE_ORIGIN, &r, err, sizeof(err)),
+		GPROXY_OK);
 	n = gcred_presented(req, &r, tok, len, 4);
 	assert_int_equal(n, 2);
 	assert_int_equal(len[0], 9);
@@ -247,9 +259,9 @@ test_parse_modes(void **state)
 	assert_int_equal(pm("POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
 			    GPROXY_MODE_ORIGIN, &r),
 			 GPROXY_OK);
-	assert_int_equal(pm("POST /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n", GPROXY_MODE_ORIGIN,
-			    &r),
-			 GPROXY_BAD);
+	assert_int_equal(
+		pm("POST /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n", GPROXY_MODE_ORIGIN, &r),
+		GPROXY_BAD);
 	assert_int_equal(pm("POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
 			    GPROXY_MODE_ORIGIN, &r),
 			 GPROXY_BAD);
@@ -269,9 +281,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_caps),	       cmocka_unit_test(test_env_name),
-		cmocka_unit_test(test_route_of),       cmocka_unit_test(test_path_allowed),
-		cmocka_unit_test(test_header_stripped), cmocka_unit_test(test_presented_and_headers),
+		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_env_name),
+		cmocka_unit_test(test_route_of),
+		cmocka_unit_test(test_path_allowed),
+		cmocka_unit_test(test_header_stripped),
+		cmocka_unit_test(test_presented_and_headers),
 		cmocka_unit_test(test_parse_modes),
 	};
 

@@ -25,7 +25,8 @@ static const struct ocsf_subject alice = {
 	.dst_port = 22,
 };
 
-static json_int_t int_at(json_t *o, const char *key)
+static json_int_t
+int_at(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -34,7 +35,8 @@ static json_int_t int_at(json_t *o, const char *key)
 	return json_integer_value(v);
 }
 
-static const char *str_at(json_t *o, const char *key)
+static const char *
+str_at(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -44,7 +46,8 @@ static const char *str_at(json_t *o, const char *key)
 }
 
 /* Every OCSF event carries these, whatever its class. */
-static void check_base(json_t *ev, int class_uid, int activity_id, int status_id, int64_t t)
+static void
+check_base(json_t *ev, int class_uid, int activity_id, int status_id, int64_t t)
 {
 	json_t *meta, *product;
 	const char *uid;
@@ -77,7 +80,8 @@ static void check_base(json_t *ev, int class_uid, int activity_id, int status_id
 }
 
 /* Serialized compactly, parsed back: the same object, on one line. */
-static void check_round_trip(json_t *ev)
+static void
+check_round_trip(json_t *ev)
 {
 	json_error_t jerr;
 	char *s = json_dumps(ev, JSON_COMPACT);
@@ -92,7 +96,8 @@ static void check_round_trip(json_t *ev)
 	free(s);
 }
 
-static void torture_event_new(void **state)
+static void
+torture_event_new(void **state)
 {
 	static const struct {
 		enum ocsf_class c;
@@ -128,18 +133,20 @@ static void torture_event_new(void **state)
 	}
 }
 
-static void torture_event_uid_unique(void **state)
+static void
+torture_event_uid_unique(void **state)
 {
 	json_t *a = ocsf_event_new(OCSF_CLASS_AUTHENTICATION, 1, true, T0);
 	json_t *b = ocsf_event_new(OCSF_CLASS_AUTHENTICATION, 1, true, T0);
 
 	assert_string_not_equal(str_at(json_object_get(a, "metadata"), "uid"),
-	                        str_at(json_object_get(b, "metadata"), "uid"));
+				str_at(json_object_get(b, "metadata"), "uid"));
 	json_decref(a);
 	json_decref(b);
 }
 
-static void torture_logon_success(void **state)
+static void
+torture_logon_success(void **state)
 {
 	json_t *ev = ocsf_auth_logon(&alice, true, NULL, T0);
 	json_t *user, *session, *src, *dst, *svc;
@@ -174,7 +181,8 @@ static void torture_logon_success(void **state)
 	json_decref(ev);
 }
 
-static void torture_logon_failure(void **state)
+static void
+torture_logon_failure(void **state)
 {
 	struct ocsf_subject s = { .username = "mallory", .src_ip = "203.0.113.9" };
 	json_t *ev = ocsf_auth_logon(&s, false, "not in the required group saw-users", T0);
@@ -192,7 +200,8 @@ static void torture_logon_failure(void **state)
 	json_decref(ev);
 }
 
-static void torture_logon_empty_subject(void **state)
+static void
+torture_logon_empty_subject(void **state)
 {
 	struct ocsf_subject s = { 0 };
 	json_t *ev = ocsf_auth_logon(&s, false, NULL, T0);
@@ -214,7 +223,8 @@ static void torture_logon_empty_subject(void **state)
 	json_decref(ev);
 }
 
-static void torture_logoff(void **state)
+static void
+torture_logoff(void **state)
 {
 	json_t *ev = ocsf_auth_logoff(&alice, "revoked", T0);
 
@@ -228,7 +238,8 @@ static void torture_logoff(void **state)
 	json_decref(ev);
 }
 
-static void torture_ssh_activity(void **state)
+static void
+torture_ssh_activity(void **state)
 {
 	json_t *ev, *meta, *profiles, *actor;
 
@@ -260,7 +271,8 @@ static void torture_ssh_activity(void **state)
 	json_decref(ev);
 }
 
-static void torture_ssh_refuse_anonymous(void **state)
+static void
+torture_ssh_refuse_anonymous(void **state)
 {
 	struct ocsf_subject s = { .src_ip = "2001:db8::1", .src_port = 4000 };
 	json_t *ev = ocsf_ssh_activity(OCSF_SSH_REFUSE, &s, 0, "too many connections", T0);
@@ -279,7 +291,8 @@ static void torture_ssh_refuse_anonymous(void **state)
 }
 
 /* A username from the wire that is not UTF-8 must not make the record disappear. */
-static void torture_invalid_utf8(void **state)
+static void
+torture_invalid_utf8(void **state)
 {
 	struct ocsf_subject s = { .username = "bad\xff\xfename\n" };
 	json_t *ev = ocsf_auth_logon(&s, false, "unknown user", T0);
@@ -290,7 +303,8 @@ static void torture_invalid_utf8(void **state)
 	json_decref(ev);
 }
 
-static void torture_now_ms(void **state)
+static void
+torture_now_ms(void **state)
 {
 	int64_t now = ocsf_now_ms();
 
@@ -299,7 +313,8 @@ static void torture_now_ms(void **state)
 	assert_true(now < 4102444800000LL);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(torture_event_new),
