@@ -7,7 +7,7 @@
 //
 //   node tests/idp/idp.mjs --port PORT [--host 127.0.0.1] [--client-id saw-broker]
 //        [--backchannel-logout-uri URL] [--users FILE.json] [--admin-resource URI]
-//        [--test-endpoints]
+//        [--test-endpoints] [--device-interval SECONDS]
 //
 // Prints exactly one line `READY http://HOST:PORT` on stdout once listening; everything else
 // goes to stderr. --users names a JSON object { "login": { "groups": [...], "name": "...",
@@ -35,13 +35,14 @@ function usage(msg) {
 		process.stderr.write(`idp: ${msg}\n`);
 	process.stderr.write('usage: idp.mjs --port PORT [--host 127.0.0.1] [--client-id ID] ' +
 		'[--backchannel-logout-uri URL] [--users FILE.json] [--admin-resource URI] ' +
-		'[--test-endpoints]\n');
+		'[--test-endpoints] [--device-interval SECONDS]\n');
 	process.exit(2);
 }
 
 function parseArgs(argv) {
 	const opts = { host: '127.0.0.1', port: undefined, clientId: 'saw-broker', bclUri: undefined,
-		users: undefined, adminResource: 'urn:saw:admin', testEndpoints: false };
+		users: undefined, adminResource: 'urn:saw:admin', testEndpoints: false,
+		deviceInterval: 1 };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
 		const val = () => {
@@ -57,6 +58,7 @@ function parseArgs(argv) {
 		case '--users': opts.users = val(); break;
 		case '--admin-resource': opts.adminResource = val(); break;
 		case '--test-endpoints': opts.testEndpoints = true; break;
+		case '--device-interval': opts.deviceInterval = Number(val()); break;
 		case '-h': case '--help': usage(); break;
 		default: usage(`unknown argument ${a}`);
 		}
@@ -303,6 +305,16 @@ provider.on('backchannel.success', (ctx, cl, accountId, sid) => {
 });
 provider.on('grant.success', (ctx) => {
 	process.stderr.write(`idp: grant issued (${ctx.oidc.params?.grant_type ?? ''})\n`);
+});
+
+// oidc-provider leaves `interval` out of the device authorization response, so clients use
+// RFC 8628's 5 s default. The test IdP says 1 s (--device-interval) so that each test login
+// does not wait 5 s; the broker honours whatever the IdP says.
+provider.use(async (ctx, next) => {
+	await next();
+	if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && ctx.body.device_code &&
+	    Number.isInteger(opts.deviceInterval) && opts.deviceInterval > 0)
+		ctx.body = { ...ctx.body, interval: opts.deviceInterval };
 });
 
 // Sessions by account, for --test-endpoints.
