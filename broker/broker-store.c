@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -130,10 +132,90 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_WS_LIST] = "SELECT " STORE_WS_COLS " FROM workspaces ORDER BY name",
 };
 
+/*
+ * WAL checkpoints (copying the log back into the database, with fsyncs) are the only slow
+ * thing sqlite does, and by default the committing call pays for them. The event loop must
+ * never wait on the disk, so auto-checkpointing is off on the loop's connection and a worker
+ * thread with a connection of its own runs a PASSIVE checkpoint every second (PASSIVE never
+ * blocks writers).
+ */
+#define STORE_CHECKPOINT_MS 1000
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[STMT_COUNT];
+	sqlite3 *ckpt_db;
+	pthread_t ckpt_thread;
+	bool ckpt_running;
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	bool ckpt_stop;
 };
+
+static void *
+store_checkpoint_main(void *arg)
+{
+	struct store *st = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&st->ckpt_lock);
+	while (!st->ckpt_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)STORE_CHECKPOINT_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&st->ckpt_cond, &st->ckpt_lock, &ts);
+		if (st->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&st->ckpt_lock);
+		sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&st->ckpt_lock);
+	}
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return NULL;
+}
+
+static void
+store_checkpoint_start(struct store *st, const char *path)
+{
+	if (strcmp(path, ":memory:") == 0)
+		return;
+	if (sqlite3_open_v2(path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		log_warnx("session store: no checkpoint thread (%s); sqlite checkpoints inline",
+			  st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : "out of memory");
+		sqlite3_close(st->ckpt_db);
+		st->ckpt_db = NULL;
+		return;
+	}
+	sqlite3_busy_timeout(st->ckpt_db, STORE_BUSY_TIMEOUT_MS);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
+	if (pthread_create(&st->ckpt_thread, NULL, store_checkpoint_main, st) != 0) {
+		sqlite3_close(st->ckpt_db);
+		st->ckpt_db = NULL;
+		return;
+	}
+	st->ckpt_running = true;
+	sqlite3_wal_autocheckpoint(st->db, 0);
+}
+
+static void
+store_checkpoint_stop(struct store *st)
+{
+	if (!st->ckpt_running)
+		return;
+	pthread_mutex_lock(&st->ckpt_lock);
+	st->ckpt_stop = true;
+	pthread_cond_signal(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->ckpt_lock);
+	pthread_join(st->ckpt_thread, NULL);
+	sqlite3_close(st->ckpt_db);
+	st->ckpt_db = NULL;
+	st->ckpt_running = false;
+	pthread_mutex_destroy(&st->ckpt_lock);
+	pthread_cond_destroy(&st->ckpt_cond);
+}
 
 static void
 store_warn(struct store *st, const char *what)
@@ -315,6 +397,7 @@ store_open(const char *path, struct store **out, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	store_checkpoint_start(st, path);
 	*out = st;
 	return 0;
 fail:
@@ -330,6 +413,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_checkpoint_stop(st);
 	for (i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	if (st->db != NULL) {
