@@ -50,6 +50,10 @@ struct workspace {
 	struct evbuffer *rx;
 	struct evbuffer *tx;
 	struct event *ev_keepalive;
+	/* Bytes libssh received on this connection: it also reads the socket while serving
+	 * other connections' routes, where no event of ours sees it (see broker-route.c). */
+	struct ssh_counter_struct rx_counter;
+	size_t rx_seen;
 };
 
 /* A live session attached to a workspace (survives guestd reconnects). */
@@ -203,6 +207,10 @@ workspace_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = w->conn;
 	long long ka = w->broker->cfg.workspace_keepalive;
 
+	if (w->rx_counter.in_bytes != w->rx_seen) {
+		w->rx_seen = w->rx_counter.in_bytes;
+		c->last_rx = broker_now();
+	}
 	if (broker_now() - c->last_rx > 3 * ka) {
 		log_warnx("workspace %s: no answer for %llds, dropping its connection", w->name,
 			  3 * ka);
@@ -259,6 +267,7 @@ workspace_conn_open(struct conn *c)
 	w->broker = b;
 	w->conn = c;
 	c->ws = w;
+	ssh_set_counters(c->ssh, NULL, &w->rx_counter);
 	c->last_rx = broker_now();
 	event_add(w->ev_keepalive, &tv);
 	w->next = b->workspaces;
@@ -295,6 +304,7 @@ workspace_conn_closed(struct conn *c)
 		return;
 	log_info("workspace %s went offline", w->name);
 	c->ws = NULL;
+	ssh_set_counters(c->ssh, NULL, NULL);
 	/* The channels go with the SSH session. */
 	workspace_unlink(w);
 }

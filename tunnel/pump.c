@@ -5,6 +5,10 @@
  * unread data in the channel's buffer and only re-opens the sender's window as we read, so
  * a slow X stops the sender. X → channel: we read from X only as much as the channel's
  * remote window allows, so a slow SSH peer stops the socket reader (TCP does the rest).
+ *
+ * While a session re-keys (every GiB or hour), libssh 0.10's non-blocking ssh_channel_write()
+ * accepts nothing and returns 0. Bytes already taken from the other end then wait in a small
+ * per-direction holding buffer (at most one chunk) and nothing more is read until it drained.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -18,6 +22,11 @@
 
 #include "tunnel/pump.h"
 
+struct pump_hold {
+	char *buf; /* PUMP_CHUNK bytes, allocated on first use */
+	size_t off, len;
+};
+
 struct pump {
 	ssh_channel a;
 	ssh_channel b; /* NULL for a socket pump */
@@ -30,6 +39,7 @@ struct pump {
 	bool sock_shut;	  /* shutdown(SHUT_WR) done after the channel's EOF */
 	bool eof_sent[2]; /* [0]: a→b (or channel→socket), [1]: b→a (socket→channel) */
 	uint64_t bytes[2];
+	struct pump_hold hold[2]; /* [0]: into b (channel pump only), [1]: into a */
 	bool done;
 	bool in_run; /* guards re-entrancy from done_cb */
 	pump_done_cb cb;
@@ -52,6 +62,45 @@ pump_finish(struct pump *p)
 		p->cb(p, p->arg); /* may free p */
 }
 
+/* Writes into a channel; what it does not take now is held. Returns -1 on a broken channel. */
+static int
+pump_write(struct pump *p, ssh_channel dst, int dir, const char *data, size_t len)
+{
+	struct pump_hold *h = &p->hold[dir];
+	int w = ssh_channel_write(dst, data, (uint32_t)len);
+
+	if (w < 0)
+		return -1;
+	p->bytes[dir] += (uint64_t)w;
+	if ((size_t)w == len)
+		return 0;
+	if (h->buf == NULL && (h->buf = malloc(PUMP_CHUNK)) == NULL)
+		return -1;
+	memcpy(h->buf, data + w, len - (size_t)w);
+	h->off = 0;
+	h->len = len - (size_t)w;
+	return 0;
+}
+
+/* Returns 1 while bytes are still held, 0 when the holding buffer is empty, -1 on error. */
+static int
+pump_drain_hold(struct pump *p, ssh_channel dst, int dir)
+{
+	struct pump_hold *h = &p->hold[dir];
+	int w;
+
+	if (h->len == h->off)
+		return 0;
+	if ((w = ssh_channel_write(dst, h->buf + h->off, (uint32_t)(h->len - h->off))) < 0)
+		return -1;
+	p->bytes[dir] += (uint64_t)w;
+	h->off += (size_t)w;
+	if (h->off < h->len)
+		return 1;
+	h->off = h->len = 0;
+	return 0;
+}
+
 static bool
 chan_gone(ssh_channel c)
 {
@@ -66,10 +115,12 @@ pump_chan_to_chan(struct pump *p, ssh_channel src, ssh_channel dst, int dir)
 
 	while (!p->eof_sent[dir]) {
 		uint32_t win;
-		int r, w;
+		int r, held;
 
 		if (chan_gone(dst))
 			return -1;
+		if ((held = pump_drain_hold(p, dst, dir)) != 0)
+			return held < 0 ? -1 : 0;
 		if ((win = ssh_channel_window_size(dst)) == 0)
 			return 0;
 		r = ssh_channel_read_nonblocking(src, buf, win < sizeof(buf) ? win : sizeof(buf),
@@ -83,10 +134,8 @@ pump_chan_to_chan(struct pump *p, ssh_channel src, ssh_channel dst, int dir)
 			return -1;
 		if (r == 0)
 			return 0;
-		w = ssh_channel_write(dst, buf, (uint32_t)r);
-		if (w != r)
-			return -1; /* cannot happen within the window: treat as broken */
-		p->bytes[dir] += (uint64_t)r;
+		if (pump_write(p, dst, dir, buf, (size_t)r) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -151,9 +200,16 @@ pump_sock_to_chan(struct pump *p)
 	while (!p->sock_eof && !p->connecting) {
 		uint32_t win;
 		ssize_t r;
+		int held;
 
 		if (chan_gone(p->a))
 			return -1;
+		if ((held = pump_drain_hold(p, p->a, 1)) != 0) {
+			if (held < 0)
+				return -1;
+			event_del(p->ev_read); /* re-armed by pump_run once drained */
+			break;
+		}
 		if ((win = ssh_channel_window_size(p->a)) == 0) {
 			event_del(p->ev_read); /* pump_run re-arms it when the window opens */
 			break;
@@ -172,9 +228,8 @@ pump_sock_to_chan(struct pump *p)
 			ssh_channel_send_eof(p->a);
 			break;
 		}
-		if (ssh_channel_write(p->a, buf, (uint32_t)r) != (int)r)
+		if (pump_write(p, p->a, 1, buf, (size_t)r) < 0)
 			return -1;
-		p->bytes[1] += (uint64_t)r;
 		if ((size_t)r < sizeof(buf) && (uint32_t)r < win) {
 			event_add(p->ev_read, NULL);
 			break; /* drained for now */
@@ -322,6 +377,8 @@ pump_free(struct pump *p)
 		event_free(p->ev_write);
 	if (p->to_sock)
 		evbuffer_free(p->to_sock);
+	free(p->hold[0].buf);
+	free(p->hold[1].buf);
 	if (p->fd >= 0)
 		close(p->fd);
 	/* ssh_channel_free sends CLOSE if needed; libssh frees the channel once the peer's
