@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/log.h"
 #include "audit/sink.h"
+
+#define AUDIT_HEALTH_LOG_SECS 10
 
 struct audit_sink {
 	const struct sink_ops *ops;
@@ -23,8 +26,10 @@ struct audit {
 	struct audit_sink *sinks;
 	size_t nsinks;
 	enum audit_failure_mode mode;
-	bool build_failing; /* the last event could not be built or serialized */
-	bool was_healthy;   /* for logging transitions */
+	bool build_failing;   /* the last event could not be built or serialized */
+	bool was_healthy;     /* for logging transitions */
+	time_t health_logged; /* when a transition was last logged */
+	unsigned long flaps;  /* transitions not logged since (rate limit) */
 	unsigned long long lost_build;
 };
 
@@ -288,14 +293,29 @@ audit_count_build_lost(struct audit *a, const char *why)
 		log_warnx("AUDIT EVENT LOST (%s): %llu event(s) lost so far", why, a->lost_build);
 }
 
+/*
+ * Logs health transitions, at most one every AUDIT_HEALTH_LOG_SECS (a slow syslog receiver
+ * can flip health at every burst); the sinks log their own failures in detail.
+ */
 static void
 audit_note_health(struct audit *a)
 {
 	bool h = audit_healthy(a);
+	time_t now;
 
 	if (h == a->was_healthy)
 		return;
 	a->was_healthy = h;
+	now = time(NULL);
+	if (a->health_logged != 0 && now - a->health_logged < AUDIT_HEALTH_LOG_SECS) {
+		a->flaps++;
+		return;
+	}
+	a->health_logged = now;
+	if (a->flaps > 0)
+		log_warnx("audit: health changed %lu more time(s) in the last %d s", a->flaps,
+			  AUDIT_HEALTH_LOG_SECS);
+	a->flaps = 0;
 	if (!h && a->mode == AUDIT_FAILURE_CLOSED)
 		log_warnx("AUDIT FAILURE: events cannot be made durable in every audit sink; "
 			  "AuditFailureMode closed: new logins and sessions are refused until "

@@ -96,6 +96,9 @@ spool_open(const char *path, long long max_bytes, char *err, size_t errlen)
 	if (spool_exec(s, "PRAGMA locking_mode=EXCLUSIVE", err, errlen) == -1 ||
 	    spool_exec(s, "PRAGMA journal_mode=WAL", err, errlen) == -1 ||
 	    spool_exec(s, "PRAGMA synchronous=NORMAL", err, errlen) == -1 ||
+	    /* Pages read back (forwarder, checkpoints) come from memory, not read(2). */
+	    spool_exec(s, "PRAGMA cache_size=-16384", err, errlen) == -1 ||
+	    spool_exec(s, "PRAGMA mmap_size=268435456", err, errlen) == -1 ||
 	    spool_exec(s, "PRAGMA secure_delete=OFF", err, errlen) == -1)
 		goto fail;
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||

@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "audit/audit.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "broker/broker-oidc.h"
@@ -345,6 +346,16 @@ auth_publickey(struct conn *c, ssh_message msg)
 		return auth_machine_key(c, msg, fp);
 	memset(&s, 0, sizeof(s));
 	rc = store_session_find_by_key(b->store, fp, broker_now(), &s);
+	if (rc == 0 && strcmp(s.username, c->user) == 0 && audit_refuses_logins(b->audit)) {
+		store_session_clear(&s);
+		free(fp);
+		auth_refuse(
+			c,
+			"The broker cannot record new logins right now (audit log unavailable); "
+			"try again later or tell your administrator.",
+			"audit log unavailable (AuditFailureMode closed)");
+		return 0;
+	}
 	if (rc == 0 && strcmp(s.username, c->user) == 0) {
 		c->key_fp = fp;
 		if (sessions_attach(b, c, &s) != 0) {
@@ -368,6 +379,15 @@ auth_publickey(struct conn *c, ssh_message msg)
 	if ((locked = revoke_lock_check(b, NULL, NULL, c->user)) != NULL) {
 		auth_refuse(c, locked, "user is locked");
 		free(locked);
+		return 0;
+	}
+	if (audit_refuses_logins(b->audit)) {
+		/* AuditFailureMode closed: nothing happens that cannot be recorded. */
+		auth_refuse(
+			c,
+			"The broker cannot record new logins right now (audit log unavailable); "
+			"try again later or tell your administrator.",
+			"audit log unavailable (AuditFailureMode closed)");
 		return 0;
 	}
 	c->login = LOGIN_KEY_OK;

@@ -235,6 +235,28 @@ broker_drop_privileges(struct broker *b)
 	log_debug("running as %s (uid %d)", b->cfg.user, (int)pw->pw_uid);
 }
 
+/* Every AuditSink (AuditLog alone is one file sink), per AuditFailureMode. */
+static int
+broker_open_audit(struct broker *b, char *err, size_t errlen)
+{
+	struct audit_env env = { .base = b->base,
+				 .http = b->http,
+				 .http_post = http_post,
+				 .http_cancel = http_cancel,
+				 .app_name = "saw-brokerd" };
+	struct audit_sink_cfg *sinks = NULL;
+	enum audit_failure_mode mode;
+	size_t nsinks = 0;
+
+	if (broker_config_audit_sinks(&b->cfg, &sinks, &nsinks, &mode) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	b->audit = audit_open_sinks(&env, sinks, nsinks, mode, err, errlen);
+	free(sinks);
+	return b->audit != NULL ? 0 : -1;
+}
+
 /* The jump-host pair (JumpHost lines): one multiplexed client connection each. */
 static int
 broker_jump_start(struct broker *b)
@@ -287,7 +309,10 @@ broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 	size_t i;
 
 	if (sig == SIGHUP) {
-		log_warnx("SIGHUP: configuration reload is not supported yet; restart to apply");
+		/* Log rotation: reopen the audit files (and re-read the SIEM token). */
+		audit_reopen(b->audit);
+		log_info("SIGHUP: audit files reopened (configuration reload is not supported yet; "
+			 "restart to apply configuration changes)");
 		return;
 	}
 	if (b->shutting_down)
@@ -326,10 +351,12 @@ broker_cleanup(struct broker *b)
 		evconnlistener_free(b->listeners[i]);
 	free(b->listeners);
 	oidc_free(b->oidc);
+	/* Before the HTTP client: audit_close() cancels the SIEM request in flight (those events
+	 * stay in the spool for the next start). */
+	audit_close(b->audit);
 	http_client_free(b->http);
 	limits_free(b->limits);
 	store_close(b->store);
-	audit_close(b->audit);
 	event_free(b->ev_sigterm);
 	event_free(b->ev_sigint);
 	event_free(b->ev_sighup);
@@ -413,16 +440,17 @@ main(int argc, char **argv)
 	broker_drop_privileges(&b);
 	umask(077);
 
-	if ((b.audit = audit_open(b.cfg.audit_log, b.base, err, sizeof(err))) == NULL)
-		fatalx("AuditLog %s: %s", b.cfg.audit_log, err);
+	/* The HTTP client first: the SIEM forwarder sends through it. */
+	if ((b.http = http_client_new(b.base, b.cfg.oidc_timeout * 1000)) == NULL)
+		fatalx("cannot create the HTTP client");
+	if (broker_open_audit(&b, err, sizeof(err)) != 0)
+		fatalx("audit: %s", err);
 	if (store_open(b.cfg.state_database, &b.store, err, sizeof(err)) != 0)
 		fatalx("StateDatabase %s: %s", b.cfg.state_database, err);
 	if (store_session_expire_due(b.store, broker_now(), broker_expired_while_down, &b) < 0)
 		log_warnx("could not expire the sessions that ended while the broker was down");
 	if ((b.limits = limits_new(&b.cfg)) == NULL)
 		fatalx("out of memory");
-	if ((b.http = http_client_new(b.base, b.cfg.oidc_timeout * 1000)) == NULL)
-		fatalx("cannot create the HTTP client");
 	if ((b.oidc = oidc_new(b.base, b.http, &b.cfg)) == NULL)
 		fatalx("cannot set up the OIDC client for %s", b.cfg.oidc_issuer);
 

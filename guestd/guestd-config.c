@@ -119,8 +119,7 @@ guestd_config_check_socket(const struct conf_keyword *kw, const char *v, char *m
 
 /* "NAME /absolute/program [ARG…]": run without a shell (split on blanks). */
 static int
-guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *msg,
-			    size_t msglen)
+guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
 {
 	char name[64], prog[8];
 	const char *sp = strchr(v, ' ');
@@ -138,7 +137,8 @@ guestd_config_check_command(const struct conf_keyword *kw, const char *v, char *
 		sp++;
 	snprintf(prog, sizeof(prog), "%s", sp);
 	if (prog[0] != '/') {
-		snprintf(msg, msglen, "the program must be an absolute path (it runs without a shell)");
+		snprintf(msg, msglen,
+			 "the program must be an absolute path (it runs without a shell)");
 		return -1;
 	}
 	return 0;

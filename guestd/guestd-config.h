@@ -27,11 +27,11 @@ struct guestd_config {
 	char *credential_ca_file;   /* CredentialCAFile PATH: CAs for upstreams, default system */
 	struct conf_list credential_command; /* CredentialCommand "NAME /path [arg…]" (multi) */
 	long long credential_cache_ttl;	     /* CredentialCacheTTL, default 5m */
-	char *policy_file;	    /* PolicyFile PATH (saw-policy(5)), default none: deny all */
-	char *decision_socket;	    /* DecisionSocket PATH, default /run/saw/decide.sock */
-	char *sandbox_landlock;	    /* SandboxLandlock required|best-effort, default required */
-	long long keepalive;	    /* Keepalive, default 15s */
-	long long reconnect_max;    /* ReconnectMax, default 60s */
+	char *policy_file;	 /* PolicyFile PATH (saw-policy(5)), default none: deny all */
+	char *decision_socket;	 /* DecisionSocket PATH, default /run/saw/decide.sock */
+	char *sandbox_landlock;	 /* SandboxLandlock required|best-effort, default required */
+	long long keepalive;	 /* Keepalive, default 15s */
+	long long reconnect_max; /* ReconnectMax, default 60s */
 };
 
 int guestd_config_load(const char *path, struct guestd_config *cfg);

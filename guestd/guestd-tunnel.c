@@ -399,8 +399,8 @@ gtunnel_state(const struct gtunnel *t)
 	}
 }
 
-static void gtunnel_stream(struct gtunnel *t, int fd, const char *host, int port,
-			   const char *early, size_t earlylen, bool quiet);
+static void gtunnel_stream(struct gtunnel *t, int fd, const char *host, int port, const char *early,
+			   size_t earlylen, bool quiet);
 
 void
 gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, const char *early,

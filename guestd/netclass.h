@@ -10,14 +10,14 @@
 
 enum netclass {
 	NETCLASS_PUBLIC = 0,
-	NETCLASS_LOOPBACK,   /* 127/8, ::1 */
-	NETCLASS_PRIVATE,    /* RFC 1918, fc00::/7 unique-local */
-	NETCLASS_LINKLOCAL,  /* 169.254/16 (but see METADATA), fe80::/10 */
-	NETCLASS_METADATA,   /* 169.254.169.254, fd00:ec2::254, 100.100.100.200 */
-	NETCLASS_CGNAT,      /* 100.64/10 */
+	NETCLASS_LOOPBACK,    /* 127/8, ::1 */
+	NETCLASS_PRIVATE,     /* RFC 1918, fc00::/7 unique-local */
+	NETCLASS_LINKLOCAL,   /* 169.254/16 (but see METADATA), fe80::/10 */
+	NETCLASS_METADATA,    /* 169.254.169.254, fd00:ec2::254, 100.100.100.200 */
+	NETCLASS_CGNAT,	      /* 100.64/10 */
 	NETCLASS_UNSPECIFIED, /* 0.0.0.0/8, :: */
-	NETCLASS_MULTICAST,  /* 224/4, ff00::/8, 255.255.255.255 */
-	NETCLASS_RESERVED,   /* 240/4, 192.0.0/24, 198.18/15, documentation ranges, 64:ff9b::/96 … */
+	NETCLASS_MULTICAST,   /* 224/4, ff00::/8, 255.255.255.255 */
+	NETCLASS_RESERVED, /* 240/4, 192.0.0/24, 198.18/15, documentation ranges, 64:ff9b::/96 … */
 };
 
 /* Classifies an IPv4 or IPv6 address; IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible,

@@ -82,10 +82,8 @@ void policy_decide(const struct policy *p, const struct policy_subject *s, const
 bool policy_address_allowed(const struct policy *p, const struct policy_subject *s,
 			    const void *addr, int family);
 const struct policy_cred_route *policy_cred_route(const struct policy *p,
-						  const struct policy_subject *s,
-						  const char *name);
-size_t policy_cred_routes(const struct policy *p, const struct policy_cred_route **out,
-			  size_t max);
+						  const struct policy_subject *s, const char *name);
+size_t policy_cred_routes(const struct policy *p, const struct policy_cred_route **out, size_t max);
 const struct policy_limits *policy_limits(const struct policy *p);
 /* NULL-terminated arrays borrowed from the policy. */
 const char *const *policy_fs_writable(const struct policy *p);

@@ -72,6 +72,10 @@ stop_topology() {
 		ip netns del "$ns_prefix-$ns" 2>/dev/null || true
 		echo "removed namespace $ns_prefix-$ns"
 	done
+	# The host ends of the links go with their namespaces, but asynchronously: now.
+	for ns in ws j1 j2; do
+		! ip link show "sawdemo-$ns" >/dev/null 2>&1 || ip link del "sawdemo-$ns" 2>/dev/null || true
+	done
 	[ ! -e "$demo_libdir" ] || rm -rf "$demo_libdir"
 	[ ! -L "$demo_sshd" ] || rm -f "$demo_sshd"
 	[ ! -f "$demo_pam" ] || rm -f "$demo_pam"
@@ -269,8 +273,8 @@ AuthorizedKeysUser nobody
 ProxyListen 127.0.0.1:3128
 GUESTD
 	bg_ns guestd ws build/guestd/saw-guestd -f "$wdir/guestd.conf" -d
-	local i
-	for i in $(seq 50); do
+	local _
+	for _ in $(seq 50); do
 		build/broker/sawctl -s "$bdir/admin.sock" workspace list 2>/dev/null |
 			awk -v n="$ws_name" '$1 == n && $4 == "online" { f = 1 } END { exit !f }' && return 0
 		sleep 0.2

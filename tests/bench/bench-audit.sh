@@ -43,7 +43,7 @@ now() { date +%s.%N; }
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }'; }
 ROWS=()
-row() { ROWS+=("$(printf '| %-58s | %8s | %8s | %10s | %s' "$1" "$2" "$3" "$4" "$5")"); }
+row() { ROWS+=("$(printf '| %-62s | %8s | %8s | %10s | %s' "$1" "$2" "$3" "$4" "$5")"); }
 
 echo "audit benchmark: $N events, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
@@ -160,9 +160,9 @@ else
 fi
 
 echo
-printf '| %-58s | %8s | %8s | %10s | %s\n' "pipeline ($N events)" "wall s" "events/s" \
+printf '| %-62s | %8s | %8s | %10s | %s\n' "pipeline ($N events)" "wall s" "events/s" \
 	"events/CPU-s" "target"
-printf '|%s|%s|%s|%s|%s\n' "$(printf -- '-%.0s' {1..60})" "----------" "----------" \
+printf '|%s|%s|%s|%s|%s\n' "$(printf -- '-%.0s' {1..64})" "----------" "----------" \
 	"------------" "---------"
 printf '%s\n' "${ROWS[@]}"
 [ -z "$PEER_NOTE" ] || echo "$PEER_NOTE"

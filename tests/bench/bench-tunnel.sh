@@ -27,6 +27,7 @@ if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
 	sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
 	exit 0
 fi
+# shellcheck disable=SC2034 # read by lib.sh
 SAW_TEST_NAME=bench-tunnel
 . "$(dirname "$0")/../e2e/netns-lab.sh"
 
@@ -92,7 +93,9 @@ lab_bg ws "$T/reverse.log" ssh -F /dev/null -N -i "$LAB_DIR/ws/reverse_key" -o I
 	-R "127.0.0.1:$PW:127.0.0.1:22" -p "$PJ" "$LAB_JUMP_USER@$LAB_B_WS_ADDR"
 lab_wait_listen b "$PW" 10 "$LAB_LAST_PID" || fail "the ssh -R reverse tunnel did not come up"
 
+# shellcheck disable=SC2034 # used through namerefs (${side}_cmd)
 saw_cmd=(ssh -F "$bcfg" -J "$LAB_USER@127.0.0.1:$BROKER_PORT" "$WS")
+# shellcheck disable=SC2034
 ossh_cmd=(ssh -F "$bcfg" -J "$LAB_USER@127.0.0.1:$PJ" -p "$PW" 127.0.0.1)
 
 # Both paths work and land in the same workspace sshd as the same user.

@@ -158,6 +158,9 @@ UseDNS no
 PrintMotd no
 PrintLastLog no
 LogLevel VERBOSE
+# This test is about the keys and PAM; the sandbox entry (ForceCommand saw-session) has its
+# own test (tests/e2e/sandbox.sh).
+ForceCommand none
 Include $SAW_SRC/conf/sshd-saw.conf
 EOF
 "$LIBEXEC/$SVC" -t -f "$T/sshd_config" 2>"$T/sshd-t.log" ||

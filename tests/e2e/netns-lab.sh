@@ -579,7 +579,9 @@ EOF
 	} >"$LAB_JUMP_KNOWN_HOSTS"
 	chmod 0644 "$LAB_JUMP_KNOWN_HOSTS"
 
+	# shellcheck disable=SC2154 # set by lab_start_jump (printf -v)
 	lab_wait_listen j1 22 10 "$LAB_SSHD_PID_j1" || fail "the j1 sshd did not start"
+	# shellcheck disable=SC2154
 	lab_wait_listen j2 22 10 "$LAB_SSHD_PID_j2" || fail "the j2 sshd did not start"
 	lab_wait_listen corp "$LAB_CORP_PORT" 10 "$LAB_CORP_PID" || fail "the corp web server did not start"
 	export LAB_JUMP_KEY LAB_WS_NAME LAB_WS_KEY LAB_GUESTD_SOCK LAB_CORP_FILE LAB_CORP_SHA \

@@ -103,6 +103,7 @@ wait_for_more() {
 # --- j1 back; j2 cut off the network (no FIN, no RST): the health check must notice ----------------
 ups=$(grep -cF "jump host $LAB_J1_ADDR:22 is up" "$BROKER_LOG" || true)
 lab_start_jump j1
+# shellcheck disable=SC2154 # set by lab_start_jump
 lab_wait_listen j1 22 10 "$LAB_SSHD_PID_j1" || fail_soft "j1's sshd did not come back"
 check "the broker reconnects to j1 by itself (within 20 s)" \
 	wait_for_more "$BROKER_LOG" "jump host $LAB_J1_ADDR:22 is up" "$ups" 20
