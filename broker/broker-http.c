@@ -1,12 +1,12 @@
 /*
  * Asynchronous HTTP client: libcurl multi-socket interface on libevent.
  *
- * curl tells us which sockets to watch (http_sock_cb) and when to wake it up (http_timer_cb);
- * libevent events call curl_multi_socket_action(), after which finished transfers are
- * collected with curl_multi_info_read() (http_check_done). User callbacks only ever run
- * from there, i.e. from the event loop and never inside a curl callback, so they may
- * start or cancel requests freely: curl_multi_add_handle/remove_handle are not re-entrant
- * from curl's own callbacks, and this layout guarantees we never call them from one.
+ * The multi-socket driver is tunnel/curlev.c (shared with saw-guestd): finished transfers
+ * reach http_req_done from the event loop, after curl_multi_info_read() and never inside a
+ * curl callback, with the handle already out of the multi. User callbacks only ever run
+ * from there, so they may start or cancel requests freely: curl_multi_add_handle/
+ * remove_handle are not re-entrant from curl's own callbacks, and this layout guarantees we
+ * never call them from one.
  */
 #include <sys/queue.h>
 
@@ -18,20 +18,13 @@
 #include <strings.h>
 
 #include <curl/curl.h>
-#include <event2/event.h>
 
 #include "audit/log.h"
 #include "broker/broker-http.h"
+#include "tunnel/curlev.h"
 
 #define HTTP_USER_AGENT "saw-broker/" SAW_VERSION
 #define HTTP_MAX_CONTENT_TYPE 256
-
-struct http_sock {
-	LIST_ENTRY(http_sock) entry;
-	struct http_client *c;
-	curl_socket_t fd;
-	struct event *ev;
-};
 
 struct http_req {
 	TAILQ_ENTRY(http_req) entry;
@@ -49,15 +42,10 @@ struct http_req {
 };
 
 struct http_client {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;
+	struct curlev *cv;
 	long timeout_ms;
 	TAILQ_HEAD(, http_req) reqs;
-	LIST_HEAD(, http_sock) socks;
 };
-
-static void http_check_done(struct http_client *c);
 
 static void
 http_req_free(struct http_req *r)
@@ -66,7 +54,7 @@ http_req_free(struct http_req *r)
 		return;
 	if (r->easy != NULL) {
 		/* Not inside a curl callback here (see the file comment). */
-		curl_multi_remove_handle(r->c->multi, r->easy);
+		curlev_remove(r->c->cv, r->easy);
 		curl_easy_cleanup(r->easy);
 	}
 	TAILQ_REMOVE(&r->c->reqs, r, entry);
@@ -74,98 +62,6 @@ http_req_free(struct http_req *r)
 	free(r->body);
 	free(r->content_type);
 	free(r);
-}
-
-static void
-http_sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_client *c = arg;
-	int action = 0, running = 0;
-
-	if (what & EV_READ)
-		action |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		action |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(c->multi, fd, action, &running);
-	http_check_done(c);
-}
-
-static void
-http_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_client *c = arg;
-	int running = 0;
-
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_check_done(c);
-}
-
-/* CURLMOPT_TIMERFUNCTION: only (re)arms our timer; curl is called back from the loop. */
-static int
-http_timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-	struct http_client *c = arg;
-	struct timeval tv;
-
-	if (timeout_ms < 0) {
-		evtimer_del(c->timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
-}
-
-static void
-http_sock_free(struct http_sock *s)
-{
-	LIST_REMOVE(s, entry);
-	/* Deleted before curl closes the descriptor, so epoll never sees a stale fd. */
-	event_free(s->ev);
-	free(s);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: one persistent libevent event per socket curl uses. */
-static int
-http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-	struct http_client *c = arg;
-	struct http_sock *s = sockp;
-	short kind = EV_PERSIST;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			curl_multi_assign(c->multi, fd, NULL);
-			http_sock_free(s);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL)
-			return -1;
-		s->c = c;
-		s->fd = fd;
-		LIST_INSERT_HEAD(&c->socks, s, entry);
-		curl_multi_assign(c->multi, fd, s);
-	} else {
-		event_free(s->ev);
-		s->ev = NULL;
-	}
-	if ((s->ev = event_new(c->base, fd, kind, http_sock_event, c)) == NULL ||
-	    event_add(s->ev, NULL) != 0) {
-		curl_multi_assign(c->multi, fd, NULL);
-		if (s->ev != NULL)
-			event_free(s->ev);
-		LIST_REMOVE(s, entry);
-		free(s);
-		return -1;
-	}
-	return 0;
 }
 
 static size_t
@@ -292,45 +188,27 @@ http_strerror(struct http_req *r, CURLcode rc)
 	}
 }
 
+/* curlev_done_cb: the transfer is already out of the multi (curlev.h). */
 static void
-http_check_done(struct http_client *c)
+http_req_done(CURL *easy, CURLcode rc, void *arg)
 {
+	struct http_req *r = arg;
 	struct http_result res;
-	struct http_req *r;
-	CURLMsg *msg;
-	CURLcode rc;
-	CURL *easy;
-	int left;
-	char *priv;
 
-	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		easy = msg->easy_handle;
-		rc = msg->data.result; /* msg is invalid once the handle is removed */
-		priv = NULL;
-		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-		r = (struct http_req *)priv;
-		if (r == NULL)
-			continue;
-
-		memset(&res, 0, sizeof(res));
-		if (rc == CURLE_OK) {
-			res.ok = 1;
-			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
-		} else {
-			res.error = http_strerror(r, rc);
-		}
-		res.body = r->body != NULL ? r->body : "";
-		res.body_len = r->body_len;
-		res.content_type = r->content_type;
-
-		/* Detach from curl before user code runs: it may start or cancel requests. */
-		curl_multi_remove_handle(c->multi, easy);
-		r->in_callback = true;
-		r->cb(&res, r->arg);
-		http_req_free(r);
+	memset(&res, 0, sizeof(res));
+	if (rc == CURLE_OK) {
+		res.ok = 1;
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+	} else {
+		res.error = http_strerror(r, rc);
 	}
+	res.body = r->body != NULL ? r->body : "";
+	res.body_len = r->body_len;
+	res.content_type = r->content_type;
+
+	r->in_callback = true;
+	r->cb(&res, r->arg);
+	http_req_free(r);
 }
 
 struct http_client *
@@ -340,51 +218,29 @@ http_client_new(struct event_base *base, long timeout_ms)
 
 	if (timeout_ms <= 0)
 		return NULL;
-	/* Reference counted; the broker calls this before it starts any thread. */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		curl_global_cleanup();
-		return NULL;
-	}
-	c->base = base;
 	c->timeout_ms = timeout_ms;
 	TAILQ_INIT(&c->reqs);
-	LIST_INIT(&c->socks);
-	if ((c->timer = evtimer_new(base, http_timer_event, c)) == NULL)
-		goto fail;
-	if ((c->multi = curl_multi_init()) == NULL)
-		goto fail;
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_sock_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	/* curl_global_init inside: the broker calls this before it starts any thread. */
+	if ((c->cv = curlev_new(base)) == NULL) {
+		free(c);
+		return NULL;
+	}
 	return c;
-fail:
-	if (c->timer != NULL)
-		event_free(c->timer);
-	free(c);
-	curl_global_cleanup();
-	return NULL;
 }
 
 void
 http_client_free(struct http_client *c)
 {
 	struct http_req *r;
-	struct http_sock *s;
 
 	if (c == NULL)
 		return;
 	while ((r = TAILQ_FIRST(&c->reqs)) != NULL)
 		http_req_free(r);
-	/* Closing cached connections reports CURL_POLL_REMOVE for their sockets. */
-	curl_multi_cleanup(c->multi);
-	while ((s = LIST_FIRST(&c->socks)) != NULL)
-		http_sock_free(s);
-	event_free(c->timer);
+	curlev_free(c->cv);
 	free(c);
-	curl_global_cleanup();
 }
 
 struct http_req *
@@ -419,7 +275,6 @@ http_request(struct http_client *c, const char *url, const char *form_body, cons
 	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK)
 		goto fail;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -447,7 +302,7 @@ http_request(struct http_client *c, const char *url, const char *form_body, cons
 	}
 	/* The transfer starts from the event loop (curl arms our timer): cb never runs
 	 * before this function returns. */
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+	if (curlev_add(c->cv, e, http_req_done, r) != 0)
 		goto fail;
 	return r;
 fail:
@@ -499,11 +354,11 @@ http_post(struct http_client *c, const char *url, const char *content_type, cons
 	}
 	/* Options of a handle must not change while it belongs to the multi handle: take it
 	 * out, set them, put it back (nothing has been sent yet, see above). */
-	curl_multi_remove_handle(c->multi, r->easy);
+	curlev_remove(c->cv, r->easy);
 	if (curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
 	    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
 	    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, len > 0 ? body : "") != CURLE_OK ||
-	    curl_multi_add_handle(c->multi, r->easy) != CURLM_OK)
+	    curlev_add(c->cv, r->easy, http_req_done, r) != 0)
 		goto fail;
 	return r;
 fail:
@@ -515,7 +370,7 @@ void
 http_cancel(struct http_req *r)
 {
 	if (r == NULL || r->in_callback)
-		return; /* freed by http_check_done once its callback returns */
+		return; /* freed by http_req_done once its callback returns */
 	http_req_free(r);
 }
 

@@ -409,13 +409,28 @@ route_jump_dead(ssh_session dead, void *arg)
 	}
 }
 
+/*
+ * c is being dropped: its own channels go with its SSH session (ssh_disconnect frees them),
+ * so only the far ends are closed here. Closing c's channels first would let `ssh -W` exit on
+ * the channel close before it reads the disconnect that says why.
+ */
+static void
+route_drop_from(struct conn *c, struct route *r)
+{
+	if (r->pump != NULL)
+		pump_forget_session(r->pump, c->ssh);
+	else if (r->far != NULL && ssh_channel_get_session(r->far) == c->ssh)
+		r->far = NULL;
+	route_free(r);
+}
+
 void
 route_close_conn(struct conn *c)
 {
 	struct route *r;
 
 	while ((r = TAILQ_FIRST(&c->routes_from)) != NULL)
-		route_free(r);
+		route_drop_from(c, r);
 	while ((r = TAILQ_FIRST(&c->routes_to)) != NULL)
-		route_free(r);
+		route_drop_from(c, r);
 }

@@ -1,10 +1,10 @@
 /*
  * libcurl's multi-socket interface on saw-guestd's libevent loop, for streaming transfers
- * (the credential proxy). The same pattern as broker/broker-http.c, which buffers whole
- * bodies for small JSON exchanges; here the caller sets its own write/header callbacks on
+ * (the credential proxy). Unlike broker/broker-http.c, which buffers whole bodies for
+ * small JSON exchanges, here the caller sets its own write/header callbacks on
  * each easy handle and may pause it (CURL_WRITEFUNC_PAUSE) and resume it
- * (curl_easy_pause(CURLPAUSE_CONT) then ghttp_kick()). guestd must not link the broker, and
- * the two differ in what they do with bodies, so only the ~150 lines of glue are repeated.
+ * (curl_easy_pause(CURLPAUSE_CONT) then ghttp_kick()). The multi-socket driver is
+ * tunnel/curlev.c, shared with the broker's client without guestd linking the broker.
  *
  * done_cb runs from the event loop after curl_multi_info_read() reported the transfer done,
  * never inside a curl callback, with the handle already removed from the multi: it may

@@ -9,9 +9,10 @@
  * one here never pulls it from under a connection.
  *
  * DecisionSocket (default /run/saw/decide.sock), for tools other than the proxy that want
- * the same answer the proxy would give. Like the ControlSocket (guestd-sock.h): AF_UNIX
- * stream, ONE request line (JSON object, at most GDECIDE_MAX_LINE bytes, '\n'), ONE answer
- * line, close; GDECIDE_TIMEOUT_MS to send the request.
+ * the same answer the proxy would give. Like the ControlSocket (guestd-sock.h), and served
+ * by the same code (guestd-lineserv.c): AF_UNIX stream, ONE request line (JSON object, at
+ * most GDECIDE_MAX_LINE bytes, '\n'), ONE answer line, close; GDECIDE_TIMEOUT_MS to send
+ * the request.
  *
  *   {"op":"connect","session":ID,"host":H,"port":P}
  *   {"op":"write","session":ID,"path":P}
@@ -25,24 +26,17 @@
  * says for someone, e.g. before they log in. The mode of the socket is 0666 for that
  * reason; the answer never depends on it.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <jansson.h>
 
 #include "audit/log.h"
+#include "guestd/guestd-lineserv.h"
 #include "guestd/guestd.h"
 #include "guestd/policy.h"
 
@@ -50,26 +44,6 @@
 #define GDECIDE_TIMEOUT_MS 2000
 #define GDECIDE_MAX_CONNS 64
 #define GDECIDE_MAX_GROUPS 256
-
-struct gdecide_conn {
-	TAILQ_ENTRY(gdecide_conn) entry;
-	struct gdecide *gd;
-	int fd;
-	uid_t uid;
-	pid_t pid;
-	struct event *ev_read;
-	struct event *ev_timeout;
-	size_t len;
-	char buf[GDECIDE_MAX_LINE + 1];
-};
-TAILQ_HEAD(gdecide_conn_list, gdecide_conn);
-
-struct gdecide {
-	struct guestd *g;
-	struct evconnlistener *listener;
-	struct gdecide_conn_list conns;
-	size_t nconns;
-};
 
 /* ---- the policy ------------------------------------------------------------------------ */
 
@@ -130,33 +104,6 @@ guestd_policy_free(struct guestd *g)
 
 /* ---- the DecisionSocket ------------------------------------------------------------------ */
 
-static void
-gdecide_conn_free(struct gdecide_conn *c)
-{
-	TAILQ_REMOVE(&c->gd->conns, c, entry);
-	c->gd->nconns--;
-	event_free(c->ev_read);
-	event_free(c->ev_timeout);
-	close(c->fd);
-	free(c);
-}
-
-static void
-gdecide_answer(struct gdecide_conn *c, json_t *resp)
-{
-	char *text = resp != NULL ? json_dumps(resp, JSON_COMPACT) : NULL;
-	size_t n;
-
-	json_decref(resp);
-	if (text != NULL) {
-		n = strlen(text);
-		text[n] = '\n'; /* replaces the NUL; we write n + 1 bytes and free */
-		(void)!write(c->fd, text, n + 1);
-		free(text);
-	}
-	gdecide_conn_free(c);
-}
-
 static json_t *
 gdecide_error(const char *msg)
 {
@@ -188,10 +135,11 @@ gdecide_account(const char *user, uid_t *uid, char *home, size_t homelen)
 	return 0;
 }
 
+/* glserv_request_cb */
 static json_t *
-gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
+gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
 {
-	struct guestd *g = c->gd->g;
+	struct guestd *g = arg;
 	const struct policy *p = guestd_policy(g);
 	struct policy_subject subj;
 	struct policy_decision d;
@@ -201,7 +149,7 @@ gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
 	json_t *req, *resp = NULL, *v;
 	const char *op, *sid, *user;
 	char home[PATH_MAX] = "";
-	bool root = c->uid == 0, have_home = false;
+	bool root = peer->uid == 0, have_home = false;
 	uid_t uid;
 	size_t i;
 
@@ -234,7 +182,7 @@ gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
 			goto out;
 		}
 		have_home = gdecide_account(s->user, &uid, home, sizeof(home)) == 0;
-		if (!root && (!have_home || uid != c->uid)) {
+		if (!root && (!have_home || uid != peer->uid)) {
 			resp = gdecide_error("not allowed: only root and the session's own user "
 					     "may ask about a session");
 			goto out;
@@ -299,9 +247,9 @@ gdecide_request(struct gdecide_conn *c, const char *line, size_t len)
 	resp = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "decision",
 			 policy_verdict_name(d.verdict), "rule", d.rule, "version",
 			 (json_int_t)d.version);
-	log_debug("decision socket: uid %d pid %d: %s %s: %s (rule %s, version %lld)", (int)c->uid,
-		  (int)c->pid, op, s != NULL ? s->id : subj.user, policy_verdict_name(d.verdict),
-		  d.rule, (long long)d.version);
+	log_debug("decision socket: uid %d pid %d: %s %s: %s (rule %s, version %lld)",
+		  (int)peer->uid, (int)peer->pid, op, s != NULL ? s->id : subj.user,
+		  policy_verdict_name(d.verdict), d.rule, (long long)d.version);
 out:
 	if (resp == NULL)
 		resp = gdecide_error("out of memory");
@@ -309,162 +257,31 @@ out:
 	return resp;
 }
 
-static void
-gdecide_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct gdecide_conn *c = arg;
-	char *nl;
-	ssize_t n;
-
-	n = read(fd, c->buf + c->len, sizeof(c->buf) - c->len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		gdecide_conn_free(c);
-		return;
-	}
-	c->len += (size_t)n;
-	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
-		gdecide_answer(c, gdecide_request(c, c->buf, (size_t)(nl - c->buf)));
-		return;
-	}
-	if (c->len > GDECIDE_MAX_LINE)
-		gdecide_answer(c, gdecide_error("request line too long"));
-}
-
-static void
-gdecide_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gdecide_conn_free(arg);
-}
-
-static void
-gdecide_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		  void *arg)
-{
-	struct gdecide *gd = arg;
-	struct gdecide_conn *c;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	struct timeval tv = { GDECIDE_TIMEOUT_MS / 1000, (GDECIDE_TIMEOUT_MS % 1000) * 1000 };
-
-	if (gd->nconns >= GDECIDE_MAX_CONNS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
-	    (c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
-		return;
-	}
-	evutil_make_socket_nonblocking(fd);
-	c->gd = gd;
-	c->fd = fd;
-	c->uid = cred.uid;
-	c->pid = cred.pid;
-	c->ev_read = event_new(gd->g->base, fd, EV_READ | EV_PERSIST, gdecide_read_cb, c);
-	c->ev_timeout = evtimer_new(gd->g->base, gdecide_timeout_cb, c);
-	if (c->ev_read == NULL || c->ev_timeout == NULL) {
-		if (c->ev_read != NULL)
-			event_free(c->ev_read);
-		if (c->ev_timeout != NULL)
-			event_free(c->ev_timeout);
-		close(fd);
-		free(c);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&gd->conns, c, entry);
-	gd->nconns++;
-	event_add(c->ev_read, NULL);
-	evtimer_add(c->ev_timeout, &tv);
-}
-
-static int
-gdecide_mkdirs(const char *dir)
-{
-	char tmp[PATH_MAX];
-	char *p;
-
-	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -1;
-	for (p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 int
 gdecide_open(struct guestd *g)
 {
-	const char *path = g->cfg.decision_socket;
-	struct sockaddr_un sun;
-	struct gdecide *gd = NULL;
-	struct stat sb;
-	char dir[PATH_MAX];
-	int fd = -1;
+	const struct glserv_params p = {
+		.what = "DecisionSocket",
+		.max_line = GDECIDE_MAX_LINE,
+		.timeout_ms = GDECIDE_TIMEOUT_MS,
+		.max_conns = GDECIDE_MAX_CONNS,
+		.max_fds = 0,
+		.request = gdecide_request,
+		.arg = g,
+	};
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (path == NULL || strlen(path) >= sizeof(sun.sun_path))
-		goto fail;
-	memcpy(sun.sun_path, path, strlen(path));
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (gdecide_mkdirs(dirname(dir)) != 0) {
-		log_warn("DecisionSocket %s: cannot create its directory", path);
-		goto fail;
-	}
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			log_warnx("DecisionSocket %s exists and is not a socket: refusing to "
-				  "replace it",
-				  path);
-			goto fail;
-		}
-		unlink(path);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		log_warn("DecisionSocket %s: cannot bind", path);
-		goto fail;
-	}
-	if (chmod(path, 0666) != 0 || listen(fd, 64) != 0) {
-		log_warn("DecisionSocket %s", path);
-		goto fail;
-	}
-	if ((gd = calloc(1, sizeof(*gd))) == NULL)
-		goto fail;
-	gd->g = g;
-	TAILQ_INIT(&gd->conns);
-	gd->listener = evconnlistener_new(g->base, gdecide_accept_cb, gd,
-					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (gd->listener == NULL)
-		goto fail;
-	g->decide = gd;
-	log_info("decision socket %s ready", path);
+	if ((g->decide = glserv_open(g->base, g->cfg.decision_socket, &p)) == NULL)
+		return -1;
+	log_info("decision socket %s ready", g->cfg.decision_socket);
 	return 0;
-fail:
-	free(gd);
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 void
 gdecide_close(struct guestd *g)
 {
-	struct gdecide *gd = g->decide;
-	struct gdecide_conn *c;
-
-	if (gd == NULL)
+	if (g->decide == NULL)
 		return;
-	while ((c = TAILQ_FIRST(&gd->conns)) != NULL)
-		gdecide_conn_free(c);
-	evconnlistener_free(gd->listener);
+	glserv_free(g->decide);
 	unlink(g->cfg.decision_socket);
-	free(gd);
 	g->decide = NULL;
 }

@@ -779,7 +779,7 @@ gsandbox_cg_create(struct gsandbox *sb, const struct policy_limits *lim)
 {
 	struct gsandboxes *sbs = sb->sbs;
 	char name[96], path[PATH_MAX], v[64];
-	int fd;
+	int fd = -1;
 
 	if (sbs->cgbase[0] == '\0')
 		return -1;

@@ -6,85 +6,27 @@
  * AuthorizedKeysUser; who may ask what is decided per request from SO_PEERCRED, never from
  * the file mode. One request and one answer per connection, a line of at most
  * GSOCK_MAX_LINE bytes, GSOCK_TIMEOUT_MS to send it, at most GSOCK_MAX_CONNS connections at
- * once: a local process cannot make guestd hold more than a few hundred KiB for it.
+ * once: a local process cannot make guestd hold more than a few hundred KiB for it. The
+ * socket itself (accept, SO_PEERCRED, the bounded line read, the descriptors sent along) is
+ * guestd-lineserv.c, shared with the DecisionSocket.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <jansson.h>
 
 #include "audit/log.h"
+#include "guestd/guestd-lineserv.h"
 #include "guestd/guestd-sandbox.h"
 #include "guestd/guestd-sock.h"
 #include "guestd/guestd.h"
 
 #define GSOCK_MAX_CONNS 64
 
-struct gsock_conn {
-	TAILQ_ENTRY(gsock_conn) entry;
-	struct gsock *gs;
-	int fd;
-	uid_t uid;
-	pid_t pid;
-	struct event *ev_read;
-	struct event *ev_timeout;
-	size_t len;
-	int fds[GSOCK_MAX_FDS]; /* descriptors sent along (session_exec only) */
-	size_t nfds;
-	bool handed_over; /* session_exec: guestd-sandbox.c answers from now on */
-	char buf[GSOCK_MAX_LINE + 1];
-};
-TAILQ_HEAD(gsock_conn_list, gsock_conn);
-
-struct gsock {
-	struct guestd *g;
-	struct evconnlistener *listener;
-	struct gsock_conn_list conns;
-	size_t nconns;
-};
-
-static void
-gsock_conn_free(struct gsock_conn *c)
-{
-	TAILQ_REMOVE(&c->gs->conns, c, entry);
-	c->gs->nconns--;
-	event_free(c->ev_read);
-	event_free(c->ev_timeout);
-	close(c->fd);
-	while (c->nfds > 0)
-		close(c->fds[--c->nfds]);
-	explicit_bzero(c->buf, sizeof(c->buf));
-	free(c);
-}
-
-/* Sends the answer (consumes it) and closes the connection. */
-static void
-gsock_answer(struct gsock_conn *c, json_t *resp)
-{
-	char *text = resp != NULL ? json_dumps(resp, JSON_COMPACT) : NULL;
-	size_t n;
-
-	json_decref(resp);
-	if (text != NULL) {
-		n = strlen(text);
-		text[n] = '\n'; /* replaces the NUL; we write n + 1 bytes and free */
-		/* the answer is far below the socket buffer: one write, best effort */
-		(void)!write(c->fd, text, n + 1);
-		free(text);
-	}
-	gsock_conn_free(c);
-}
+_Static_assert(GSOCK_MAX_FDS <= GLSERV_MAX_FDS, "session_exec's descriptors must fit");
 
 static json_t *
 gsock_error(const char *msg)
@@ -110,9 +52,9 @@ gsock_str(const json_t *req, const char *name)
 }
 
 static json_t *
-gsock_pam_open(struct gsock_conn *c, const json_t *req, const char *user)
+gsock_pam_open(struct guestd *g, const json_t *req, const char *user)
 {
-	struct gsessions *t = &c->gs->g->sessions;
+	struct gsessions *t = &g->sessions;
 	struct gsession *s, *best;
 	const json_t *pidv = json_object_get(req, "pid"), *cgv = json_object_get(req, "cgroup");
 	const char *fp = gsock_str(req, "fp"), *cgroup = NULL;
@@ -152,9 +94,8 @@ gsock_pam_open(struct gsock_conn *c, const json_t *req, const char *user)
 }
 
 static json_t *
-gsock_status(struct gsock_conn *c)
+gsock_status(struct guestd *g)
 {
-	struct guestd *g = c->gs->g;
 	struct gsession *s;
 	json_t *list = json_array();
 	int64_t now = guestd_now();
@@ -188,16 +129,17 @@ gsock_session_env(struct guestd *g, const char *sid)
 	return json_pack("{s:b, s:o}", "ok", 1, "env", list);
 }
 
+/* glserv_request_cb */
 static json_t *
-gsock_request(struct gsock_conn *c, const char *line, size_t len)
+gsock_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
 {
-	struct guestd *g = c->gs->g;
+	struct guestd *g = arg;
 	struct gsession *s;
 	json_error_t jerr;
 	json_t *req, *resp;
 	const char *op, *user, *fp;
 	int64_t now = guestd_now();
-	bool root = c->uid == 0;
+	bool root = peer->uid == 0, handed_over = false;
 
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(req)) {
@@ -210,7 +152,7 @@ gsock_request(struct gsock_conn *c, const char *line, size_t len)
 		resp = gsock_error("missing op");
 	} else if (strcmp(op, "authorized_keys") == 0) {
 		fp = gsock_str(req, "fp");
-		if (!root && (g->ak_uid == (uid_t)-1 || c->uid != g->ak_uid))
+		if (!root && (g->ak_uid == (uid_t)-1 || peer->uid != g->ak_uid))
 			resp = gsock_error("not allowed: only root and AuthorizedKeysUser may ask");
 		else if (user == NULL || fp == NULL)
 			resp = gsock_error("user and fp are required");
@@ -229,7 +171,7 @@ gsock_request(struct gsock_conn *c, const char *line, size_t len)
 			resp = gsock_session_ok(s);
 	} else if (strcmp(op, "pam_open") == 0) {
 		resp = user == NULL ? gsock_error("user is required") :
-				      gsock_pam_open(c, req, user);
+				      gsock_pam_open(g, req, user);
 	} else if (strcmp(op, "pam_close") == 0) {
 		const json_t *pidv = json_object_get(req, "pid");
 
@@ -245,220 +187,48 @@ gsock_request(struct gsock_conn *c, const char *line, size_t len)
 			      gsock_error("not allowed: session_env is for root only");
 	} else if (strcmp(op, "session_exec") == 0) {
 		/* any uid: gsandbox_exec checks that the peer is the login's own user */
-		resp = gsandbox_exec(g, c->fd, c->uid, c->pid, req, c->fds, c->nfds);
-		c->nfds = 0;
-		c->handed_over = resp == NULL;
+		resp = gsandbox_exec(g, peer->fd, peer->uid, peer->pid, req, peer->fds, peer->nfds);
+		peer->nfds = 0;
+		handed_over = resp == NULL;
 	} else if (strcmp(op, "status") == 0) {
-		resp = root ? gsock_status(c) : gsock_error("not allowed: status is for root only");
+		resp = root ? gsock_status(g) : gsock_error("not allowed: status is for root only");
 	} else {
 		resp = gsock_error("unknown op");
 	}
 	if (resp == NULL)
-		resp = c->handed_over ? NULL : gsock_error("out of memory");
+		resp = handed_over ? NULL : gsock_error("out of memory");
 	if (op != NULL && !json_is_true(json_object_get(resp, "ok")))
-		log_debug("control socket: %s from uid %d pid %d refused: %s", op, (int)c->uid,
-			  (int)c->pid, json_string_value(json_object_get(resp, "error")));
+		log_debug("control socket: %s from uid %d pid %d refused: %s", op, (int)peer->uid,
+			  (int)peer->pid, json_string_value(json_object_get(resp, "error")));
 	json_decref(req);
 	return resp;
-}
-
-static void
-gsock_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct gsock_conn *c = arg;
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int) * GSOCK_MAX_FDS)];
-	} cm;
-	struct cmsghdr *cmsg;
-	struct msghdr msg;
-	struct iovec iov;
-	char *nl;
-	ssize_t n;
-	size_t i, k;
-	bool bad = false;
-
-	/* recvmsg: saw-session sends its stdin/stdout/stderr with the request (SCM_RIGHTS) */
-	iov.iov_base = c->buf + c->len;
-	iov.iov_len = sizeof(c->buf) - c->len;
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	for (cmsg = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg != NULL;
-	     cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < k; i++) {
-			int rfd;
-
-			memcpy(&rfd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-			if (c->nfds < GSOCK_MAX_FDS)
-				c->fds[c->nfds++] = rfd;
-			else {
-				close(rfd);
-				bad = true;
-			}
-		}
-	}
-	if (n >= 0 && (msg.msg_flags & MSG_CTRUNC))
-		bad = true;
-	if (n <= 0) {
-		gsock_conn_free(c);
-		return;
-	}
-	if (bad) {
-		gsock_answer(c, gsock_error("too many file descriptors"));
-		return;
-	}
-	c->len += (size_t)n;
-	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
-		gsock_answer(c, gsock_request(c, c->buf, (size_t)(nl - c->buf)));
-		return;
-	}
-	if (c->len > GSOCK_MAX_LINE)
-		gsock_answer(c, gsock_error("request line too long"));
-}
-
-static void
-gsock_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gsock_conn_free(arg);
-}
-
-static void
-gsock_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		void *arg)
-{
-	struct gsock *gs = arg;
-	struct gsock_conn *c;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	struct timeval tv = { GSOCK_TIMEOUT_MS / 1000, (GSOCK_TIMEOUT_MS % 1000) * 1000 };
-
-	if (gs->nconns >= GSOCK_MAX_CONNS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
-	    (c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd); /* the clients fail closed */
-		return;
-	}
-	evutil_make_socket_nonblocking(fd);
-	c->gs = gs;
-	c->fd = fd;
-	c->uid = cred.uid;
-	c->pid = cred.pid;
-	c->ev_read = event_new(gs->g->base, fd, EV_READ | EV_PERSIST, gsock_read_cb, c);
-	c->ev_timeout = evtimer_new(gs->g->base, gsock_timeout_cb, c);
-	if (c->ev_read == NULL || c->ev_timeout == NULL) {
-		if (c->ev_read != NULL)
-			event_free(c->ev_read);
-		if (c->ev_timeout != NULL)
-			event_free(c->ev_timeout);
-		close(fd);
-		free(c);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&gs->conns, c, entry);
-	gs->nconns++;
-	event_add(c->ev_read, NULL);
-	evtimer_add(c->ev_timeout, &tv);
-}
-
-/* mkdir -p for the socket's directory, 0755 (the clients must reach the socket). */
-static int
-gsock_mkdirs(const char *dir)
-{
-	char tmp[PATH_MAX];
-	char *p;
-
-	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -1;
-	for (p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
 }
 
 int
 gsock_open(struct guestd *g)
 {
-	const char *path = g->cfg.control_socket;
-	struct sockaddr_un sun;
-	struct gsock *gs = NULL;
-	struct stat sb;
-	char dir[PATH_MAX];
-	int fd = -1;
+	const struct glserv_params p = {
+		.what = "ControlSocket",
+		.max_line = GSOCK_MAX_LINE,
+		.timeout_ms = GSOCK_TIMEOUT_MS,
+		.max_conns = GSOCK_MAX_CONNS,
+		.max_fds = GSOCK_MAX_FDS,
+		.request = gsock_request,
+		.arg = g,
+	};
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path))
-		goto fail;
-	memcpy(sun.sun_path, path, strlen(path));
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (gsock_mkdirs(dirname(dir)) != 0) {
-		log_warn("ControlSocket %s: cannot create its directory", path);
-		goto fail;
-	}
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			log_warnx("ControlSocket %s exists and is not a socket: refusing to "
-				  "replace it",
-				  path);
-			goto fail;
-		}
-		unlink(path); /* a stale socket of a previous run */
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		log_warn("ControlSocket %s: cannot bind", path);
-		goto fail;
-	}
-	if (chmod(path, 0666) != 0 || listen(fd, 64) != 0) {
-		log_warn("ControlSocket %s", path);
-		goto fail;
-	}
-	if ((gs = calloc(1, sizeof(*gs))) == NULL)
-		goto fail;
-	gs->g = g;
-	TAILQ_INIT(&gs->conns);
-	gs->listener = evconnlistener_new(g->base, gsock_accept_cb, gs,
-					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (gs->listener == NULL)
-		goto fail;
-	g->sock = gs;
-	log_info("control socket %s ready", path);
+	if ((g->sock = glserv_open(g->base, g->cfg.control_socket, &p)) == NULL)
+		return -1;
+	log_info("control socket %s ready", g->cfg.control_socket);
 	return 0;
-fail:
-	free(gs);
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 void
 gsock_close(struct guestd *g)
 {
-	struct gsock *gs = g->sock;
-	struct gsock_conn *c;
-
-	if (gs == NULL)
+	if (g->sock == NULL)
 		return;
-	while ((c = TAILQ_FIRST(&gs->conns)) != NULL)
-		gsock_conn_free(c);
-	evconnlistener_free(gs->listener);
+	glserv_free(g->sock);
 	unlink(g->cfg.control_socket);
-	free(gs);
 	g->sock = NULL;
 }

@@ -24,7 +24,7 @@
 struct event;
 struct event_base;
 struct gbroker;
-struct gsock;
+struct glserv;
 struct gproxy;
 struct gtunnel;
 struct gcred;
@@ -160,7 +160,6 @@ void gsock_close(struct guestd *g);
 
 /* ---- guestd-policy.c: the active policy (PolicyFile) and the DecisionSocket ----------- */
 
-struct gdecide;
 /* Loads PolicyFile (if set) into g->policy. At start (startup true) a broken file is an
  * error with the reason on stderr; on SIGHUP the new file is parsed completely before it
  * replaces the active policy, and a broken file (or a lower version: no silent rollback)
@@ -182,11 +181,11 @@ struct guestd {
 	struct event_base *base;
 	struct gsessions sessions;
 	struct gbroker *broker;
-	struct gsock *sock;
+	struct glserv *sock; /* the ControlSocket (guestd-sock.c) */
 	struct gproxy *proxy;
 	struct gcred *cred;
 	struct policy *policy; /* the active policy (PolicyFile), or NULL: everything denied */
-	struct gdecide *decide;
+	struct glserv *decide; /* the DecisionSocket (guestd-policy.c) */
 	struct gsandboxes *sandboxes; /* guestd-sandbox.h: the logins' sandboxes */
 	uid_t ak_uid; /* AuthorizedKeysUser; (uid_t)-1 if the account does not exist */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;

@@ -418,6 +418,16 @@ sandbox_env_base(struct sandbox_env *e, const struct sandbox_env_params *p)
 		"socket", SANDBOX_SC_ARG_MASK, 1, 0xf, t, fam, EPERM, w \
 	}
 
+/* One argument comparison, every field set (libseccomp's SCMP_CMP64 leaves datum_b unset for
+ * the two-operand forms, which clang rightly warns about). */
+static struct scmp_arg_cmp
+sandbox_cmp(unsigned int arg, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+	struct scmp_arg_cmp c = { .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+
+	return c;
+}
+
 /*
  * Deny list. Return EPERM (programs report "Operation not permitted" and go on) rather than
  * kill. clone3 gets ENOSYS: its flags are in memory that a seccomp filter cannot read, and
@@ -495,20 +505,20 @@ sandbox_seccomp_load(char *err, size_t errlen)
 			continue; /* not a system call on this architecture */
 		ncmp = 0;
 		if (r[i].family != 0)
-			cmp[ncmp++] = SCMP_CMP64(0, SCMP_CMP_EQ, (uint64_t)r[i].family);
+			cmp[ncmp++] = sandbox_cmp(0, SCMP_CMP_EQ, (uint64_t)r[i].family, 0);
 		switch (r[i].cmp) {
 		case SANDBOX_SC_ALWAYS:
 			break;
 		case SANDBOX_SC_ARG_MASK:
 			cmp[ncmp++] =
-				SCMP_CMP64(r[i].argn, SCMP_CMP_MASKED_EQ, r[i].mask, r[i].value);
+				sandbox_cmp(r[i].argn, SCMP_CMP_MASKED_EQ, r[i].mask, r[i].value);
 			break;
 		case SANDBOX_SC_ARG_EQ:
-			cmp[ncmp++] = SCMP_CMP64(r[i].argn, SCMP_CMP_EQ, r[i].value);
+			cmp[ncmp++] = sandbox_cmp(r[i].argn, SCMP_CMP_EQ, r[i].value, 0);
 			break;
 		case SANDBOX_SC_SOCKET_NETLINK_NOT_ROUTE:
-			cmp[ncmp++] = SCMP_CMP64(0, SCMP_CMP_EQ, AF_NETLINK);
-			cmp[ncmp++] = SCMP_CMP64(2, SCMP_CMP_NE, NETLINK_ROUTE);
+			cmp[ncmp++] = sandbox_cmp(0, SCMP_CMP_EQ, AF_NETLINK, 0);
+			cmp[ncmp++] = sandbox_cmp(2, SCMP_CMP_NE, NETLINK_ROUTE, 0);
 			break;
 		}
 		if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(r[i].err), nr, (unsigned)ncmp,

@@ -390,6 +390,15 @@ pump_free(struct pump *p)
 	free(p);
 }
 
+void
+pump_forget_session(struct pump *p, ssh_session s)
+{
+	if (p->a != NULL && ssh_channel_get_session(p->a) == s)
+		p->a = NULL;
+	if (p->b != NULL && ssh_channel_get_session(p->b) == s)
+		p->b = NULL;
+}
+
 uint64_t
 pump_bytes(const struct pump *p, int dir)
 {

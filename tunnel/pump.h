@@ -44,6 +44,9 @@ void pump_run(struct pump *p);
  * input for other channels in libssh's buffers with no event to announce it. */
 void pump_set_kick(struct pump *p, void (*kick)(void *), void *arg);
 void pump_free(struct pump *p);
+/* Session s is going away on its own (ssh_disconnect frees its channels): pump_free() must
+ * not touch the pump's channel(s) of s. */
+void pump_forget_session(struct pump *p, ssh_session s);
 /* Bytes moved a→b (dir 0) and b→a (dir 1); for socket pumps a is the channel. */
 uint64_t pump_bytes(const struct pump *p, int dir);
 int pump_is_done(const struct pump *p);

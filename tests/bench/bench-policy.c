@@ -547,6 +547,9 @@ main(int argc, char **argv)
 	printf("target: p99 <= 2.000 us with %zu rules: %.3f us, %s\n", nrules, p99 / 1e3,
 	       p99 <= 2000 ? "MET" : "NOT MET");
 	free(text);
+	free(reqs);
+	free(t);
+	free(subjects);
 	json_decref(doc);
 	policy_free(p);
 	return mismatches == 0 ? 0 : 1;

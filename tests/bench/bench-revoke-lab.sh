@@ -26,7 +26,7 @@
 . "$(dirname "$0")/../e2e/sandbox-lib.sh"
 
 ROUNDS=${SAW_BENCH_ROUNDS:-20}
-[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 500 ] || fail "SAW_BENCH_ROUNDS must be 1..500"
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 500 ]; then fail "SAW_BENCH_ROUNDS must be 1..500"; fi
 
 SIGN=$SAW_SRC/tests/tools/set-sign
 SSF_ISS=https://ssf.bench.example
@@ -125,7 +125,7 @@ def sleeping():
             if e.stat().st_uid != uid:
                 continue
             with open(f"/proc/{e.name}/cmdline", "rb") as f:
-                if f.read().startswith(b"sleep\0600"):
+                if f.read().startswith(b"sleep\x00600\x00"):
                     return True
         except OSError:
             continue
@@ -166,7 +166,17 @@ for rnd in range(rounds):
         time.sleep(0.02)
     socks = client_socks()
     if len(socks) != 1 or not sleeping():
-        sys.exit(f"round {rnd}: the login did not come up (client sockets {socks})")
+        procs = []
+        for e in os.scandir("/proc"):
+            try:
+                if e.name.isdigit() and e.stat().st_uid == uid:
+                    procs.append(open(f"/proc/{e.name}/cmdline", "rb").read())
+            except OSError:
+                pass
+        if p.poll() is None:
+            os.killpg(p.pid, 9)
+        sys.exit(f"round {rnd}: the login did not come up (client sockets {socks}, processes "
+                 f"of the user {procs}, ssh: {p.stderr.read()!r})")
     time.sleep(0.1)  # let the login settle (the sandbox's processes, the tunnel)
     body = set_for()
     pfd = os.pidfd_open(p.pid)

@@ -14,8 +14,8 @@
 # to the victim's key, one per round, exactly as store_session_create() would have written them.
 # The background connections are held by saw-loadclient (hold mode) with another key and user.
 #
-# The workspace half (processes gone inside the workspace) is not measured here: it needs a
-# workspace with saw-guestd attached to the sessions, which this script does not set up.
+# The workspace half (processes gone inside the workspace) is measured by bench-revoke-lab.sh,
+# in the network-namespace lab with saw-guestd and sandboxed logins (ssh -J … 'sleep 600').
 #
 # Like bench-login.sh: measures, does not pass or fail (exit 1 only if something failed to run).
 # Run as root (ulimit) after building saw-brokerd, sawctl and saw-loadclient:
@@ -210,8 +210,8 @@ live = dbc.execute("SELECT count(*) FROM sessions WHERE state = 0 AND sub LIKE '
 print(f"{bulk} users revoked at once (16 concurrent senders, one SET each, sessions without "
       f"connections): {dt * 1000:.1f} ms, {bulk / dt:.0f} revocations/s "
       f"(202: {statuses.count(202)}/{bulk}, still live afterwards: {live})")
-print("workspace processes gone: not measured (needs saw-guestd in a workspace attached to "
-      "the sessions)")
+print("workspace processes gone: see tests/bench/bench-revoke-lab.sh (saw-guestd in the "
+      "netns lab)")
 PY
 rc=$?
 exec 7>&-

@@ -502,8 +502,8 @@ torture_sink_parse(void **state)
 		"syslog",
 		"syslog socket=/run/test.sock facility=local3 app=saw-test",
 		"http https://siem.example.com/api/events format=json spool=/var/lib/saw/s.db",
-		"http http://127.0.0.1:8088/services/collector format=hec token-file=/etc/saw/hec "
-		"spool=/var/lib/saw/hec.db spool-max=1G batch=1000 retry-max=5m timeout=30s",
+		("http http://127.0.0.1:8088/services/collector format=hec token-file=/etc/saw/hec "
+		 "spool=/var/lib/saw/hec.db spool-max=1G batch=1000 retry-max=5m timeout=30s"),
 		"HTTP http://[::1]:9/x FORMAT=json spool=/s",
 	};
 	static const struct {

@@ -995,8 +995,8 @@ test_jwks_parse_errors(void **state)
 		"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"====\",\"e\":\"AQAB\"}]}",
 		"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"A===\",\"y\":\"A===\"}]}",
 		"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
-		"{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":"
-		"\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}",
+		("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":"
+		 "\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}"),
 		"{\"keys\":[],\"keys\":[]}",
 	};
 	json_t *set;
