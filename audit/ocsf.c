@@ -596,3 +596,311 @@ fail:
 	json_decref(ev);
 	return NULL;
 }
+
+/* ---- network, HTTP, process, API and account events ---------------------------------- */
+
+static json_t *
+ocsf_net_endpoint(const struct ocsf_endpoint *e)
+{
+	json_t *ep = json_object();
+	int rc = 0;
+
+	if (ep == NULL || e == NULL)
+		return ep;
+	if (e->ip == NULL && e->hostname == NULL && e->svc_name == NULL)
+		return ep; /* a port alone identifies nothing: left out */
+	rc |= ocsf_set_str(ep, "ip", e->ip);
+	rc |= ocsf_set_str(ep, "hostname", e->hostname);
+	rc |= ocsf_set_str(ep, "svc_name", e->svc_name);
+	if (e->port > 0)
+		rc |= ocsf_set_int(ep, "port", e->port);
+	if (rc != 0) {
+		json_decref(ep);
+		return NULL;
+	}
+	return ep;
+}
+
+/* {user, session} of the brokered identity; empty when nothing is known. */
+static json_t *
+ocsf_actor_obj(const struct ocsf_subject *s)
+{
+	json_t *actor = json_object();
+	int rc = 0;
+
+	if (actor == NULL || s == NULL)
+		return actor;
+	rc |= ocsf_set_obj(actor, "user", ocsf_user(s));
+	rc |= ocsf_set_obj(actor, "session", ocsf_session(s, NULL));
+	if (rc != 0) {
+		json_decref(actor);
+		return NULL;
+	}
+	return actor;
+}
+
+/* Network classes define actor only through the host profile: adding it declares that. */
+static int
+ocsf_profile_actor(json_t *ev, const struct ocsf_subject *s)
+{
+	static const struct ocsf_subject none;
+
+	return ocsf_ssh_actor(ev, s != NULL ? s : &none);
+}
+
+/* An actor the class requires: the user, or "unknown". */
+static int
+ocsf_required_actor(json_t *ev, const struct ocsf_subject *s, const char *fallback_name)
+{
+	json_t *actor = ocsf_actor_obj(s), *u;
+
+	if (actor == NULL)
+		return -1;
+	if (json_object_size(actor) == 0) {
+		if ((u = json_object()) == NULL || ocsf_set_str(u, "name", fallback_name) != 0 ||
+		    json_object_set_new(actor, "user", u) != 0) {
+			json_decref(actor);
+			return -1;
+		}
+	}
+	return json_object_set_new(ev, "actor", actor);
+}
+
+static json_t *
+ocsf_this_device(void)
+{
+	json_t *dev = json_object();
+	char host[256];
+	int rc = 0;
+
+	if (dev == NULL)
+		return NULL;
+	if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		rc |= ocsf_set_str(dev, "hostname", host[0] != '\0' ? host : "localhost");
+	} else {
+		rc |= ocsf_set_str(dev, "hostname", "localhost");
+	}
+	rc |= ocsf_set_int(dev, "type_id", 1);
+	rc |= ocsf_set_str(dev, "type", "Server");
+	if (rc != 0) {
+		json_decref(dev);
+		return NULL;
+	}
+	return dev;
+}
+
+/* {key: v} with v sanitized like every other string (never NULL for a valid v). */
+static json_t *
+ocsf_obj1(const char *key, const char *v)
+{
+	json_t *o = json_object();
+
+	if (o != NULL && ocsf_set_str(o, key, v) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+ocsf_finish(json_t *ev, int rc)
+{
+	if (rc != 0) {
+		json_decref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static const char *
+ocsf_endpoint_name(const struct ocsf_endpoint *e)
+{
+	if (e == NULL)
+		return NULL;
+	return e->hostname != NULL ? e->hostname : e->ip != NULL ? e->ip : e->svc_name;
+}
+
+json_t *
+ocsf_network_activity(enum ocsf_net_activity activity, const struct ocsf_subject *actor,
+		      const struct ocsf_endpoint *src, const struct ocsf_endpoint *dst,
+		      const char *detail, const char *message, int64_t time_ms)
+{
+	const char *verb = activity == OCSF_NET_OPEN   ? "opened" :
+			   activity == OCSF_NET_CLOSE  ? "closed" :
+			   activity == OCSF_NET_REFUSE ? "refused" :
+							 "event";
+	char msg[512];
+	json_t *ev;
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, (int)activity,
+				 activity != OCSF_NET_REFUSE, time_ms)) == NULL)
+		return NULL;
+	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_net_endpoint(src));
+	rc |= ocsf_set_obj(ev, "dst_endpoint", ocsf_net_endpoint(dst));
+	if (json_object_get(ev, "src_endpoint") == NULL &&
+	    json_object_get(ev, "dst_endpoint") == NULL)
+		rc |= json_object_set_new(ev, "dst_endpoint", ocsf_obj1("name", "unknown"));
+	rc |= ocsf_profile_actor(ev, actor);
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	if (message == NULL) {
+		snprintf(msg, sizeof(msg), "connection to %s %s%s%s",
+			 ocsf_or(ocsf_endpoint_name(dst), "unknown destination"), verb,
+			 detail != NULL ? ": " : "", ocsf_or(detail, ""));
+		message = msg;
+	}
+	rc |= ocsf_set_str(ev, "message", message);
+	return ocsf_finish(ev, rc);
+}
+
+int
+ocsf_http_method_activity(const char *method)
+{
+	static const char *const m[] = { "CONNECT", "DELETE", "GET",   "HEAD", "OPTIONS",
+					 "POST",    "PUT",    "TRACE", "PATCH" };
+	size_t i;
+
+	for (i = 0; method != NULL && i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(method, m[i]) == 0)
+			return (int)i + 1;
+	return 99;
+}
+
+json_t *
+ocsf_http_activity(const struct ocsf_subject *actor, const struct ocsf_endpoint *src,
+		   const struct ocsf_endpoint *dst, const char *method, const char *hostname,
+		   const char *path, int status, bool success, const char *detail,
+		   const char *message, int64_t time_ms)
+{
+	json_t *ev, *req = NULL, *url = NULL;
+	char msg[512];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_HTTP_ACTIVITY, ocsf_http_method_activity(method),
+				 success, time_ms)) == NULL)
+		return NULL;
+	if ((req = json_object()) == NULL || (url = json_object()) == NULL) {
+		json_decref(req);
+		json_decref(url);
+		json_decref(ev);
+		return NULL;
+	}
+	rc |= ocsf_set_str(req, "http_method", method);
+	rc |= ocsf_set_str(url, "hostname", hostname);
+	/* url needs url_string or path */
+	rc |= ocsf_set_str(url, "path", path != NULL ? path : "/");
+	rc |= json_object_set_new(req, "url", url);
+	rc |= json_object_set_new(ev, "http_request", req);
+	if (status > 0)
+		rc |= json_object_set_new(ev, "http_response", json_pack("{s:i}", "code", status));
+	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_net_endpoint(src));
+	rc |= ocsf_set_obj(ev, "dst_endpoint", ocsf_net_endpoint(dst));
+	if (json_object_get(ev, "src_endpoint") == NULL &&
+	    json_object_get(ev, "dst_endpoint") == NULL)
+		rc |= json_object_set_new(ev, "dst_endpoint",
+					  ocsf_obj1("name", ocsf_or(hostname, "unknown")));
+	rc |= ocsf_profile_actor(ev, actor);
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	if (message == NULL) {
+		snprintf(msg, sizeof(msg), "HTTP %s %s%s%s", ocsf_or(method, "request"),
+			 ocsf_or(hostname, ""), ocsf_or(path, "/"),
+			 success ? "" : " refused or failed");
+		message = msg;
+	}
+	rc |= ocsf_set_str(ev, "message", message);
+	return ocsf_finish(ev, rc);
+}
+
+json_t *
+ocsf_process_activity(enum ocsf_process_activity activity, const struct ocsf_subject *actor,
+		      long pid, const char *name, int exit_code, bool success, const char *detail,
+		      int64_t time_ms)
+{
+	json_t *ev, *proc;
+	char msg[512];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_PROCESS_ACTIVITY, (int)activity, success, time_ms)) ==
+	    NULL)
+		return NULL;
+	if ((proc = json_object()) == NULL)
+		return ocsf_finish(ev, -1);
+	rc |= ocsf_set_int(proc, "pid", pid > 0 ? pid : 0);
+	rc |= ocsf_set_str(proc, "name", name);
+	rc |= json_object_set_new(ev, "process", proc);
+	rc |= ocsf_required_actor(ev, actor, "unknown");
+	rc |= ocsf_set_obj(ev, "device", ocsf_this_device());
+	if (activity == OCSF_PROCESS_TERMINATE && exit_code >= 0)
+		rc |= ocsf_set_int(ev, "exit_code", exit_code);
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	snprintf(msg, sizeof(msg), "%s %s (pid %ld)%s%s", ocsf_or(name, "process"),
+		 activity == OCSF_PROCESS_LAUNCH ? (success ? "launched" : "failed to launch") :
+						   "terminated",
+		 pid, detail != NULL ? ": " : "", ocsf_or(detail, ""));
+	rc |= ocsf_set_str(ev, "message", msg);
+	return ocsf_finish(ev, rc);
+}
+
+json_t *
+ocsf_api_activity(enum ocsf_api_activity activity, const char *operation,
+		  const struct ocsf_subject *actor, const struct ocsf_endpoint *src, int status,
+		  bool success, const char *detail, const char *message, int64_t time_ms)
+{
+	json_t *ev;
+	char msg[512];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_API_ACTIVITY, (int)activity, success, time_ms)) == NULL)
+		return NULL;
+	rc |= json_object_set_new(ev, "api", ocsf_obj1("operation", ocsf_or(operation, "unknown")));
+	rc |= ocsf_required_actor(ev, actor, "unknown");
+	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_net_endpoint(src));
+	if (json_object_get(ev, "src_endpoint") == NULL)
+		rc |= json_object_set_new(ev, "src_endpoint", ocsf_obj1("name", "unknown"));
+	if (status > 0)
+		rc |= json_object_set_new(ev, "http_response", json_pack("{s:i}", "code", status));
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	if (message == NULL) {
+		snprintf(msg, sizeof(msg), "API %s %s%s%s", ocsf_or(operation, "call"),
+			 success ? "done" : "refused", detail != NULL ? ": " : "",
+			 ocsf_or(detail, ""));
+		message = msg;
+	}
+	rc |= ocsf_set_str(ev, "message", message);
+	return ocsf_finish(ev, rc);
+}
+
+json_t *
+ocsf_account_change(enum ocsf_account_activity activity, const char *target, const char *target_uid,
+		    const char *actor_name, const char *detail, const char *message,
+		    int64_t time_ms)
+{
+	json_t *ev, *user;
+	char msg[512];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_ACCOUNT_CHANGE, (int)activity, true, time_ms)) == NULL)
+		return NULL;
+	if ((user = json_object()) == NULL)
+		return ocsf_finish(ev, -1);
+	rc |= ocsf_set_str(user, "name",
+			   target != NULL || target_uid == NULL ? ocsf_or(target, "unknown") :
+								  NULL);
+	rc |= ocsf_set_str(user, "uid", target_uid);
+	rc |= json_object_set_new(ev, "user", user);
+	if (actor_name != NULL)
+		rc |= json_object_set_new(
+			ev, "actor", json_pack("{s:o}", "user", ocsf_obj1("name", actor_name)));
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	if (message == NULL) {
+		snprintf(msg, sizeof(msg), "%s %s by %s%s%s",
+			 ocsf_or(target, ocsf_or(target_uid, "unknown")),
+			 activity == OCSF_ACCOUNT_LOCK ? "locked" : "unlocked",
+			 ocsf_or(actor_name, "unknown"), detail != NULL ? ": " : "",
+			 ocsf_or(detail, ""));
+		message = msg;
+	}
+	rc |= ocsf_set_str(ev, "message", message);
+	return ocsf_finish(ev, rc);
+}

@@ -44,6 +44,26 @@ enum ocsf_event_log_activity {
 	OCSF_EVENT_LOG_STOP = 7
 };
 
+enum ocsf_net_activity {
+	OCSF_NET_OPEN = 1,
+	OCSF_NET_CLOSE = 2,
+	OCSF_NET_REFUSE = 5
+};
+enum ocsf_process_activity {
+	OCSF_PROCESS_LAUNCH = 1,
+	OCSF_PROCESS_TERMINATE = 2
+};
+enum ocsf_api_activity {
+	OCSF_API_CREATE = 1,
+	OCSF_API_READ = 2,
+	OCSF_API_UPDATE = 3,
+	OCSF_API_DELETE = 4
+};
+enum ocsf_account_activity {
+	OCSF_ACCOUNT_LOCK = 9,
+	OCSF_ACCOUNT_UNLOCK = 12
+};
+
 /* Who and where an event is about. Every member may be NULL / 0. */
 struct ocsf_subject {
 	const char *username; /* SSH / IdP username */
@@ -77,6 +97,58 @@ json_t *ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_sub
  */
 json_t *ocsf_event_log(enum ocsf_event_log_activity activity, const char *path,
 		       const char *provider, const char *message, int64_t time_ms);
+
+/* One end of a connection (OCSF network_endpoint). NULL / 0 members are omitted; an
+ * endpoint with none of ip, hostname, svc_name is left out of the event. */
+struct ocsf_endpoint {
+	const char *ip;
+	const char *hostname;
+	int port;
+	const char *svc_name;
+};
+
+/*
+ * In the builders below, actor (may be NULL) is the brokered identity the event is about:
+ * username, uid and session_uid are used (its addresses are not: endpoints are explicit).
+ * detail goes to status_detail, message (NULL: a generated sentence) to message.
+ */
+
+/* Network Activity (4001): open, close or refuse of a connection (egress decisions,
+ * tunnels). At least one endpoint is needed; without any, dst_endpoint names "unknown". */
+json_t *ocsf_network_activity(enum ocsf_net_activity activity, const struct ocsf_subject *actor,
+			      const struct ocsf_endpoint *src, const struct ocsf_endpoint *dst,
+			      const char *detail, const char *message, int64_t time_ms);
+
+/* HTTP Activity (4002), e.g. a credential-proxy request: the activity follows method
+ * (CONNECT … PATCH, 99 Other); http_request {http_method, url {hostname, path}} and, when
+ * status > 0, http_response {code}. success false for a refusal or an upstream failure. */
+json_t *ocsf_http_activity(const struct ocsf_subject *actor, const struct ocsf_endpoint *src,
+			   const struct ocsf_endpoint *dst, const char *method,
+			   const char *hostname, const char *path, int status, bool success,
+			   const char *detail, const char *message, int64_t time_ms);
+/* The OCSF HTTP activity id of a request method (99 when none fits). */
+int ocsf_http_method_activity(const char *method);
+
+/* Process Activity (1007): sandbox launch or termination. process {pid, name}; exit_code
+ * is set for Terminate when >= 0; the actor is the user (or "unknown"), the device this
+ * host. */
+json_t *ocsf_process_activity(enum ocsf_process_activity activity, const struct ocsf_subject *actor,
+			      long pid, const char *name, int exit_code, bool success,
+			      const char *detail, int64_t time_ms);
+
+/* API Activity (6003): an admin API or webhook call. operation e.g. "POST /v1/revoke";
+ * src the caller (required by the class: "unknown" when NULL); status > 0 adds
+ * http_response {code}. */
+json_t *ocsf_api_activity(enum ocsf_api_activity activity, const char *operation,
+			  const struct ocsf_subject *actor, const struct ocsf_endpoint *src,
+			  int status, bool success, const char *detail, const char *message,
+			  int64_t time_ms);
+
+/* Account Change (3001) Lock / Unlock of target (a user name, or a session or key that
+ * stands for one); actor_name is who did it (NULL: omitted). */
+json_t *ocsf_account_change(enum ocsf_account_activity activity, const char *target,
+			    const char *target_uid, const char *actor_name, const char *detail,
+			    const char *message, int64_t time_ms);
 
 int64_t ocsf_now_ms(void);
 

@@ -37,17 +37,14 @@ static void
 revoke_audit_lock(struct broker *b, const char *what, const char *target, const char *detail,
 		  const char *actor)
 {
-	json_t *ev = ocsf_event_new(OCSF_CLASS_ACCOUNT_CHANGE, 9 /* Lock */, true, ocsf_now_ms());
 	char msg[512];
+	json_t *ev;
 
-	if (ev == NULL)
-		return;
 	snprintf(msg, sizeof(msg), "%s %s by %s%s%s", what, target, actor, detail ? ": " : "",
 		 detail ? detail : "");
-	json_object_set_new(ev, "message", json_string(msg));
-	json_object_set_new(ev, "user", json_pack("{s:s}", "name", target));
-	json_object_set_new(ev, "actor", json_pack("{s:{s:s}}", "user", "name", actor));
-	json_object_set_new(ev, "status_detail", json_string(what));
+	if ((ev = ocsf_account_change(OCSF_ACCOUNT_LOCK, target, NULL, actor, what, msg,
+				      ocsf_now_ms())) == NULL)
+		return;
 	if (audit_emit(b->audit, ev) != 0)
 		log_warnx("audit: lock event not written yet (kept for retry)");
 }

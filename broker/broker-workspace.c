@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "audit/audit.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "broker/broker-store.h"
@@ -402,6 +403,63 @@ workspace_reconcile(struct workspace *w, const json_t *list)
 	workspace_ctl_flush(w);
 }
 
+/*
+ * CTL_AUDIT {event}: an OCSF event of guestd, into the broker's audit pipeline. guestd is
+ * not trusted with provenance: metadata.product.name says "saw-guestd" whatever it sent,
+ * unmapped.workspace is the workspace this connection authenticated as, and the hash
+ * chain's reserved members are removed (the file sink sets its own). Returns -1 (the
+ * connection ends, as for any malformed message) when event is not an object with an
+ * integer class_uid.
+ */
+static int
+workspace_audit(struct workspace *w, json_t *body)
+{
+	json_t *in = json_object_get(body, "event"), *ev, *meta, *product, *unmapped;
+	int rc = 0;
+
+	if (!json_is_object(in) || !json_is_integer(json_object_get(in, "class_uid"))) {
+		log_warnx("workspace %s: CTL_AUDIT without an OCSF event (an object with "
+			  "class_uid)",
+			  w->name);
+		return -1;
+	}
+	if ((ev = json_deep_copy(in)) == NULL)
+		return -1;
+	meta = json_object_get(ev, "metadata");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		rc |= json_object_set_new(ev, "metadata", meta);
+	}
+	if (meta != NULL && !json_is_string(json_object_get(meta, "version")))
+		rc |= json_object_set_new(meta, "version", json_string(OCSF_VERSION));
+	product = meta != NULL ? json_object_get(meta, "product") : NULL;
+	if (meta != NULL && !json_is_object(product)) {
+		product = json_object();
+		rc |= json_object_set_new(meta, "product", product);
+	}
+	if (product != NULL)
+		rc |= json_object_set_new(product, "name", json_string("saw-guestd"));
+	unmapped = json_object_get(ev, "unmapped");
+	if (!json_is_object(unmapped)) {
+		unmapped = json_object();
+		rc |= json_object_set_new(ev, "unmapped", unmapped);
+	}
+	if (unmapped != NULL) {
+		json_object_del(unmapped, "prev");
+		json_object_del(unmapped, "seq");
+		rc |= json_object_set_new(unmapped, "workspace", json_string(w->name));
+	}
+	if (rc != 0 || meta == NULL || product == NULL || unmapped == NULL) {
+		log_warnx("workspace %s: audit event dropped (out of memory)", w->name);
+		json_decref(ev);
+		return 0;
+	}
+	if (audit_emit(w->broker->audit, ev) != 0)
+		log_warnx("workspace %s: audit event of guestd not written yet (kept for retry)",
+			  w->name);
+	return 0;
+}
+
 static int
 workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 {
@@ -428,8 +486,7 @@ workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 		workspace_reconcile(w, json_object_get(body, "list"));
 		return 0;
 	case CTL_AUDIT:
-		/* Issue #6 forwards guestd's events into the broker's audit trail. */
-		return 0;
+		return workspace_audit(w, body);
 	default:
 		log_warnx("workspace %s: unexpected control message type %d", w->name, (int)type);
 		return -1;

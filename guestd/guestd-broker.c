@@ -81,6 +81,10 @@ struct gbroker {
 	struct evbuffer *out;
 	size_t inlen;
 	uint8_t in[4 + CTL_MAX_FRAME]; /* one whole frame at most */
+	/* OCSF events waiting for the control channel: a ring of GBROKER_AUDIT_QUEUE */
+	json_t **aq;
+	size_t ahead, alen;
+	unsigned long long adropped;
 };
 
 static void gbroker_dial(struct gbroker *b);
@@ -244,6 +248,73 @@ out:
 	return rc;
 }
 
+/* Sends queued audit events, oldest first, while the link is up and the output has room.
+ * What stays queued goes with the next event, the next state report or the next link. */
+static void
+gbroker_audit_flush(struct gbroker *b)
+{
+	uint8_t *frame;
+	size_t len;
+	json_t *body;
+	int rc;
+
+	while (b->alen > 0 && b->state == GB_UP) {
+		json_t *ev = b->aq[b->ahead];
+
+		frame = NULL;
+		body = json_pack("{s:O}", "event", ev);
+		rc = body != NULL ? ctl_encode(CTL_AUDIT, body, &frame, &len) : -1;
+		json_decref(body);
+		if (rc == 0 && evbuffer_get_length(b->out) + len > GBROKER_MAX_CTL_OUT) {
+			free(frame);
+			break; /* no room now: later */
+		}
+		if (rc != 0 || evbuffer_add(b->out, frame, len) != 0)
+			log_warnx("broker: an audit event could not be sent (too large or out of "
+				  "memory): dropped");
+		free(frame);
+		json_decref(ev);
+		b->aq[b->ahead] = NULL;
+		b->ahead = (b->ahead + 1) % GBROKER_AUDIT_QUEUE;
+		b->alen--;
+	}
+	if (gbroker_flush_ctl(b) != 0)
+		log_warnx("broker: control channel write failed");
+}
+
+void
+gbroker_audit(struct guestd *g, json_t *ev)
+{
+	struct gbroker *b = g->broker;
+
+	if (ev == NULL)
+		return;
+	if (b == NULL || b->aq == NULL) {
+		json_decref(ev);
+		return;
+	}
+	if (b->alen == GBROKER_AUDIT_QUEUE) {
+		json_decref(b->aq[b->ahead]);
+		b->aq[b->ahead] = NULL;
+		b->ahead = (b->ahead + 1) % GBROKER_AUDIT_QUEUE;
+		b->alen--;
+		b->adropped++;
+		if (b->adropped == 1 || b->adropped % 1000 == 0)
+			log_warnx("broker unreachable: audit queue full (%d events), oldest "
+				  "dropped: %llu lost so far (they remain in this log)",
+				  GBROKER_AUDIT_QUEUE, b->adropped);
+	}
+	b->aq[(b->ahead + b->alen) % GBROKER_AUDIT_QUEUE] = ev;
+	b->alen++;
+	gbroker_audit_flush(b);
+}
+
+unsigned long long
+gbroker_audit_dropped(const struct guestd *g)
+{
+	return g->broker != NULL ? g->broker->adropped : 0;
+}
+
 static json_t *
 gbroker_state_json(struct guestd *g)
 {
@@ -290,6 +361,7 @@ gbroker_state_cb(evutil_socket_t fd, short what, void *arg)
 	struct gbroker *b = arg;
 
 	gbroker_send_state(b);
+	gbroker_audit_flush(b);
 }
 
 void
@@ -470,6 +542,9 @@ gbroker_up(struct gbroker *b)
 		log_warnx("broker: cannot send hello");
 	/* Our view after a reconnect: the broker answers END for what it no longer has. */
 	gbroker_send_state(b);
+	if (b->alen > 0)
+		log_info("broker: sending %zu audit event(s) queued while offline", b->alen);
+	gbroker_audit_flush(b);
 }
 
 /* Setup steps; each may need several turns. Returns NULL or why the link must drop. */
@@ -675,8 +750,9 @@ gbroker_start(struct guestd *g)
 	b->ev_retry = evtimer_new(g->base, gbroker_retry_cb, b);
 	b->ev_state = evtimer_new(g->base, gbroker_state_cb, b);
 	b->out = evbuffer_new();
+	b->aq = calloc(GBROKER_AUDIT_QUEUE, sizeof(*b->aq));
 	if (b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
-	    b->out == NULL) {
+	    b->out == NULL || b->aq == NULL) {
 		g->broker = b;
 		gbroker_stop(g);
 		return -1;
@@ -711,6 +787,13 @@ gbroker_stop(struct guestd *g)
 		event_free(b->ev_state);
 	if (b->out)
 		evbuffer_free(b->out);
+	if (b->aq != NULL) {
+		for (; b->alen > 0; b->alen--) {
+			json_decref(b->aq[b->ahead]);
+			b->ahead = (b->ahead + 1) % GBROKER_AUDIT_QUEUE;
+		}
+		free(b->aq);
+	}
 	free(b);
 	g->broker = NULL;
 }

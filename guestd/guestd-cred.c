@@ -143,51 +143,55 @@ static void gcred_secret_ready(struct gcred_client *c, const char *secret, const
 
 /* ---- audit and answers ------------------------------------------------------------- */
 
-static int
-gcred_ocsf_activity(const char *method)
+/* The host of a route's upstream URL ("https://host[:port][/base]"), for url.hostname. */
+static const char *
+gcred_upstream_host(const struct gcred_client *c, char *buf, size_t len)
 {
-	static const char *const m[] = { "CONNECT", "DELETE", "GET",   "HEAD", "OPTIONS",
-					 "POST",    "PUT",    "TRACE", "PATCH" };
-	size_t i;
+	const char *u = c->rt != NULL ? c->rt->upstream : NULL, *p, *end;
 
-	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		if (strcmp(method, m[i]) == 0)
-			return (int)i + 1;
-	return 99;
+	if (u == NULL || (p = strstr(u, "://")) == NULL)
+		return NULL;
+	p += 3;
+	if (*p == '[') { /* [v6]:port */
+		end = strchr(p, ']');
+		if (end == NULL)
+			return NULL;
+		p++;
+	} else {
+		end = p + strcspn(p, ":/?#");
+	}
+	if (end == p || (size_t)(end - p) >= len)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)(end - p), p);
+	return buf;
 }
 
-/* OCSF HTTP Activity (4002) for a credential-proxy request. */
+/* OCSF HTTP Activity (4002) for a credential-proxy request. Never the secret nor the
+ * capability: only the method, the path as sent by the client and the route's host. */
 static void
 gcred_audit(struct gcred_client *c, bool ok, int status, const char *detail)
 {
+	struct ocsf_subject who = { .username = c->user[0] ? c->user : "unknown",
+				    .session_uid = c->sid[0] ? c->sid : "none" };
+	struct ocsf_endpoint src = { .ip = c->peer[0] ? c->peer : NULL, .port = c->peer_port };
+	char path[512], host[256];
 	json_t *ev;
-	char path[512];
 
-	if ((ev = ocsf_event_new(OCSF_CLASS_HTTP_ACTIVITY, gcred_ocsf_activity(c->req.method), ok,
-				 ocsf_now_ms())) == NULL)
-		return;
 	snprintf(path, sizeof(path), "%.*s", (int)(c->req.path_len < 400 ? c->req.path_len : 400),
 		 c->head + c->req.path);
-	json_object_set_new(
-		ev, "http_request",
-		json_pack("{s:s, s:{s:s}}", "http_method", c->req.method, "url", "path", path));
-	if (status > 0)
-		json_object_set_new(ev, "http_response", json_pack("{s:i}", "code", status));
-	json_object_set_new(ev, "src_endpoint",
-			    json_pack("{s:s, s:i}", "ip", c->peer, "port", c->peer_port));
-	json_object_set_new(ev, "actor",
-			    json_pack("{s:{s:s}, s:{s:s}}", "user", "name",
-				      c->user[0] ? c->user : "unknown", "session", "uid",
-				      c->sid[0] ? c->sid : "none"));
-	json_object_set_new(json_object_get(ev, "metadata"), "profiles", json_pack("[s]", "host"));
+	/* the query may carry a key a client put there: the path alone is recorded */
+	path[strcspn(path, "?#")] = '\0';
+	ev = ocsf_http_activity(
+		&who, &src, NULL, c->req.method, gcred_upstream_host(c, host, sizeof(host)), path,
+		status, ok, detail,
+		ok ? "credential proxy request" : "credential proxy request refused",
+		ocsf_now_ms());
+	if (ev == NULL)
+		return;
 	json_object_set_new(ev, "unmapped",
 			    json_pack("{s:s, s:s, s:I}", "proxy", "credential", "route",
 				      c->route[0] ? c->route : "-", "bytes_out",
 				      (json_int_t)c->bytes));
-	json_object_set_new(ev, "status_detail", json_string(detail));
-	json_object_set_new(
-		ev, "message",
-		json_string(ok ? "credential proxy request" : "credential proxy request refused"));
 	gproxy_audit(c->cr->g, ev);
 }
 

@@ -24,9 +24,9 @@
  *   - anything else → 403 with a small JSON body naming the rule, and an audit event.
  * Once connected: TCP_NODELAY both ways, a bounded relay (guestd-relay.c), an idle timeout.
  *
- * Audit: OCSF Network Activity (4001) Open / Refuse events. guestd has no audit sink yet:
- * they are logged as "audit: {json}" lines. TODO(issue 6): forward them to the broker over
- * the control channel (CTL_AUDIT) once guestd-broker.c can send it.
+ * Audit: OCSF Network Activity (4001) Open / Refuse events (audit/ocsf.h builders), logged
+ * as "audit: {json}" lines and forwarded to the broker's audit pipeline over the control
+ * channel (CTL_AUDIT, gbroker_audit(): queued while the broker is unreachable).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -164,41 +164,34 @@ gproxy_audit(struct guestd *g, json_t *ev)
 
 	if (ev == NULL)
 		return;
-	/* TODO(issue 6): send over CTL_AUDIT to the broker's audit pipeline; until then the
-	 * journal carries guestd's events. */
+	/* The journal keeps a copy (what the broker never got stays readable here); the
+	 * broker's audit pipeline gets the event over CTL_AUDIT. */
 	if ((text = json_dumps(ev, JSON_COMPACT)) != NULL)
 		log_info("audit: %s", text);
 	free(text);
-	json_decref(ev);
+	gbroker_audit(g, ev);
 }
 
-/* OCSF Network Activity (4001): 1 Open, 5 Refuse. */
+/* OCSF Network Activity (4001): Open or Refuse of an egress destination. */
 static json_t *
-gproxy_ocsf_network(struct gproxy_client *c, int activity, bool ok, const char *host,
+gproxy_ocsf_network(struct gproxy_client *c, enum ocsf_net_activity activity, const char *host,
 		    const char *ip, int port, const char *detail)
 {
-	json_t *ev, *src, *dst, *actor, *user, *unmapped;
+	struct ocsf_subject who = { .username = c->user[0] ? c->user : "unknown",
+				    .session_uid = c->sid[0] ? c->sid : "none" };
+	struct ocsf_endpoint src = { .ip = c->peer[0] ? c->peer : NULL, .port = c->peer_port };
+	struct ocsf_endpoint dst = { .hostname = host,
+				     .ip = ip != NULL && ip[0] != '\0' ? ip : NULL,
+				     .port = port };
+	json_t *ev;
 
-	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, activity, ok, ocsf_now_ms())) == NULL)
-		return NULL;
-	src = json_pack("{s:s, s:i}", "ip", c->peer, "port", c->peer_port);
-	dst = json_pack("{s:s, s:i}", "hostname", host, "port", port);
-	if (dst != NULL && ip != NULL && ip[0] != '\0')
-		json_object_set_new(dst, "ip", json_string(ip));
-	user = json_pack("{s:s}", "name", c->user[0] ? c->user : "unknown");
-	actor = json_pack("{s:o, s:{s:s}}", "user", user, "session", "uid",
-			  c->sid[0] ? c->sid : "none");
-	unmapped =
-		json_pack("{s:s, s:I}", "rule", c->rule, "policy_version", (json_int_t)c->version);
-	json_object_set_new(ev, "src_endpoint", src);
-	json_object_set_new(ev, "dst_endpoint", dst);
-	json_object_set_new(ev, "actor", actor);
-	json_object_set_new(ev, "unmapped", unmapped);
-	json_object_set_new(ev, "status_detail", json_string(detail));
-	json_object_set_new(ev, "message",
-			    json_string(activity == 5 ? "egress refused" : "egress opened"));
-	/* actor outside 4001's own attributes: through the host profile */
-	json_object_set_new(json_object_get(ev, "metadata"), "profiles", json_pack("[s]", "host"));
+	ev = ocsf_network_activity(activity, &who, &src, &dst, detail,
+				   activity == OCSF_NET_REFUSE ? "egress refused" : "egress opened",
+				   ocsf_now_ms());
+	if (ev != NULL)
+		json_object_set_new(ev, "unmapped",
+				    json_pack("{s:s, s:I}", "rule", c->rule, "policy_version",
+					      (json_int_t)c->version));
 	return ev;
 }
 
@@ -267,7 +260,7 @@ gproxy_refuse_dest(struct gproxy_client *c, const char *ip, const char *why)
 	log_info("proxy: session %s: %s %s refused (rule %s, policy version %lld)%s%s",
 		 c->sid[0] ? c->sid : "-", c->req.method, dest, c->rule, (long long)c->version,
 		 why ? ": " : "", why ? why : "");
-	gproxy_audit(g, gproxy_ocsf_network(c, 5, false, c->req.host, ip, c->req.port,
+	gproxy_audit(g, gproxy_ocsf_network(c, OCSF_NET_REFUSE, c->req.host, ip, c->req.port,
 					    why != NULL ? why : c->rule));
 	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "error", "destination not allowed",
 			 "destination", dest, "rule", c->rule, "policy_version",
@@ -454,8 +447,8 @@ gproxy_connected(struct gproxy_client *c)
 		gproxy_client_free(c, true);
 		return;
 	}
-	gproxy_audit(g,
-		     gproxy_ocsf_network(c, 1, true, c->req.host, c->dst_ip, c->req.port, c->rule));
+	gproxy_audit(g, gproxy_ocsf_network(c, OCSF_NET_OPEN, c->req.host, c->dst_ip, c->req.port,
+					    c->rule));
 	if (c->pol != NULL) {
 		policy_free(c->pol);
 		c->pol = NULL;

@@ -97,6 +97,13 @@ void gbroker_stop(struct guestd *g);
 bool gbroker_online(const struct guestd *g);
 /* The session table changed: send CTL_STATE soon. */
 void gbroker_state_changed(struct guestd *g);
+/* Hands one OCSF event (reference stolen) to the broker as CTL_AUDIT: sent at once when
+ * online, queued otherwise (GBROKER_AUDIT_QUEUE events; past that the oldest is dropped
+ * and counted). */
+#define GBROKER_AUDIT_QUEUE 4096
+void gbroker_audit(struct guestd *g, json_t *ev);
+/* Events dropped so far because the offline queue was full. */
+unsigned long long gbroker_audit_dropped(const struct guestd *g);
 /* Backoff (pure, unit-tested): the next base delay after base_ms (0: first failure), and
  * that delay with ±20% jitter from r (uniform 32-bit random). */
 long gbroker_backoff_next(long base_ms, long max_ms);

@@ -379,8 +379,17 @@ pump_free(struct pump *p)
 		evbuffer_free(p->to_sock);
 	free(p->hold[0].buf);
 	free(p->hold[1].buf);
-	if (p->fd >= 0)
+	if (p->fd >= 0) {
+		/* Not a clean end in both directions (revoked, killed, broken): reset the
+		 * connection so that nothing already queued in the kernel keeps flowing to the
+		 * client after the session is gone. */
+		if (!(p->sock_eof && p->sock_shut)) {
+			struct linger lg = { 1, 0 };
+
+			setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
 		close(p->fd);
+	}
 	/* ssh_channel_free sends CLOSE if needed; libssh frees the channel once the peer's
 	 * CLOSE arrives. */
 	if (p->a)

@@ -8,6 +8,7 @@
 # through as they are sent; wrong, foreign-route or revoked capabilities get 403 + audit.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egress-lib.sh"
+. "$(dirname "$0")/broker-common.sh"
 
 SECRET_A="sk-real-openai-$RANDOM$RANDOM-do-not-leak"
 SECRET_B="sk-ant-real-$RANDOM$RANDOM-do-not-leak"
@@ -154,4 +155,47 @@ code=$(cred -X POST "$URL/openai/v1/chat/completions" -H "Authorization: Bearer 
 assert_eq "$code" 403 "after the session ended, its capability is refused"
 assert_contains "$T/body" "unknown or revoked capability" "after revoke: the reason"
 assert_contains "$GUESTD_LOG" "capabilities revoked" "guestd dropped the session's capabilities"
+
+# --- issue 6: guestd's events in the broker's audit log, and no secret in any record ----------
+assert_audit 6 "audit: the credential proxy's HTTP Activity reached the broker's audit log" \
+	class_uid=4002 metadata.product.name=saw-guestd unmapped.workspace=alice-ws \
+	unmapped.proxy=credential
+assert_audit 1 "audit: a forwarded request names method, host and path, and the response" \
+	class_uid=4002 activity_id=6 http_request.http_method=POST \
+	http_request.url.hostname=127.0.0.1 http_request.url.path~/openai/ http_response.code=200
+# no_leak FILE...: none of the secrets, none of the session's SAW_CAP_ values, no capability-
+# shaped string (sawcap_…, including the unknown one this test sent) and no 64-hex string
+# outside the hash chain's "prev" (the shape of a per-session tunnel token) in FILE.
+python3 - "$T/env.json" "$SECRET_A" "$SECRET_B" "$BROKER_AUDIT" "$GUESTD_LOG" "$BROKER_LOG" \
+	>"$T/leaks.txt" <<'PY' || true
+import json, re, sys
+env = json.load(open(sys.argv[1]))
+values = [sys.argv[2], sys.argv[3]]
+entries = env.get("env", env) if isinstance(env, dict) else env
+for e in entries:
+    if isinstance(e, str) and e.startswith("SAW_CAP_"):
+        values.append(e.split("=", 1)[1])
+caps = len(values) - 2
+shapes = [re.compile(r"sawcap_[A-Za-z0-9_-]{16,}"),
+          re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")]
+chain = re.compile(r'"prev":"[0-9a-f]{64}"')
+leaks = 0
+for path in sys.argv[4:]:
+    try:
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except FileNotFoundError:
+        print("missing %s" % path); leaks += 1; continue
+    text = chain.sub('"prev":"-"', text)
+    for v in values:
+        if v and v in text:
+            print("%s: holds a secret or capability value" % path); leaks += 1
+    for r in shapes:
+        for m in r.finditer(text):
+            print("%s: token-shaped string %s…" % (path, m.group(0)[:12])); leaks += 1
+print("checked %d capability value(s), 2 secrets; leaks %d" % (caps, leaks))
+PY
+cat "$T/leaks.txt"
+assert_contains "$T/leaks.txt" "leaks 0" \
+	"no secret, capability or token in the broker's audit log, guestd's log or the broker's log"
+check "the leak check saw the session's capabilities" grep -q "checked [1-9]" "$T/leaks.txt"
 finish

@@ -15,6 +15,7 @@
 #  After the session is revoked, the proxy refuses again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egress-lib.sh"
+. "$(dirname "$0")/broker-common.sh"
 
 ORIGIN_PORT=$(free_port)
 DENIED_PORT=$(free_port)
@@ -112,6 +113,13 @@ assert_eq "$(jfield "$(sed -n 2p <<<"$out")" rule)" default-deny "v1: unlisted: 
 check "no request reached the origin under v1" test ! -s "$T/origin.log"
 n=$(audit_lines 4001 5)
 check "OCSF Network Activity refuse events were recorded ($n)" test "$n" -ge 8
+# Issue 6: guestd forwards them over CTL_AUDIT; the broker adds provenance and the workspace.
+assert_audit 8 "audit: guestd's Network Activity refusals reached the broker's audit log" \
+	class_uid=4001 activity_id=5 status_id=2 metadata.product.name=saw-guestd \
+	unmapped.workspace=alice-ws
+assert_audit 1 "audit: the forwarded refusal names the user and the session" \
+	class_uid=4001 activity_id=5 actor.user.name=alice "actor.session.uid=$SESSION_ID" \
+	dst_endpoint.hostname=unlisted.example.test dst_endpoint.port=443 unmapped.rule=default-deny
 
 # --- v2: allow_private names 127.0.0.1 -----------------------------------------------------
 write_policy 2 '["127.0.0.1/32"]'
@@ -131,6 +139,8 @@ assert_not_contains "$T/body" "Proxy-Authorization" "v2: proxy credentials not f
 assert_contains "$T/body" "[\"Host\", \"127.0.0.1:$ORIGIN_PORT\"]" "v2: Host from the URL"
 n=$(audit_lines 4001 1)
 check "OCSF Network Activity open events were recorded ($n)" test "$n" -ge 2
+assert_audit 2 "audit: guestd's Network Activity opens reached the broker's audit log" \
+	class_uid=4001 activity_id=1 metadata.product.name=saw-guestd unmapped.workspace=alice-ws
 
 out=$(raw_connect "127.0.0.1:$DENIED_PORT")
 assert_eq "$(head -n1 <<<"$out")" 403 "v2: the deny rule beats the allow (127.0.0.1:$DENIED_PORT)"

@@ -293,6 +293,99 @@ torture_every_event_type(void **state)
 	}
 }
 
+/* The builders of issue 6: network, HTTP, process, API and account events, with full,
+ * partial and missing arguments (every one must still be a compliant event). */
+static void
+torture_new_builders(void **state)
+{
+	static const struct ocsf_subject empty;
+	static const struct ocsf_subject name_only = { .username = "bob" };
+	const struct ocsf_subject *subjects[] = { &alice, &empty, &name_only, NULL };
+	static const struct ocsf_endpoint src = { .ip = "10.0.0.2", .port = 40000 };
+	static const struct ocsf_endpoint dst = { .ip = "203.0.113.7",
+						  .hostname = "api.example.com",
+						  .port = 443 };
+	static const struct ocsf_endpoint port_only = { .port = 80 };
+	static const struct ocsf_endpoint svc = { .svc_name = "saw-admin" };
+	const struct ocsf_endpoint *eps[] = { &src, &dst, &port_only, &svc, NULL };
+	static const enum ocsf_net_activity net[] = { OCSF_NET_OPEN, OCSF_NET_CLOSE,
+						      OCSF_NET_REFUSE };
+	static const char *const methods[] = { "GET", "POST", "PATCH", "CONNECT", "BREW", NULL };
+	static const enum ocsf_api_activity api[] = { OCSF_API_CREATE, OCSF_API_READ,
+						      OCSF_API_UPDATE, OCSF_API_DELETE };
+	size_t i, j, k;
+	json_t *ev;
+
+	for (i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+		for (j = 0; j < sizeof(eps) / sizeof(eps[0]); j++) {
+			for (k = 0; k < sizeof(net) / sizeof(net[0]); k++) {
+				check_and_free(ocsf_network_activity(net[k], subjects[i], eps[j],
+								     &dst, "rule x", NULL, T0));
+				check_and_free(ocsf_network_activity(net[k], subjects[i], eps[j],
+								     eps[j], NULL, "m", T0));
+			}
+			for (k = 0; k < sizeof(methods) / sizeof(methods[0]); k++) {
+				check_and_free(ocsf_http_activity(
+					subjects[i], eps[j], NULL, methods[k], "api.example.com",
+					"/v1/x", 200, true, "forwarded", NULL, T0));
+				check_and_free(ocsf_http_activity(subjects[i], eps[j], eps[j],
+								  methods[k], NULL, NULL, 0, false,
+								  NULL, NULL, T0));
+			}
+			for (k = 0; k < sizeof(api) / sizeof(api[0]); k++) {
+				check_and_free(ocsf_api_activity(api[k], "POST /v1/revoke",
+								 subjects[i], eps[j], 200, true,
+								 NULL, NULL, T0));
+				check_and_free(ocsf_api_activity(api[k], NULL, subjects[i], eps[j],
+								 0, false, "bad signature", NULL,
+								 T0));
+			}
+		}
+		check_and_free(ocsf_process_activity(OCSF_PROCESS_LAUNCH, subjects[i], 4242,
+						     "saw-sandbox", -1, true, NULL, T0));
+		check_and_free(ocsf_process_activity(OCSF_PROCESS_LAUNCH, subjects[i], 0, NULL, -1,
+						     false, "clone failed", T0));
+		check_and_free(ocsf_process_activity(OCSF_PROCESS_TERMINATE, subjects[i], 4242,
+						     "saw-sandbox", 3, true, "exited", T0));
+	}
+	check_and_free(ocsf_account_change(OCSF_ACCOUNT_LOCK, "alice", "sub-1", "admin",
+					   "session revoked", NULL, T0));
+	check_and_free(
+		ocsf_account_change(OCSF_ACCOUNT_UNLOCK, "alice", NULL, NULL, NULL, NULL, T0));
+	check_and_free(
+		ocsf_account_change(OCSF_ACCOUNT_LOCK, NULL, "sub-1", "admin", NULL, "m", T0));
+	check_and_free(ocsf_account_change(OCSF_ACCOUNT_LOCK, NULL, NULL, NULL, NULL, NULL, T0));
+
+	/* What the builders promise beyond compliance. */
+	ev = ocsf_http_activity(&alice, &src, NULL, "POST", "api.example.com", "/v1/x", 201, true,
+				NULL, NULL, T0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "activity_id")), 6);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(ev, "http_request"), "url"), "hostname")),
+		"api.example.com");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(ev, "http_response"), "code")),
+		201);
+	json_decref(ev);
+	ev = ocsf_network_activity(OCSF_NET_REFUSE, &alice, &src, &dst, "denied", NULL, T0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "status_id")), 2);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(ev, "actor"), "user"), "name")),
+			    "alice");
+	json_decref(ev);
+	ev = ocsf_account_change(OCSF_ACCOUNT_UNLOCK, "k", NULL, "a", NULL, NULL, T0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "type_uid")), 300112);
+	json_decref(ev);
+	/* invalid UTF-8 from a peer keeps the field */
+	ev = ocsf_http_activity(NULL, NULL, NULL, "GET", "h\xff", "/\xfe", 0, false, NULL, NULL,
+				T0);
+	assert_non_null(ev);
+	if (check_event(ev) != 0)
+		fail_msg("%s", why);
+	json_decref(ev);
+}
+
 /* The checker itself refuses what it should (so a passing run means something). */
 static void
 torture_checker_refuses(void **state)
@@ -366,6 +459,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(torture_every_event_type),
+		cmocka_unit_test(torture_new_builders),
 		cmocka_unit_test(torture_checker_refuses),
 		cmocka_unit_test(torture_chained_record),
 	};
