@@ -380,10 +380,11 @@ pump_free(struct pump *p)
 	free(p->hold[0].buf);
 	free(p->hold[1].buf);
 	if (p->fd >= 0) {
-		/* Not a clean end in both directions (revoked, killed, broken): reset the
+		/* The channel ended without an EOF (revoked, killed, broken): reset the
 		 * connection so that nothing already queued in the kernel keeps flowing to the
-		 * client after the session is gone. */
-		if (!(p->sock_eof && p->sock_shut)) {
+		 * client after the session is gone. After an EOF the data is complete: a plain
+		 * close lets the client read all of it. */
+		if (!p->sock_shut) {
 			struct linger lg = { 1, 0 };
 
 			setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
