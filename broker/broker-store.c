@@ -631,21 +631,21 @@ store_session_end(struct store *st, const char *id, enum store_state state, cons
 	return store_update(st, STMT_END, "end session");
 }
 
-int
-store_session_expire_due(struct store *st, int64_t now,
-			 void (*cb)(const struct store_session *, void *), void *arg)
+/*
+ * Steps q to the end, gathering the rows, then calls cb for each (so that cb may use the store
+ * and sees committed state). A statement that fails is rolled back as a whole: nothing is
+ * reported. Out of memory stops gathering; the rows gathered are still reported. q is
+ * finalized if own, else reset for reuse. Returns the number of rows, or -1.
+ */
+static int
+store_gather(struct store *st, sqlite3_stmt *q, bool own,
+	     void (*cb)(const struct store_session *, void *), void *arg, const char *what)
 {
-	sqlite3_stmt *q = st->stmt[STMT_EXPIRE_DUE];
 	struct store_session *rows = NULL, *tmp;
 	size_t n = 0, cap = 0, i;
 	bool db_failed = false;
 	int rc, ret = 0;
 
-	/*
-	 * Rows are collected and the callbacks run only once the update is committed: the
-	 * callback may audit or call back into the store, and must see the durable state.
-	 */
-	sqlite3_bind_int64(q, 1, now);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap != 0 ? cap * 2 : 16;
@@ -662,25 +662,38 @@ store_session_expire_due(struct store *st, int64_t now,
 		n++;
 	}
 	if (ret == -1) {
-		/* The update itself is complete (sqlite applies RETURNING updates on the first
-		 * step); only the rows not collected go unreported. */
-		log_warnx("session store: expire sessions: out of memory");
+		log_warnx("session store: %s: out of memory", what);
 	} else if (rc != SQLITE_DONE) {
-		/* A failed statement is rolled back as a whole: nothing ended, report nothing. */
-		store_warn(st, "expire sessions");
+		store_warn(st, what);
 		db_failed = true;
 		ret = -1;
 	}
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-
+	if (own) {
+		sqlite3_finalize(q);
+	} else {
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+	}
 	for (i = 0; i < n; i++) {
 		if (cb != NULL && !db_failed)
 			cb(&rows[i], arg);
 		store_session_clear(&rows[i]);
 	}
 	free(rows);
-	return ret;
+	return ret == 0 ? (int)n : -1;
+}
+
+int
+store_session_expire_due(struct store *st, int64_t now,
+			 void (*cb)(const struct store_session *, void *), void *arg)
+{
+	sqlite3_stmt *q = st->stmt[STMT_EXPIRE_DUE];
+	int n;
+
+	/* sqlite applies a RETURNING update as a whole on the first step. */
+	sqlite3_bind_int64(q, 1, now);
+	n = store_gather(st, q, false, cb, arg, "expire sessions");
+	return n < 0 ? -1 : 0;
 }
 
 void
@@ -866,45 +879,6 @@ store_workspace_clear(struct store_workspace *w)
 
 /* ---- revocation (issue #4) -------------------------------------------------------------- */
 
-/* Runs a prepared ad-hoc SELECT of STORE_COLS rows, gathers them, then calls cb for each
- * (so that cb may use the store). Returns the number of rows or -1. */
-static int
-store_gather(struct store *st, sqlite3_stmt *q, void (*cb)(const struct store_session *, void *),
-	     void *arg, const char *what)
-{
-	struct store_session *rows = NULL, *tmp;
-	size_t n = 0, cap = 0, i;
-	int rc, ret = 0;
-
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap != 0 ? cap * 2 : 16;
-			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
-				ret = -1;
-				break;
-			}
-			rows = tmp;
-		}
-		if (store_read_row(q, &rows[n]) == -1) {
-			ret = -1;
-			break;
-		}
-		n++;
-	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		store_warn(st, what);
-		ret = -1;
-	}
-	sqlite3_finalize(q);
-	for (i = 0; i < n; i++) {
-		if (cb != NULL && ret == 0)
-			cb(&rows[i], arg);
-		store_session_clear(&rows[i]);
-	}
-	free(rows);
-	return ret == 0 ? (int)n : -1;
-}
-
 int
 store_session_match(struct store *st, const struct store_filter *f, int64_t now,
 		    void (*cb)(const struct store_session *, void *), void *arg)
@@ -936,7 +910,7 @@ store_session_match(struct store *st, const struct store_filter *f, int64_t now,
 	for (i = 0; i < 6; i++)
 		if (vals[i] != NULL)
 			sqlite3_bind_text(q, (int)i + 2, vals[i], -1, SQLITE_STATIC);
-	return store_gather(st, q, cb, arg, "match sessions");
+	return store_gather(st, q, true, cb, arg, "match sessions");
 }
 
 int
@@ -956,7 +930,7 @@ store_session_list(struct store *st, const char *username, int include_ended,
 		return -1;
 	}
 	sqlite3_bind_text(q, 1, username, -1, SQLITE_STATIC);
-	return store_gather(st, q, cb, arg, "list sessions");
+	return store_gather(st, q, true, cb, arg, "list sessions");
 }
 
 static int
