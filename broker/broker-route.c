@@ -205,7 +205,7 @@ route_open_workspace(struct conn *c, ssh_message msg)
 		route_refuse(c, msg, sentence, true);
 		return 0;
 	}
-	if (workspace_attach_session(online, s, w.profile) != 0) {
+	if (workspace_attach_session(online, s) != 0) {
 		store_workspace_clear(&w);
 		route_refuse(c, msg, "The broker could not tell the workspace about your session.",
 			     true);

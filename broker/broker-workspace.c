@@ -390,7 +390,7 @@ workspace_reconcile(struct workspace *w, const json_t *list)
 			if (store_session_get(b->store, sid, &row) == 0 &&
 			    row.state == STORE_LIVE && row.expires > broker_now() &&
 			    row.idle_deadline > broker_now()) {
-				workspace_attach_session(w, &row, w->profile);
+				workspace_attach_session(w, &row);
 				store_session_clear(&row);
 				continue;
 			}
@@ -650,12 +650,11 @@ workspace_send_attach(struct workspace *w, const struct store_session *s)
 }
 
 int
-workspace_attach_session(struct workspace *w, const struct store_session *s, const char *profile)
+workspace_attach_session(struct workspace *w, const struct store_session *s)
 {
 	struct broker *b = w->broker;
 	struct attachment *at;
 
-	(void)profile;
 	for (at = b->attachments; at != NULL; at = at->next)
 		if (strcmp(at->ws, w->name) == 0 && strcmp(at->session, s->id) == 0)
 			return 0; /* already told */

@@ -208,8 +208,8 @@ void workspace_conn_closed(struct conn *c);
 struct workspace *workspace_online(struct broker *b, const char *name);
 struct conn *workspace_conn(struct workspace *w);
 /* Tell the workspace about session s (once; again after a reconnect). */
-int workspace_attach_session(struct workspace *w, const struct store_session *s,
-			     const char *profile);
+/* (The workspace's profile, and so its corporate services, comes from its online record.) */
+int workspace_attach_session(struct workspace *w, const struct store_session *s);
 /* A session ended: tell every workspace it was attached to. */
 void workspace_session_ended(struct broker *b, const char *session_id, const char *why);
 void workspace_free_all(struct broker *b);
