@@ -7,10 +7,13 @@
 #include "audit/verify.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audit/chain.h"
 
@@ -309,4 +312,44 @@ int
 audit_verify_file(const char *path, FILE *report)
 {
 	return audit_verify_files(&path, 1, report);
+}
+
+int
+audit_verify_rotated(const char *path, FILE *report)
+{
+	const char **paths = NULL;
+	char **owned = NULL;
+	struct stat sb;
+	size_t n = 0, k, nrot;
+	int rc = -1;
+
+	for (nrot = 0; nrot < AUDIT_VERIFY_MAX_ROTATED; nrot++) {
+		char p[PATH_MAX];
+
+		if (snprintf(p, sizeof(p), "%s.%zu", path, nrot + 1) >= (int)sizeof(p) ||
+		    stat(p, &sb) == -1)
+			break;
+	}
+	if ((paths = calloc(nrot + 1, sizeof(*paths))) == NULL ||
+	    (owned = calloc(nrot + 1, sizeof(*owned))) == NULL)
+		goto oom;
+	for (k = nrot; k >= 1; k--, n++) {
+		if (asprintf(&owned[n], "%s.%zu", path, k) == -1) {
+			owned[n] = NULL;
+			goto oom;
+		}
+		paths[n] = owned[n];
+	}
+	paths[n++] = path;
+	rc = audit_verify_files(paths, n, report);
+	goto out;
+oom:
+	if (report != NULL)
+		fprintf(report, "%s: out of memory\n", path);
+out:
+	for (k = 0; owned != NULL && k < nrot; k++)
+		free(owned[k]);
+	free(owned);
+	free(paths);
+	return rc;
 }

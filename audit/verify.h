@@ -20,6 +20,10 @@
 
 int audit_verify_file(const char *path, FILE *report);
 int audit_verify_files(const char *const *paths, size_t n, FILE *report);
+/* path together with its rotated files path.N ... path.1 (up to AUDIT_VERIFY_MAX_ROTATED),
+ * oldest first. */
+#define AUDIT_VERIFY_MAX_ROTATED 1000
+int audit_verify_rotated(const char *path, FILE *report);
 /* The same on one file's bytes in memory (name is used in messages); for the fuzzer. */
 int audit_verify_buffer(const char *name, const char *buf, size_t len, FILE *report);
 

@@ -4,7 +4,8 @@
  * broker/broker-admin.h. The broker decides who may do what (SO_PEERCRED); sawctl only
  * builds the request and shows the answer.
  *
- * Kept small on purpose (libc and jansson only): it runs as root on the appliance.
+ * Kept small on purpose (libc, jansson and the audit chain verifier only): it runs as root
+ * on the appliance. `sawctl audit verify` works on files alone: no socket, no broker.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "audit/verify.h"
 
 #define SAWCTL_DEFAULT_SOCKET "/run/saw/broker.sock"
 #define SAWCTL_TIMEOUT_MS 10000
@@ -48,7 +51,8 @@ static void __attribute__((noreturn)) usage(int status)
 		   "       sawctl [-s socket] [--json] unlock USER\n"
 		   "       sawctl [-s socket] [--json] locks\n"
 		   "       sawctl [-s socket] [--json] kill WORKSPACE [--reason TEXT]\n"
-		   "       sawctl [-s socket] [--json] revive WORKSPACE\n");
+		   "       sawctl [-s socket] [--json] revive WORKSPACE\n"
+		   "       sawctl audit verify [-r] FILE...\n");
 	exit(status);
 }
 
@@ -793,6 +797,37 @@ cmd_revive(struct sawctl *s, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * audit verify [-r] FILE...: the hash chain of audit files (audit/verify.h), oldest first,
+ * or with -r one file and its rotated files. Exit 0 verified, 1 tampering found (the first
+ * removed, reordered or edited record is reported), 2 usage or read error.
+ */
+static int
+cmd_audit(int argc, char **argv)
+{
+	bool rotated = false;
+	int i = 2, rc;
+
+	if (argc < 2 || strcmp(argv[1], "verify") != 0)
+		usage_error("audit: give verify");
+	if (i < argc && strcmp(argv[i], "-r") == 0) {
+		rotated = true;
+		i++;
+	}
+	if (i < argc && strcmp(argv[i], "--") == 0)
+		i++;
+	if (i >= argc)
+		usage_error("audit verify: give the audit file(s), oldest first");
+	if (rotated && argc - i != 1)
+		usage_error("audit verify -r: give one file (its rotated files are found)");
+	if (rotated)
+		rc = audit_verify_rotated(argv[i], stdout);
+	else
+		rc = audit_verify_files((const char *const *)argv + i, (size_t)(argc - i), stdout);
+	fflush(stdout);
+	return rc == -1 ? 2 : rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -828,6 +863,8 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc == 0)
 		usage(2);
+	if (strcmp(argv[0], "audit") == 0)
+		return cmd_audit(argc, argv);
 	clock_gettime(CLOCK_MONOTONIC, &s.deadline);
 	s.deadline.tv_sec += SAWCTL_TIMEOUT_MS / 1000;
 	if (strcmp(argv[0], "sessions") == 0)
