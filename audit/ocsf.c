@@ -207,6 +207,33 @@ ocsf_set_obj(json_t *o, const char *key, json_t *obj)
 	return json_object_set_new(o, key, obj);
 }
 
+int
+ocsf_set_unmapped(json_t *ev, const char *key, const char *value)
+{
+	json_t *u;
+
+	if (ev == NULL || value == NULL)
+		return 0;
+	if ((u = json_object_get(ev, "unmapped")) == NULL) {
+		if ((u = json_object()) == NULL || json_object_set_new(ev, "unmapped", u) != 0)
+			return -1;
+	}
+	return ocsf_set_str(u, key, value);
+}
+
+/* The brokered context OCSF has no member for: workspace and profile, in unmapped. */
+static int
+ocsf_subject_unmapped(json_t *ev, const struct ocsf_subject *s)
+{
+	int rc = 0;
+
+	if (s == NULL)
+		return 0;
+	rc |= ocsf_set_unmapped(ev, "workspace", s->workspace);
+	rc |= ocsf_set_unmapped(ev, "profile", s->profile);
+	return rc;
+}
+
 static int
 ocsf_random_uid(char out[33])
 {
@@ -365,6 +392,7 @@ ocsf_auth_common(json_t *ev, const struct ocsf_subject *s, const char *expiratio
 	rc |= ocsf_set_obj(ev, "session", ocsf_session(s, expiration_reason));
 	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_endpoint(s->src_ip, s->src_port));
 	rc |= ocsf_set_obj(ev, "dst_endpoint", ocsf_endpoint(s->dst_ip, s->dst_port));
+	rc |= ocsf_subject_unmapped(ev, s);
 	if ((svc = json_object()) == NULL)
 		return -1;
 	rc |= ocsf_set_str(svc, "name", OCSF_SERVICE_NAME);
@@ -457,10 +485,11 @@ ocsf_ssh_actor(json_t *ev, const struct ocsf_subject *s)
 	json_t *actor, *profiles, *meta;
 	int rc = 0;
 
-	if (s->username == NULL && s->uid == NULL && s->session_uid == NULL)
+	if (s->username == NULL && s->uid == NULL && s->session_uid == NULL && s->app_name == NULL)
 		return 0;
 	if ((actor = json_object()) == NULL)
 		return -1;
+	rc |= ocsf_set_str(actor, "app_name", s->app_name);
 	rc |= ocsf_set_obj(actor, "user", ocsf_user(s));
 	rc |= ocsf_set_obj(actor, "session", ocsf_session(s, NULL));
 	rc |= json_object_set_new(ev, "actor", actor);
@@ -508,6 +537,7 @@ ocsf_ssh_activity(enum ocsf_ssh_activity activity, const struct ocsf_subject *s,
 	}
 	rc |= ocsf_set_str(ev, "status_detail", reason);
 	rc |= ocsf_ssh_actor(ev, s);
+	rc |= ocsf_subject_unmapped(ev, s);
 
 	switch (activity) {
 	case OCSF_SSH_OPEN:
@@ -630,6 +660,7 @@ ocsf_actor_obj(const struct ocsf_subject *s)
 
 	if (actor == NULL || s == NULL)
 		return actor;
+	rc |= ocsf_set_str(actor, "app_name", s->app_name);
 	rc |= ocsf_set_obj(actor, "user", ocsf_user(s));
 	rc |= ocsf_set_obj(actor, "session", ocsf_session(s, NULL));
 	if (rc != 0) {
@@ -728,14 +759,17 @@ ocsf_network_activity(enum ocsf_net_activity activity, const struct ocsf_subject
 {
 	const char *verb = activity == OCSF_NET_OPEN   ? "opened" :
 			   activity == OCSF_NET_CLOSE  ? "closed" :
+			   activity == OCSF_NET_RESET  ? "reset" :
+			   activity == OCSF_NET_FAIL   ? "failed" :
 			   activity == OCSF_NET_REFUSE ? "refused" :
 							 "event";
+	bool success = activity != OCSF_NET_REFUSE && activity != OCSF_NET_FAIL;
 	char msg[512];
 	json_t *ev;
 	int rc = 0;
 
-	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, (int)activity,
-				 activity != OCSF_NET_REFUSE, time_ms)) == NULL)
+	if ((ev = ocsf_event_new(OCSF_CLASS_NETWORK_ACTIVITY, (int)activity, success, time_ms)) ==
+	    NULL)
 		return NULL;
 	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_net_endpoint(src));
 	rc |= ocsf_set_obj(ev, "dst_endpoint", ocsf_net_endpoint(dst));
@@ -743,6 +777,7 @@ ocsf_network_activity(enum ocsf_net_activity activity, const struct ocsf_subject
 	    json_object_get(ev, "dst_endpoint") == NULL)
 		rc |= json_object_set_new(ev, "dst_endpoint", ocsf_obj1("name", "unknown"));
 	rc |= ocsf_profile_actor(ev, actor);
+	rc |= ocsf_subject_unmapped(ev, actor);
 	rc |= ocsf_set_str(ev, "status_detail", detail);
 	if (message == NULL) {
 		snprintf(msg, sizeof(msg), "connection to %s %s%s%s",
@@ -801,6 +836,7 @@ ocsf_http_activity(const struct ocsf_subject *actor, const struct ocsf_endpoint 
 		rc |= json_object_set_new(ev, "dst_endpoint",
 					  ocsf_obj1("name", ocsf_or(hostname, "unknown")));
 	rc |= ocsf_profile_actor(ev, actor);
+	rc |= ocsf_subject_unmapped(ev, actor);
 	rc |= ocsf_set_str(ev, "status_detail", detail);
 	if (message == NULL) {
 		snprintf(msg, sizeof(msg), "HTTP %s %s%s%s", ocsf_or(method, "request"),
@@ -830,6 +866,7 @@ ocsf_process_activity(enum ocsf_process_activity activity, const struct ocsf_sub
 	rc |= ocsf_set_str(proc, "name", name);
 	rc |= json_object_set_new(ev, "process", proc);
 	rc |= ocsf_required_actor(ev, actor, "unknown");
+	rc |= ocsf_subject_unmapped(ev, actor);
 	rc |= ocsf_set_obj(ev, "device", ocsf_this_device());
 	if (activity == OCSF_PROCESS_TERMINATE && exit_code >= 0)
 		rc |= ocsf_set_int(ev, "exit_code", exit_code);
@@ -855,6 +892,7 @@ ocsf_api_activity(enum ocsf_api_activity activity, const char *operation,
 		return NULL;
 	rc |= json_object_set_new(ev, "api", ocsf_obj1("operation", ocsf_or(operation, "unknown")));
 	rc |= ocsf_required_actor(ev, actor, "unknown");
+	rc |= ocsf_subject_unmapped(ev, actor);
 	rc |= ocsf_set_obj(ev, "src_endpoint", ocsf_net_endpoint(src));
 	if (json_object_get(ev, "src_endpoint") == NULL)
 		rc |= json_object_set_new(ev, "src_endpoint", ocsf_obj1("name", "unknown"));
@@ -896,11 +934,83 @@ ocsf_account_change(enum ocsf_account_activity activity, const char *target, con
 	if (message == NULL) {
 		snprintf(msg, sizeof(msg), "%s %s by %s%s%s",
 			 ocsf_or(target, ocsf_or(target_uid, "unknown")),
-			 activity == OCSF_ACCOUNT_LOCK ? "locked" : "unlocked",
+			 activity == OCSF_ACCOUNT_LOCK	 ? "locked" :
+			 activity == OCSF_ACCOUNT_UNLOCK ? "unlocked" :
+							   "changed",
 			 ocsf_or(actor_name, "unknown"), detail != NULL ? ": " : "",
 			 ocsf_or(detail, ""));
 		message = msg;
 	}
 	rc |= ocsf_set_str(ev, "message", message);
 	return ocsf_finish(ev, rc);
+}
+
+json_t *
+ocsf_policy_attach(const char *account, const char *policy_name, const char *policy_uid,
+		   const char *version, const char *desc, bool success, const char *detail,
+		   const char *message, int64_t time_ms)
+{
+	json_t *ev, *pol;
+	char msg[512];
+	int rc = 0;
+
+	if ((ev = ocsf_event_new(OCSF_CLASS_ACCOUNT_CHANGE, OCSF_ACCOUNT_ATTACH_POLICY, success,
+				 time_ms)) == NULL)
+		return NULL;
+	rc |= json_object_set_new(ev, "user", ocsf_obj1("name", ocsf_or(account, "unknown")));
+	if ((pol = json_object()) == NULL)
+		return ocsf_finish(ev, -1);
+	/* a policy needs a name or a uid */
+	rc |= ocsf_set_str(
+		pol, "name",
+		policy_name != NULL || policy_uid == NULL ? ocsf_or(policy_name, "unknown") : NULL);
+	rc |= ocsf_set_str(pol, "uid", policy_uid);
+	rc |= ocsf_set_str(pol, "version", version);
+	rc |= ocsf_set_str(pol, "desc", desc);
+	rc |= json_object_set_new(pol, "is_applied", json_boolean(success));
+	rc |= json_object_set_new(ev, "policy", pol);
+	rc |= ocsf_set_str(ev, "status_detail", detail);
+	if (message == NULL) {
+		snprintf(msg, sizeof(msg), "policy %s%s%s %s for %s%s%s",
+			 ocsf_or(policy_name, ocsf_or(policy_uid, "unknown")),
+			 version != NULL ? " version " : "", ocsf_or(version, ""),
+			 success ? "applied" : "refused", ocsf_or(account, "unknown"),
+			 detail != NULL ? ": " : "", ocsf_or(detail, ""));
+		message = msg;
+	}
+	rc |= ocsf_set_str(ev, "message", message);
+	return ocsf_finish(ev, rc);
+}
+
+int
+ocsf_set_traffic(json_t *ev, uint64_t bytes_in, uint64_t bytes_out)
+{
+	json_t *t = json_object();
+	int rc = 0;
+
+	if (t == NULL)
+		return -1;
+	rc |= ocsf_set_int(t, "bytes_in", (json_int_t)bytes_in);
+	rc |= ocsf_set_int(t, "bytes_out", (json_int_t)bytes_out);
+	rc |= ocsf_set_int(t, "bytes", (json_int_t)(bytes_in + bytes_out));
+	rc |= json_object_set_new(ev, "traffic", t);
+	return rc;
+}
+
+int
+ocsf_set_http_request(json_t *ev, const char *method, const char *path)
+{
+	json_t *req = json_object(), *url = json_object();
+	int rc = 0;
+
+	if (req == NULL || url == NULL) {
+		json_decref(req);
+		json_decref(url);
+		return -1;
+	}
+	rc |= ocsf_set_str(req, "http_method", method);
+	rc |= ocsf_set_str(url, "path", ocsf_or(path, "/"));
+	rc |= json_object_set_new(req, "url", url);
+	rc |= json_object_set_new(ev, "http_request", req);
+	return rc;
 }

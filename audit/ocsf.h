@@ -47,6 +47,8 @@ enum ocsf_event_log_activity {
 enum ocsf_net_activity {
 	OCSF_NET_OPEN = 1,
 	OCSF_NET_CLOSE = 2,
+	OCSF_NET_RESET = 3,
+	OCSF_NET_FAIL = 4,
 	OCSF_NET_REFUSE = 5
 };
 enum ocsf_process_activity {
@@ -60,6 +62,7 @@ enum ocsf_api_activity {
 	OCSF_API_DELETE = 4
 };
 enum ocsf_account_activity {
+	OCSF_ACCOUNT_ATTACH_POLICY = 7,
 	OCSF_ACCOUNT_LOCK = 9,
 	OCSF_ACCOUNT_UNLOCK = 12
 };
@@ -76,6 +79,12 @@ struct ocsf_subject {
 	int src_port;
 	const char *dst_ip;
 	int dst_port;
+	/* The brokered context, when known: unmapped.workspace and unmapped.profile (OCSF has
+	 * no member for either); app_name names a program acting (actor.app_name), e.g. the
+	 * IdP that sent a webhook. */
+	const char *workspace;
+	const char *profile;
+	const char *app_name;
 };
 
 /* Base object: class/category/activity/type_uid/time/severity/status/metadata. */
@@ -149,6 +158,24 @@ json_t *ocsf_api_activity(enum ocsf_api_activity activity, const char *operation
 json_t *ocsf_account_change(enum ocsf_account_activity activity, const char *target,
 			    const char *target_uid, const char *actor_name, const char *detail,
 			    const char *message, int64_t time_ms);
+
+/*
+ * Account Change (3001) Attach Policy: a workspace policy (guestd's PolicyFile) loaded, or a
+ * reload refused (success false, detail the error with file:line). account is the account
+ * the policy governs (e.g. "workspace:NAME"); policy {name, uid, version, desc}.
+ */
+json_t *ocsf_policy_attach(const char *account, const char *policy_name, const char *policy_uid,
+			   const char *version, const char *desc, bool success, const char *detail,
+			   const char *message, int64_t time_ms);
+
+/* Additions to a built event (0, or -1 when out of memory). */
+/* unmapped.key = value (value NULL: nothing). */
+int ocsf_set_unmapped(json_t *ev, const char *key, const char *value);
+/* traffic {bytes_in, bytes_out, bytes} (Network Activity): bytes received from / sent to the
+ * source end. */
+int ocsf_set_traffic(json_t *ev, uint64_t bytes_in, uint64_t bytes_out);
+/* http_request {http_method, url {path}} (API Activity through HTTP). */
+int ocsf_set_http_request(json_t *ev, const char *method, const char *path);
 
 int64_t ocsf_now_ms(void);
 

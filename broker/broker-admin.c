@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "audit/log.h"
+#include "audit/ocsf.h"
 #include "broker/broker-admin.h"
 #include "broker/broker-store.h"
 #include "broker/broker.h"
@@ -1000,13 +1001,107 @@ admin_error_line(const char *msg)
 }
 
 int
+admin_op_activity(const char *op)
+{
+	if (op == NULL)
+		return OCSF_API_READ;
+	if (strcmp(op, "workspace.add") == 0)
+		return OCSF_API_CREATE;
+	if (strcmp(op, "workspace.remove") == 0 || strcmp(op, "session.revoke") == 0 ||
+	    strcmp(op, "user.revoke") == 0)
+		return OCSF_API_DELETE;
+	if (strcmp(op, "user.lock") == 0 || strcmp(op, "user.unlock") == 0 ||
+	    strcmp(op, "workspace.kill") == 0 || strcmp(op, "workspace.revive") == 0)
+		return OCSF_API_UPDATE;
+	return OCSF_API_READ; /* ping, lists, and what is not an operation at all */
+}
+
+/*
+ * The result of a successful operation for the audit: its scalar members ("name=alice-ws
+ * revoked=2"), and the size of its lists ("sessions: 3"). Never a whole list: a session
+ * list is not an audit record. Nothing in a response is secret (the protocol has no secret).
+ */
+void
+admin_result_summary(const json_t *resp, char *buf, size_t len)
+{
+	const char *key;
+	json_t *v;
+	size_t n = 0;
+	int w;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	json_object_foreach((json_t *)resp, key, v) {
+		if (strcmp(key, "ok") == 0 || strcmp(key, "id") == 0 || n >= len)
+			continue;
+		if (json_is_string(v))
+			w = snprintf(buf + n, len - n, "%s%s=%.80s", n ? " " : "", key,
+				     json_string_value(v));
+		else if (json_is_integer(v))
+			w = snprintf(buf + n, len - n, "%s%s=%lld", n ? " " : "", key,
+				     (long long)json_integer_value(v));
+		else if (json_is_boolean(v))
+			w = snprintf(buf + n, len - n, "%s%s=%s", n ? " " : "", key,
+				     json_is_true(v) ? "true" : "false");
+		else if (json_is_array(v))
+			w = snprintf(buf + n, len - n, "%s%s: %zu", n ? " " : "", key,
+				     json_array_size(v));
+		else if (json_is_object(v) && json_is_string(json_object_get(v, "name")))
+			w = snprintf(buf + n, len - n, "%s%s=%.80s", n ? " " : "", key,
+				     json_string_value(json_object_get(v, "name")));
+		else
+			continue;
+		if (w < 0)
+			return;
+		n = (size_t)w >= len - n ? len - 1 : n + (size_t)w;
+	}
+}
+
+/* What one request was and how it ended, for the admin socket's audit event. */
+struct admin_outcome {
+	char op[64];
+	bool ok;
+	char detail[400];
+};
+
+static void
+admin_outcome_set(struct admin_outcome *oc, const json_t *req, const json_t *resp,
+		  const char *error)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	const json_t *e;
+
+	if (oc == NULL)
+		return;
+	snprintf(oc->op, sizeof(oc->op), "%s", op != NULL ? op : "unknown");
+	oc->ok = resp != NULL && json_is_true(json_object_get(resp, "ok"));
+	if (error != NULL)
+		snprintf(oc->detail, sizeof(oc->detail), "%s", error);
+	else if (!oc->ok && json_is_string(e = json_object_get(resp, "error")))
+		snprintf(oc->detail, sizeof(oc->detail), "%s", json_string_value(e));
+	else if (oc->ok)
+		admin_result_summary(resp, oc->detail, sizeof(oc->detail));
+}
+
+static int admin_request_run(struct broker *b, const char *actor, const char *line, size_t len,
+			     char **out, struct admin_outcome *oc);
+
+int
 admin_request(struct broker *b, const char *line, size_t len, char **out)
 {
-	return admin_request_as(b, "admin", line, len, out);
+	return admin_request_run(b, "admin", line, len, out, NULL);
 }
 
 int
 admin_request_as(struct broker *b, const char *actor, const char *line, size_t len, char **out)
+{
+	return admin_request_run(b, actor, line, len, out, NULL);
+}
+
+static int
+admin_request_run(struct broker *b, const char *actor, const char *line, size_t len, char **out,
+		  struct admin_outcome *oc)
 {
 	json_error_t jerr;
 	json_t *req = NULL, *resp = NULL;
@@ -1017,6 +1112,7 @@ admin_request_as(struct broker *b, const char *actor, const char *line, size_t l
 	*out = NULL;
 	if (len > ADMIN_MAX_LINE) {
 		snprintf(msg, sizeof(msg), "request longer than %d bytes", ADMIN_MAX_LINE);
+		admin_outcome_set(oc, NULL, NULL, msg);
 		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
 	}
 	/* JSON_REJECT_DUPLICATES: {"name":"a","name":"b"} must not mean whichever came last */
@@ -1024,10 +1120,12 @@ admin_request_as(struct broker *b, const char *actor, const char *line, size_t l
 	if (req == NULL) {
 		snprintf(msg, sizeof(msg), "the request is not valid JSON (%.100s, at byte %d)",
 			 jerr.text, jerr.position);
+		admin_outcome_set(oc, NULL, NULL, msg);
 		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
 	}
 	if (admin_dispatch_as(b, actor, req, &resp) != 0)
 		goto fail;
+	admin_outcome_set(oc, req, resp, NULL);
 	if ((s = json_dumps(resp, JSON_COMPACT)) == NULL)
 		goto fail;
 	n = strlen(s);
@@ -1085,10 +1183,42 @@ admin_client_finish(struct admin_client *c, const char *msg)
 	return 0;
 }
 
+/*
+ * API Activity of one admin socket request (or refusal). The caller is who the kernel says
+ * (SO_PEERCRED): the uid, its account name when it has one, and the pid in the detail.
+ */
+static void
+admin_audit(struct admin *a, uid_t uid, pid_t pid, const char *op, bool ok, const char *detail)
+{
+	struct broker_api_call call;
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024], uidtext[32], name[64], what[512];
+
+	memset(&call, 0, sizeof(call));
+	snprintf(uidtext, sizeof(uidtext), "%u", (unsigned)uid);
+	if (uid == (uid_t)-1)
+		snprintf(name, sizeof(name), "unknown");
+	else if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
+		snprintf(name, sizeof(name), "%s", pw.pw_name);
+	else
+		snprintf(name, sizeof(name), "uid %u", (unsigned)uid);
+	snprintf(what, sizeof(what), "pid %d%s%s", (int)pid, detail != NULL && *detail ? ": " : "",
+		 detail != NULL ? detail : "");
+	call.activity = admin_op_activity(op);
+	call.operation = op;
+	call.caller_name = name;
+	call.caller_uid = uid == (uid_t)-1 ? NULL : uidtext;
+	call.src_name = "admin socket";
+	call.success = ok;
+	call.detail = what;
+	broker_audit_api(a->broker, &call);
+}
+
 /* One request line, answered in order. Returns 0, or -1 if c was freed. */
 static int
 admin_client_line(struct admin_client *c, const char *line, size_t n)
 {
+	struct admin_outcome oc;
 	char *resp = NULL, actor[64];
 
 	if (n > 0 && line[n - 1] == '\r')
@@ -1097,10 +1227,14 @@ admin_client_line(struct admin_client *c, const char *line, size_t n)
 		return 0; /* blank lines are allowed between requests */
 	log_debug("admin: uid %u pid %d: request of %zu bytes", (unsigned)c->uid, (int)c->pid, n);
 	snprintf(actor, sizeof(actor), "admin uid %u", (unsigned)c->uid);
-	if (admin_request_as(c->admin->broker, actor, line, n, &resp) != 0) {
+	memset(&oc, 0, sizeof(oc));
+	if (admin_request_run(c->admin->broker, actor, line, n, &resp, &oc) != 0) {
 		log_warnx("admin: out of memory answering uid %u", (unsigned)c->uid);
+		admin_audit(c->admin, c->uid, c->pid, "unknown", false,
+			    "the broker is out of memory");
 		return admin_client_finish(c, "the broker is out of memory");
 	}
+	admin_audit(c->admin, c->uid, c->pid, oc.op, oc.ok, oc.detail);
 	bufferevent_write(c->bev, resp, strlen(resp));
 	free(resp);
 	return 0;
@@ -1115,6 +1249,7 @@ admin_client_too_long(struct admin_client *c)
 		 (int)c->pid, ADMIN_MAX_LINE);
 	snprintf(msg, sizeof(msg), "request line longer than %d bytes: connection closed",
 		 ADMIN_MAX_LINE);
+	admin_audit(c->admin, c->uid, c->pid, "unknown", false, msg);
 	return admin_client_finish(c, msg);
 }
 
@@ -1313,6 +1448,7 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, 
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	if (denied != NULL) {
 		log_info("admin: refused uid %u pid %d: %s", (unsigned)cr.uid, (int)cr.pid, denied);
+		admin_audit(a, cr.uid, cr.pid, "connect", false, denied);
 		/* answered at once, before reading anything the client sent */
 		if ((line = admin_error_line(denied)) != NULL) {
 			bufferevent_write(c->bev, line, strlen(line));

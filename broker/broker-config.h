@@ -56,6 +56,8 @@ struct broker_config {
 					  raw "HOST:PORT USER KEYFILE" strings, validated */
 	char *jump_host_known_hosts;   /* JumpHostKnownHosts PATH (required if JumpHost is set) */
 	long long workspace_keepalive; /* WorkspaceKeepalive, default 15s: dead-peer detection */
+	int workspace_audit_rate;      /* WorkspaceAuditRate, default 500: guestd events/s … */
+	int workspace_audit_burst;     /* WorkspaceAuditBurst, default 5000: … with this burst */
 	/* issue #4: revocation webhooks, the admin HTTP API, the kill switch */
 	struct conf_list http_listen_address; /* HttpListenAddress HOST:PORT (repeatable); none:
 						 no HTTP listener */

@@ -310,7 +310,9 @@ conn_close(struct conn *c, const char *reason)
 	conn_unauth_done(c);
 	/* Routes hold channels of this session (and of others): free them while the session
 	 * is still whole, telling the other ends. */
+	c->closing_why = reason;
 	route_close_conn(c);
+	c->closing_why = NULL;
 	workspace_conn_closed(c);
 	auth_conn_cleanup(c);
 	sessions_detach(c);

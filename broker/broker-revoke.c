@@ -33,18 +33,42 @@ struct revoke_ctx {
 	int errors;
 };
 
+/*
+ * Account Change Lock / Unlock, saying who did it (actor) and why. target is a lock key
+ * ("sub:SUB" names the user by uid, "user:NAME" by name) or, for the kill switch, a
+ * workspace: its account is "workspace:NAME", as it authenticates to the broker.
+ */
 static void
-revoke_audit_lock(struct broker *b, const char *what, const char *target, const char *detail,
-		  const char *actor)
+revoke_audit_account(struct broker *b, enum ocsf_account_activity activity, const char *what,
+		     const char *target, const char *workspace, const char *detail,
+		     const char *actor)
 {
-	char msg[512];
+	const char *name = NULL, *uid = NULL;
+	char msg[512], account[300];
 	json_t *ev;
 
+	if (workspace != NULL) {
+		snprintf(account, sizeof(account), "workspace:%s", workspace);
+		name = account;
+	} else if (strncmp(target, "sub:", 4) == 0) {
+		uid = target + 4;
+	} else if (strncmp(target, "user:", 5) == 0) {
+		name = target + 5;
+	} else {
+		name = target;
+	}
 	snprintf(msg, sizeof(msg), "%s %s by %s%s%s", what, target, actor, detail ? ": " : "",
 		 detail ? detail : "");
-	if ((ev = ocsf_account_change(OCSF_ACCOUNT_LOCK, target, NULL, actor, what, msg,
-				      ocsf_now_ms())) == NULL)
+	ev = ocsf_account_change(activity, name, uid, actor, detail != NULL ? detail : what, msg,
+				 ocsf_now_ms());
+	if (ev != NULL && workspace != NULL && ocsf_set_unmapped(ev, "workspace", workspace) != 0) {
+		json_decref(ev);
+		ev = NULL;
+	}
+	if (ev == NULL) {
+		log_warnx("audit: cannot build the %s event (out of memory)", what);
 		return;
+	}
 	if (audit_emit(b->audit, ev) != 0)
 		log_warnx("audit: lock event not written yet (kept for retry)");
 }
@@ -127,13 +151,22 @@ revoke_lock_user(struct broker *b, const char *key, int64_t until, const char *m
 		 const char *actor, int *count)
 {
 	struct store_filter f;
-	char why[256];
+	char why[256], detail[512], when[64] = "";
 
 	if (revoke_key_filter(key, &f) != 0)
 		return -1;
 	if (store_lock_set(b->store, key, until, message, actor, broker_now()) != 0)
 		return -1;
-	revoke_audit_lock(b, "locked", key, message, actor);
+	if (until > 0) {
+		time_t t = (time_t)until;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "until %Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	snprintf(detail, sizeof(detail), "%s%s%s", until > 0 ? when : "until unlocked",
+		 message ? ": " : "", message ? message : "");
+	revoke_audit_account(b, OCSF_ACCOUNT_LOCK, "locked", key, NULL, detail, actor);
 	snprintf(why, sizeof(why), "access locked%s%s", message ? ": " : "",
 		 message ? message : "");
 	return revoke_matching(b, &f, why, actor, count);
@@ -145,7 +178,7 @@ revoke_unlock_user(struct broker *b, const char *key, const char *actor)
 	int rc = store_lock_clear(b->store, key);
 
 	if (rc == 0)
-		revoke_audit_lock(b, "unlocked", key, NULL, actor);
+		revoke_audit_account(b, OCSF_ACCOUNT_UNLOCK, "unlocked", key, NULL, NULL, actor);
 	return rc;
 }
 
@@ -222,7 +255,8 @@ revoke_kill_workspace(struct broker *b, const char *name, const char *why, const
 		return rc;
 	snprintf(reason, sizeof(reason), "workspace %s killed%s%s", name, why ? ": " : "",
 		 why ? why : "");
-	revoke_audit_lock(b, "workspace killed", name, why, actor);
+	revoke_audit_account(b, OCSF_ACCOUNT_LOCK, "kill switch on:", name, name,
+			     why != NULL ? why : "workspace killed", actor);
 	/* Every session attached to it: their connections, tunnels and in-workspace processes. */
 	workspace_attached_sessions(b, name, revoke_collect_cb, &k);
 	for (i = 0; i < k.n; i++) {
@@ -245,7 +279,8 @@ revoke_revive_workspace(struct broker *b, const char *name, const char *actor)
 
 	if (rc == 0) {
 		log_info("workspace %s revived by %s", name, actor);
-		revoke_audit_lock(b, "workspace revived", name, NULL, actor);
+		revoke_audit_account(b, OCSF_ACCOUNT_UNLOCK, "kill switch off:", name, name,
+				     "workspace revived", actor);
 	}
 	return rc;
 }

@@ -40,6 +40,15 @@ struct route {
 	char orig_ip[64];
 	int orig_port;
 	int *gone_flag; /* set while a call that may free the route runs */
+
+	/* for the audit (Network Activity open / close): what the tunnel reaches */
+	char ws[64];	    /* the workspace it belongs to */
+	char profile[32];   /* that workspace's profile */
+	char far_host[256]; /* workspace name, or the corporate service's host */
+	int far_port;
+	char service[64]; /* "ssh", or the corporate service's name */
+	bool opened;	  /* Open was audited: Close is due */
+	const char *why;  /* why it is being closed (static string), NULL: ended normally */
 };
 
 static void route_free(struct route *r);
@@ -57,6 +66,29 @@ route_refuse(struct conn *c, ssh_message msg, const char *sentence, bool close_i
 		return;
 	}
 	ssh_message_reply_default(msg);
+}
+
+static void
+route_audit(struct route *r, int activity, const char *detail)
+{
+	struct broker_tunnel t;
+
+	memset(&t, 0, sizeof(t));
+	t.what = r->dest;
+	t.workspace = r->ws[0] ? r->ws : NULL;
+	t.profile = r->profile[0] ? r->profile : NULL;
+	t.src_ip = r->from->src_ip;
+	t.src_port = r->from->src_port;
+	t.dst_host = r->far_host[0] ? r->far_host : NULL;
+	t.dst_port = r->far_port;
+	t.dst_service = r->service[0] ? r->service : NULL;
+	if (activity == OCSF_NET_CLOSE && r->pump != NULL) {
+		/* the pump counts as it goes: no extra work on the data path */
+		t.have_traffic = true;
+		t.bytes_in = pump_bytes(r->pump, 0);
+		t.bytes_out = pump_bytes(r->pump, 1);
+	}
+	broker_audit_tunnel(r->b, r->from, activity, &t, detail);
 }
 
 static void
@@ -84,6 +116,8 @@ static void
 route_established(struct route *r)
 {
 	ssh_channel near = ssh_message_channel_request_open_reply_accept(r->held);
+	const char *via;
+	char detail[320];
 
 	ssh_message_free(r->held);
 	r->held = NULL;
@@ -98,6 +132,14 @@ route_established(struct route *r)
 	}
 	log_info("conn %llu: %s connected to %s", (unsigned long long)r->from->id, r->from->user,
 		 r->dest);
+	r->opened = true;
+	if (r->to == NULL && r->b->jump != NULL &&
+	    (via = jump_channel_host(r->b->jump, r->far)) != NULL) {
+		snprintf(detail, sizeof(detail), "through jump host %s", via);
+		route_audit(r, OCSF_NET_OPEN, detail);
+	} else {
+		route_audit(r, OCSF_NET_OPEN, NULL);
+	}
 	pump_run(r->pump); /* may free r */
 }
 
@@ -134,6 +176,7 @@ route_progress(struct route *r)
 			return 0;
 		if (rc != SSH_OK) {
 			log_info("route %s: the workspace refused the channel", r->dest);
+			route_audit(r, OCSF_NET_FAIL, "the workspace refused the channel");
 			route_free(r); /* answers the held open with a failure */
 			return -1;
 		}
@@ -212,11 +255,17 @@ route_open_workspace(struct conn *c, ssh_message msg)
 		return 0;
 	}
 	snprintf(dest, sizeof(dest), "workspace %s", w.name);
-	store_workspace_clear(&w);
 	if ((r = route_new(c, msg, dest)) == NULL) {
+		store_workspace_clear(&w);
 		ssh_message_reply_default(msg);
 		return 0;
 	}
+	snprintf(r->ws, sizeof(r->ws), "%s", w.name);
+	snprintf(r->profile, sizeof(r->profile), "%s", w.profile != NULL ? w.profile : "");
+	snprintf(r->far_host, sizeof(r->far_host), "%s", w.name);
+	r->far_port = 22;
+	snprintf(r->service, sizeof(r->service), "ssh");
+	store_workspace_clear(&w);
 	to = workspace_conn(online);
 	r->to = to;
 	TAILQ_INSERT_TAIL(&to->routes_to, r, to_entry);
@@ -238,6 +287,8 @@ route_jump_opened(ssh_channel ch, const char *error, void *arg)
 	if (ch == NULL) {
 		log_info("route %s: %s", r->dest, error ? error : "open failed");
 		broker_audit_ssh(r->b, r->from, OCSF_SSH_REFUSE, error);
+		route_audit(r, OCSF_NET_FAIL,
+			    error != NULL ? error : "the jump host could not open it");
 		route_free(r);
 		return;
 	}
@@ -252,7 +303,7 @@ route_open_corp(struct conn *c, ssh_message msg)
 	const char *host = ssh_message_channel_request_open_destination(msg);
 	int port = ssh_message_channel_request_open_destination_port(msg);
 	struct store_workspace w;
-	char *name = NULL, *chost = NULL, sentence[512], dest[300];
+	char *name = NULL, *chost = NULL, sentence[512], dest[300], profile[32];
 	int cport = 0, found = 0;
 	struct route *r;
 	size_t i;
@@ -263,6 +314,7 @@ route_open_corp(struct conn *c, ssh_message msg)
 		route_refuse(c, msg, "Unknown workspace.", false);
 		return 0;
 	}
+	snprintf(profile, sizeof(profile), "%s", w.profile != NULL ? w.profile : "");
 	if (strcmp(w.profile, "corporate") == 0) {
 		for (i = 0; i < b->cfg.corp_service.n && !found; i++) {
 			if (broker_corp_service_split(b->cfg.corp_service.v[i], &name, &chost,
@@ -298,6 +350,11 @@ route_open_corp(struct conn *c, ssh_message msg)
 		ssh_message_reply_default(msg);
 		return 0;
 	}
+	snprintf(r->ws, sizeof(r->ws), "%s", c->ws_name);
+	snprintf(r->profile, sizeof(r->profile), "%s", profile);
+	snprintf(r->far_host, sizeof(r->far_host), "%s", chost);
+	r->far_port = cport;
+	snprintf(r->service, sizeof(r->service), "%s", name);
 	TAILQ_INSERT_TAIL(&b->jump_routes, r, to_entry);
 	r->jo = jump_open(b->jump, chost, cport, c->src_ip, c->src_port, route_jump_opened, r);
 	free(name);
@@ -316,6 +373,8 @@ route_free(struct route *r)
 
 	if (r->gone_flag != NULL)
 		*r->gone_flag = 1;
+	if (r->opened)
+		route_audit(r, OCSF_NET_CLOSE, r->why != NULL ? r->why : "the channel ended");
 	TAILQ_REMOVE(&from->routes_from, r, from_entry);
 	if (to != NULL)
 		TAILQ_REMOVE(&to->routes_to, r, to_entry);
@@ -404,8 +463,10 @@ route_jump_dead(ssh_session dead, void *arg)
 
 	for (r = TAILQ_FIRST(&b->jump_routes); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, to_entry);
-		if (r->far != NULL && ssh_channel_get_session(r->far) == dead)
+		if (r->far != NULL && ssh_channel_get_session(r->far) == dead) {
+			r->why = "the jump host carrying it went down";
 			route_free(r);
+		}
 	}
 }
 
@@ -421,6 +482,10 @@ route_drop_from(struct conn *c, struct route *r)
 		pump_forget_session(r->pump, c->ssh);
 	else if (r->far != NULL && ssh_channel_get_session(r->far) == c->ssh)
 		r->far = NULL;
+	if (r->why == NULL)
+		r->why = c->closing_why != NULL ? c->closing_why :
+			 c == r->from		? "the client's connection closed" :
+						  "the workspace's connection closed";
 	route_free(r);
 }
 

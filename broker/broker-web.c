@@ -34,6 +34,7 @@
 #include <openssl/ssl.h>
 
 #include "audit/log.h"
+#include "audit/ocsf.h"
 #include "broker/broker-admin.h"
 #include "broker/broker-http.h"
 #include "broker/broker-jwt.h"
@@ -74,6 +75,13 @@ struct web_req {
 	bool refreshed; /* an unknown kid already asked for fresh keys once */
 	bool waiting;
 	int64_t deadline_ms;
+
+	/* for the audit event of the answer (web_audit): never a token */
+	const char *op;	       /* admin operation, once known (static string) */
+	char caller_name[128]; /* admin: the token's user name, once verified */
+	char caller_uid[256];  /* admin: the token's sub, once verified */
+	char caller_app[256];  /* webhooks: the issuer, once verified */
+	char detail[400];      /* the result or the reason, when the answer body has none */
 };
 
 TAILQ_HEAD(web_req_list, web_req);
@@ -152,10 +160,96 @@ web_send(struct evhttp_request *req, int code, const char *reason, const char *c
 		evbuffer_free(buf);
 }
 
+static const char *
+web_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	default:
+		return "OTHER";
+	}
+}
+
+/* The name of what a request asks for, before (or without) parsing it. */
+static const char *
+web_operation(const char *path)
+{
+	if (path == NULL)
+		return "unknown";
+	if (strcmp(path, "/v1/revocation/backchannel-logout") == 0)
+		return "revocation.backchannel-logout";
+	if (strcmp(path, "/v1/revocation/events") == 0)
+		return "revocation.security-event";
+	if (strncmp(path, "/v1/", 4) == 0)
+		return "admin";
+	return "unknown";
+}
+
+/*
+ * API Activity (6003) for one answered request: every webhook and admin API call, accepted
+ * or refused, with the caller (address; the verified user or issuer once known), what it
+ * asked for, the status and why. detail is r->detail, else the error the body carries.
+ */
+static void
+web_audit(struct broker *b, struct evhttp_request *req, enum evhttp_cmd_type method,
+	  const char *path, const char *op, int activity, int code, const json_t *body,
+	  const struct web_req *r, const char *detail)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct broker_api_call call;
+	const json_t *e = NULL;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	memset(&call, 0, sizeof(call));
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	if ((detail == NULL || *detail == '\0') && body != NULL &&
+	    ((e = json_object_get(body, "error_description")) != NULL ||
+	     (e = json_object_get(body, "description")) != NULL ||
+	     (e = json_object_get(body, "error")) != NULL))
+		detail = json_string_value(e);
+	call.activity = activity;
+	call.operation = op;
+	call.method = web_method_name(method);
+	call.path = path;
+	if (r != NULL) {
+		call.caller_name = r->caller_name[0] ? r->caller_name : NULL;
+		call.caller_uid = r->caller_uid[0] ? r->caller_uid : NULL;
+		call.caller_app = r->caller_app[0] ? r->caller_app : NULL;
+	}
+	call.src_ip = addr;
+	call.src_port = port;
+	call.src_name = "unknown";
+	call.status = code;
+	call.success = code >= 200 && code < 300;
+	call.detail = detail != NULL && *detail ? detail : NULL;
+	broker_audit_api(b, &call);
+}
+
+static int
+web_req_activity(const struct web_req *r)
+{
+	if (r->kind != WEB_ADMIN)
+		return OCSF_API_CREATE; /* a webhook delivers a new security event */
+	if (r->op != NULL)
+		return admin_op_activity(r->op);
+	return r->method == EVHTTP_REQ_GET ? OCSF_API_READ : OCSF_API_UPDATE;
+}
+
 static void
 web_answer(struct web_req *r, int code, const char *reason, json_t *body, const char *const *extra)
 {
 	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	web_audit(r->w->b, r->req, r->method, r->path,
+		  r->op != NULL ? r->op : web_operation(r->path), web_req_activity(r), code, body,
+		  r, r->detail);
 
 	web_send(r->req, code, reason, text != NULL ? "application/json" : NULL, text,
 		 text != NULL ? strlen(text) : 0, extra);
@@ -406,14 +500,17 @@ web_lock(struct web *w, const struct set_action *a, const char *actor, int *coun
 
 /* Carries out p's actions. Returns 0, or -1 if the store failed (some may be undone). */
 static int
-web_act(struct web *w, const struct set_parsed *p, const char *source, int *total)
+web_act(struct web *w, const struct set_parsed *p, const char *source, int *total, char *summary,
+	size_t summarylen)
 {
 	struct store_filter f;
 	char actor[300];
-	size_t i;
-	int n, rc = 0;
+	const char *ev;
+	size_t i, used = 0;
+	int n, rc = 0, k;
 
 	*total = 0;
+	summary[0] = '\0';
 	for (i = 0; i < p->n; i++) {
 		const struct set_action *a = &p->act[i];
 
@@ -436,6 +533,16 @@ web_act(struct web *w, const struct set_parsed *p, const char *source, int *tota
 		*total += n;
 		log_info("%s (jti %.100s): %d session%s revoked%s", actor, p->jti, n,
 			 n == 1 ? "" : "s", a->kind == SET_ACT_LOCK ? ", user locked" : "");
+		/* the event type's last path segment: "session-revoked", "account-disabled" */
+		ev = strrchr(a->event, '/') != NULL ? strrchr(a->event, '/') + 1 : a->event;
+		if (used < summarylen) {
+			k = snprintf(summary + used, summarylen - used,
+				     "%s%.60s: %d session%s revoked%s", used ? "; " : "", ev, n,
+				     n == 1 ? "" : "s",
+				     a->kind == SET_ACT_LOCK ? ", user locked" : "");
+			if (k > 0)
+				used += (size_t)k;
+		}
 	}
 	return rc;
 }
@@ -511,7 +618,8 @@ web_logout(struct web_req *r, bool final)
 			return;
 		}
 	}
-	if (web_act(w, &p, "back-channel logout", &count) != 0) {
+	snprintf(r->caller_app, sizeof(r->caller_app), "%s", p.iss);
+	if (web_act(w, &p, "back-channel logout", &count, r->detail, sizeof(r->detail)) != 0) {
 		set_parsed_clear(&p);
 		{
 			web_logout_error(r, 500, "the broker's database failed");
@@ -602,6 +710,7 @@ web_events(struct web_req *r, bool final)
 		web_set_error(r, err, desc);
 		return;
 	}
+	snprintf(r->caller_app, sizeof(r->caller_app), "%s", p.iss);
 	/*
 	 * A SET seen before (same iss and jti) is acknowledged with 202 and not acted on again:
 	 * a transmitter retransmits when our 202 got lost (RFC 8935 2.2, 2.4), and a 400
@@ -623,13 +732,15 @@ web_events(struct web_req *r, bool final)
 		log_info("SET %.100s from %.200s: already processed (duplicate): acknowledged, "
 			 "nothing done",
 			 p.jti, p.iss);
+		snprintf(r->detail, sizeof(r->detail),
+			 "already processed (a retransmission of the same SET): nothing done");
 		set_parsed_clear(&p);
 		{
 			web_answer(r, 202, "Accepted", NULL, NULL);
 			return;
 		}
 	}
-	rc = web_act(w, &p, "SET", &count);
+	rc = web_act(w, &p, "SET", &count, r->detail, sizeof(r->detail));
 	set_parsed_clear(&p);
 	if (rc != 0) {
 		web_answer(r, 500, NULL,
@@ -814,23 +925,16 @@ web_segments(char *path, char **seg, size_t max)
 	return n;
 }
 
-/* The admin operation a request names, with its path parameters; body members are merged
- * (an unknown member is refused by the operation itself, as on the socket). */
-static json_t *
-web_admin_request(struct web_req *r, char *err, size_t errlen, int *code)
+/* The admin operation path (a copy of the request's, cut up here) names, or NULL; *param and
+ * *pval its path parameter (pointing into path). */
+static const char *
+web_admin_match(char *path, bool get, const char **param, const char **pval)
 {
-	char *seg[5], *path;
-	const char *op = NULL, *param = NULL, *pval = NULL;
-	struct evkeyvalq q;
-	json_t *req = NULL, *body = NULL, *v;
-	json_error_t jerr;
-	const char *key, *user, *all;
-	bool get = r->method == EVHTTP_REQ_GET;
+	char *seg[5];
+	const char *op = NULL;
 	size_t n;
 
-	*code = 404;
-	if ((path = strdup(r->path)) == NULL)
-		return NULL;
+	*param = *pval = NULL;
 	n = web_segments(path, seg, 4);
 	if (n == 1 && strcmp(seg[0], "sessions") == 0 && get)
 		op = "session.list";
@@ -839,18 +943,39 @@ web_admin_request(struct web_req *r, char *err, size_t errlen, int *code)
 	else if (n == 1 && strcmp(seg[0], "locks") == 0 && get)
 		op = "lock.list";
 	else if (n == 3 && !get && strcmp(seg[0], "sessions") == 0 && strcmp(seg[2], "revoke") == 0)
-		op = "session.revoke", param = "id", pval = seg[1];
+		op = "session.revoke", *param = "id", *pval = seg[1];
 	else if (n == 3 && !get && strcmp(seg[0], "users") == 0 && strcmp(seg[2], "revoke") == 0)
-		op = "user.revoke", param = "user", pval = seg[1];
+		op = "user.revoke", *param = "user", *pval = seg[1];
 	else if (n == 3 && !get && strcmp(seg[0], "users") == 0 && strcmp(seg[2], "lock") == 0)
-		op = "user.lock", param = "user", pval = seg[1];
+		op = "user.lock", *param = "user", *pval = seg[1];
 	else if (n == 3 && !get && strcmp(seg[0], "users") == 0 && strcmp(seg[2], "unlock") == 0)
-		op = "user.unlock", param = "user", pval = seg[1];
+		op = "user.unlock", *param = "user", *pval = seg[1];
 	else if (n == 3 && !get && strcmp(seg[0], "workspaces") == 0 && strcmp(seg[2], "kill") == 0)
-		op = "workspace.kill", param = "name", pval = seg[1];
+		op = "workspace.kill", *param = "name", *pval = seg[1];
 	else if (n == 3 && !get && strcmp(seg[0], "workspaces") == 0 &&
 		 strcmp(seg[2], "revive") == 0)
-		op = "workspace.revive", param = "name", pval = seg[1];
+		op = "workspace.revive", *param = "name", *pval = seg[1];
+	return op;
+}
+
+/* The admin operation a request names, with its path parameters; body members are merged
+ * (an unknown member is refused by the operation itself, as on the socket). */
+static json_t *
+web_admin_request(struct web_req *r, char *err, size_t errlen, int *code)
+{
+	char *path;
+	const char *op = NULL, *param = NULL, *pval = NULL;
+	struct evkeyvalq q;
+	json_t *req = NULL, *body = NULL, *v;
+	json_error_t jerr;
+	const char *key, *user, *all;
+	bool get = r->method == EVHTTP_REQ_GET;
+
+	*code = 404;
+	if ((path = strdup(r->path)) == NULL)
+		return NULL;
+	op = web_admin_match(path, get, &param, &pval);
+	r->op = op;
 	if (op == NULL) {
 		snprintf(err, errlen, "no such admin API operation (%s %.100s)",
 			 get ? "GET" : "POST", r->path);
@@ -919,10 +1044,16 @@ web_admin(struct web_req *r, bool final)
 {
 	struct broker *b = r->w->b;
 	json_t *claims = NULL, *req = NULL, *resp = NULL, *err_v;
-	const char *who, *name;
+	const char *who, *name, *param, *pval;
+	char *path;
 	char err[300] = "", actor[300];
 	int code, rc;
 
+	if (r->op == NULL && (path = strdup(r->path)) != NULL) {
+		/* named before authentication, so that a refused call says what it asked for */
+		r->op = web_admin_match(path, r->method == EVHTTP_REQ_GET, &param, &pval);
+		free(path);
+	}
 	if (b->cfg.admin_group == NULL) {
 		web_answer(r, 403, NULL,
 			   json_pack("{s:b, s:s}", "ok", 0, "error",
@@ -938,6 +1069,9 @@ web_admin(struct web_req *r, bool final)
 	}
 	who = json_string_value(json_object_get(claims, "sub"));
 	name = json_string_value(json_object_get(claims, b->cfg.oidc_username_claim));
+	snprintf(r->caller_uid, sizeof(r->caller_uid), "%s", who);
+	if (name != NULL)
+		snprintf(r->caller_name, sizeof(r->caller_name), "%s", name);
 	snprintf(actor, sizeof(actor), "admin API %.100s%s%.100s%s", who, name != NULL ? " (" : "",
 		 name != NULL ? name : "", name != NULL ? ")" : "");
 	if ((req = web_admin_request(r, err, sizeof(err), &code)) == NULL) {
@@ -955,12 +1089,15 @@ web_admin(struct web_req *r, bool final)
 	json_decref(req);
 	if (!json_is_true(json_object_get(resp, "ok"))) {
 		err_v = json_object_get(resp, "error");
+		snprintf(r->detail, sizeof(r->detail), "%s",
+			 json_is_string(err_v) ? json_string_value(err_v) : "refused");
 		code = json_is_string(err_v) && strncmp(json_string_value(err_v), "no ", 3) == 0 ?
 			       404 :
 			       400;
 		web_answer(r, code, NULL, resp, NULL);
 		return;
 	}
+	admin_result_summary(resp, r->detail, sizeof(r->detail));
 	web_answer(r, 200, "OK", resp, NULL);
 }
 
@@ -1025,6 +1162,8 @@ web_request(struct evhttp_request *req, void *arg)
 
 	if (w->inflight >= (size_t)b->cfg.http_max_requests) {
 		/* bounded: a flood of slow requests must not grow memory or starve SSH */
+		web_audit(b, req, method, rawpath, web_operation(rawpath), OCSF_API_CREATE, 503,
+			  NULL, NULL, "too many requests in flight");
 		web_send(req, 503, "Service Unavailable", "application/json",
 			 "{\"error\":\"too many requests in flight, retry later\"}", 52,
 			 (const char *const[]){ "Retry-After", "1", NULL, NULL });
@@ -1033,6 +1172,8 @@ web_request(struct evhttp_request *req, void *arg)
 	if (rawpath == NULL || *rawpath != '/' ||
 	    (path = evhttp_uridecode(rawpath, 0, &plen)) == NULL || strlen(path) != plen) {
 		free(path);
+		web_audit(b, req, method, NULL, "unknown", OCSF_API_CREATE, 400, NULL, NULL,
+			  "malformed request path");
 		web_send(req, 400, "Bad Request", "application/json",
 			 "{\"error\":\"malformed request path\"}", 34, NULL);
 		return;
@@ -1061,18 +1202,24 @@ web_request(struct evhttp_request *req, void *arg)
 	else if (strncmp(r->path, "/v1/", 4) == 0)
 		r->kind = WEB_ADMIN;
 	else {
+		web_audit(b, req, method, r->path, "unknown", OCSF_API_READ, 404, NULL, NULL,
+			  "no such resource");
 		web_send(req, 404, "Not Found", "application/json", "{\"error\":\"not found\"}", 21,
 			 NULL);
 		web_req_free(r);
 		return;
 	}
 	if (r->kind != WEB_ADMIN && method != EVHTTP_REQ_POST) {
+		web_audit(b, req, method, r->path, web_operation(r->path), OCSF_API_CREATE, 405,
+			  NULL, NULL, "method not allowed (POST only)");
 		web_send(req, 405, "Method Not Allowed", NULL, NULL, 0,
 			 (const char *const[]){ "Allow", "POST", NULL, NULL });
 		web_req_free(r);
 		return;
 	}
 	if (r->kind == WEB_ADMIN && method != EVHTTP_REQ_POST && method != EVHTTP_REQ_GET) {
+		web_audit(b, req, method, r->path, web_operation(r->path), OCSF_API_READ, 405, NULL,
+			  NULL, "method not allowed (GET or POST only)");
 		web_send(req, 405, "Method Not Allowed", NULL, NULL, 0,
 			 (const char *const[]){ "Allow", "GET, POST", NULL, NULL });
 		web_req_free(r);
@@ -1082,6 +1229,8 @@ web_request(struct evhttp_request *req, void *arg)
 		goto nomem;
 	len = evbuffer_get_length(in);
 	if (len > WEB_MAX_BODY) { /* evhttp refuses it first; belt and braces */
+		web_audit(b, req, method, r->path, web_operation(r->path), OCSF_API_CREATE, 413,
+			  NULL, NULL, "request body too large");
 		web_send(req, 413, "Payload Too Large", NULL, NULL, 0, NULL);
 		web_req_free(r);
 		return;
@@ -1108,6 +1257,8 @@ web_request(struct evhttp_request *req, void *arg)
 	return;
 nomem:
 	log_warnx("HTTP: out of memory");
+	web_audit(b, req, method, r != NULL ? r->path : path, web_operation(path), OCSF_API_CREATE,
+		  500, NULL, NULL, "the broker is out of memory");
 	free(path);
 	if (r != NULL)
 		web_req_free(r);

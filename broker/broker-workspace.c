@@ -14,11 +14,24 @@
  * Per-session tunnel: each attachment carries a single-use random token. guestd dials a
  * second connection as "tunnel:SESSION" with the workspace key and the token as password;
  * that connection is attached to the live session, so it ends with the session.
+ *
+ * guestd's audit events (CTL_AUDIT, issue #6) are numbered (seq). Per workspace name the
+ * broker keeps the highest seq handed to audit_emit() ("taken": a resend at or below it is
+ * a duplicate, dropped) and the highest acknowledged ("durable": taken while the pipeline
+ * was healthy, i.e. every sink made it durable). CTL_AUDIT_ACK {upto: durable} goes after
+ * each batch of input, and first right after HELLO; while the pipeline is unhealthy no
+ * acknowledgement goes and the control channel is not read (guestd keeps the events).
+ * Intake is rate limited per workspace (token bucket, WorkspaceAuditRate/Burst): an empty
+ * bucket stops reading the control channel until it refills, so SSH flow control pushes
+ * back on guestd, whose spool holds the events; nothing is dropped. The marks live in
+ * memory: a broker restart forgets them, and then a resend of events whose
+ * acknowledgement was lost is written again (metadata.uid tells the copies apart).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -36,6 +49,16 @@
 #define WS_CTL_RX_MAX (2 * CTL_MAX_FRAME)
 #define WS_CTL_TX_MAX (1024 * 1024)
 #define TOKEN_BYTES 32
+#define WS_AUDIT_RETRY_MS 100	  /* unhealthy pipeline: look again this often */
+#define WS_AUDIT_SUMMARY_EVERY 60 /* seconds between rate-limit summaries */
+
+/* What the broker holds of a workspace's numbered audit events (survives reconnects). */
+struct ws_audit_mark {
+	struct ws_audit_mark *next;
+	char ws[64];
+	int64_t taken;	 /* highest seq handed to audit_emit() */
+	int64_t durable; /* highest seq acknowledged as durable */
+};
 
 struct workspace {
 	struct workspace *next;
@@ -55,6 +78,18 @@ struct workspace {
 	 * other connections' routes, where no event of ours sees it (see broker-route.c). */
 	struct ssh_counter_struct rx_counter;
 	size_t rx_seen;
+	/* CTL_AUDIT intake */
+	struct ws_audit_mark *mark;
+	bool audit_ack; /* HELLO asked for CTL_AUDIT_ACK */
+	int64_t acked;	/* last upto sent on this connection; -1: none */
+	bool paused;	/* the control channel is not read (rate limit, unhealthy) */
+	bool unhealthy; /* paused until audit_healthy() */
+	double tokens;	/* token bucket: WorkspaceAuditRate, WorkspaceAuditBurst */
+	struct timespec refilled;
+	struct event *ev_audit;			   /* ends a pause */
+	unsigned long long pauses, admitted, dups; /* since the last summary */
+	int64_t summary_at;
+	bool online_audited; /* Network Activity Open emitted: Close follows */
 };
 
 /* A live session attached to a workspace (survives guestd reconnects). */
@@ -73,6 +108,8 @@ struct tunnel_token {
 };
 
 static void workspace_send_attachments(struct workspace *w);
+static int workspace_send(struct workspace *w, enum ctl_type type, json_t *body);
+static void workspace_ctl_flush(struct workspace *w);
 
 /* ---- authentication ------------------------------------------------------------------ */
 
@@ -163,6 +200,183 @@ workspace_new_token(struct broker *b, const char *session, const char *ws, int64
 	return t->token;
 }
 
+/* ---- audit marks, rate limit, online/offline events ---------------------------------- */
+
+static struct ws_audit_mark *
+workspace_mark(struct broker *b, const char *name)
+{
+	struct ws_audit_mark *m;
+
+	for (m = b->audit_marks; m != NULL; m = m->next)
+		if (strcmp(m->ws, name) == 0)
+			return m;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	snprintf(m->ws, sizeof(m->ws), "%s", name);
+	m->next = b->audit_marks;
+	b->audit_marks = m;
+	return m;
+}
+
+static double
+workspace_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One event's worth of the bucket. Returns false when it is empty. */
+static bool
+workspace_audit_admit(struct workspace *w)
+{
+	const struct broker_config *cfg = &w->broker->cfg;
+	double now = workspace_mono(), then;
+
+	then = (double)w->refilled.tv_sec + (double)w->refilled.tv_nsec / 1e9;
+	w->tokens += (now - then) * cfg->workspace_audit_rate;
+	if (w->tokens > cfg->workspace_audit_burst)
+		w->tokens = cfg->workspace_audit_burst;
+	clock_gettime(CLOCK_MONOTONIC, &w->refilled);
+	if (w->tokens < 1.0)
+		return false;
+	w->tokens -= 1.0;
+	w->admitted++;
+	return true;
+}
+
+static void
+workspace_audit_summary(struct workspace *w, bool force)
+{
+	int64_t now = broker_now();
+
+	if (w->pauses == 0 && w->dups == 0)
+		return;
+	if (!force && now - w->summary_at < WS_AUDIT_SUMMARY_EVERY)
+		return;
+	log_warnx("workspace %s: audit intake in the last %llds: %llu event(s) taken, %llu "
+		  "pause(s) at WorkspaceAuditRate %d/s (burst %d), %llu duplicate(s) dropped",
+		  w->name, (long long)(now - w->summary_at), w->admitted, w->pauses,
+		  w->broker->cfg.workspace_audit_rate, w->broker->cfg.workspace_audit_burst,
+		  w->dups);
+	w->summary_at = now;
+	w->pauses = w->admitted = w->dups = 0;
+}
+
+/* Stops reading the control channel for ms (rate limit) or until the pipeline recovers. */
+static void
+workspace_audit_pause(struct workspace *w, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	w->paused = true;
+	if (!evtimer_pending(w->ev_audit, NULL))
+		evtimer_add(w->ev_audit, &tv);
+}
+
+static void
+workspace_audit_throttle(struct workspace *w)
+{
+	const struct broker_config *cfg = &w->broker->cfg;
+	double want = cfg->workspace_audit_rate / 10.0, wait;
+
+	/* wait for a tenth of a second's worth (or the whole bucket, if smaller), not for one
+	 * token: one wake-up per event would cost more than the events */
+	if (want > cfg->workspace_audit_burst)
+		want = cfg->workspace_audit_burst;
+	if (want < 1.0)
+		want = 1.0;
+	wait = (want - w->tokens) / cfg->workspace_audit_rate;
+	if (w->pauses++ == 0 && w->summary_at == 0) {
+		log_warnx("workspace %s: audit events above WorkspaceAuditRate %d/s (burst %d): "
+			  "its control channel is read more slowly (guestd keeps the events)",
+			  w->name, cfg->workspace_audit_rate, cfg->workspace_audit_burst);
+		w->summary_at = broker_now();
+	}
+	workspace_audit_pause(w, (long)(wait * 1000) + 1);
+}
+
+/* Acknowledges what is durable: everything taken, once the pipeline is healthy. */
+static void
+workspace_audit_settle(struct workspace *w, bool force)
+{
+	struct ws_audit_mark *m = w->mark;
+
+	if (m == NULL)
+		return;
+	if (m->taken > m->durable) {
+		if (!audit_healthy(w->broker->audit)) {
+			if (!w->unhealthy)
+				log_warnx("workspace %s: the audit pipeline cannot make events "
+					  "durable now: its audit events wait in guestd until it "
+					  "recovers",
+					  w->name);
+			w->unhealthy = true;
+			workspace_audit_pause(w, WS_AUDIT_RETRY_MS);
+			return;
+		}
+		m->durable = m->taken;
+	}
+	if (w->unhealthy)
+		log_info("workspace %s: the audit pipeline recovered; taking its events again",
+			 w->name);
+	w->unhealthy = false;
+	if (w->audit_ack && (force || m->durable > w->acked)) {
+		if (workspace_send(w, CTL_AUDIT_ACK, ctl_audit_ack_to_json(m->durable)) == 0)
+			w->acked = m->durable;
+	}
+}
+
+static void
+workspace_audit_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct workspace *w = arg;
+
+	if (w->unhealthy) {
+		workspace_audit_settle(w, false);
+		if (w->unhealthy)
+			return; /* settle re-armed the timer */
+		workspace_ctl_flush(w);
+	}
+	w->paused = false;
+	workspace_audit_summary(w, false);
+	/* a whole turn of the connection: libssh may read the socket for other channels
+	 * while we read ours, and their routes must run then too (broker-conn.c) */
+	event_active(w->conn->ev_read, EV_READ, 0);
+}
+
+/* Network Activity (4001) Open/Close: the workspace's control channel up or down. */
+static void
+workspace_audit_link(struct workspace *w, bool up, const char *detail)
+{
+	struct conn *c = w->conn;
+	struct ocsf_endpoint src = { .ip = c->src_ip, .port = c->src_port, .hostname = w->name };
+	struct ocsf_endpoint dst = { .ip = c->dst_ip,
+				     .port = c->dst_port,
+				     .svc_name = "saw-control" };
+	json_t *ev, *unmapped;
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "workspace %s %s (saw-guestd control channel %s)", w->name,
+		 up ? "online" : "offline", up ? "open" : "closed");
+	ev = ocsf_network_activity(up ? OCSF_NET_OPEN : OCSF_NET_CLOSE, NULL, &src, &dst, detail,
+				   msg, ocsf_now_ms());
+	if (ev == NULL)
+		return;
+	unmapped = json_object_get(ev, "unmapped");
+	if (!json_is_object(unmapped)) {
+		unmapped = json_object();
+		if (json_object_set_new(ev, "unmapped", unmapped) != 0)
+			unmapped = NULL;
+	}
+	if (unmapped != NULL)
+		json_object_set_new(unmapped, "workspace", json_string(w->name));
+	if (audit_emit(w->broker->audit, ev) != 0)
+		log_warnx("workspace %s: %s event not written yet (kept for retry)", w->name,
+			  up ? "online" : "offline");
+}
+
 /* ---- online records ------------------------------------------------------------------ */
 
 struct workspace *
@@ -249,9 +463,15 @@ workspace_conn_open(struct conn *c)
 	    (w->owner_sub = strdup(row.owner_sub)) == NULL || (w->rx = evbuffer_new()) == NULL ||
 	    (w->tx = evbuffer_new()) == NULL ||
 	    (w->ev_keepalive = event_new(b->base, -1, EV_PERSIST, workspace_keepalive_cb, w)) ==
-		    NULL) {
+		    NULL ||
+	    (w->ev_audit = evtimer_new(b->base, workspace_audit_resume_cb, w)) == NULL ||
+	    (w->mark = workspace_mark(b, row.name)) == NULL) {
 		store_workspace_clear(&row);
 		if (w != NULL) {
+			if (w->ev_keepalive)
+				event_free(w->ev_keepalive);
+			if (w->ev_audit)
+				event_free(w->ev_audit);
 			free(w->name);
 			free(w->profile);
 			free(w->owner_sub);
@@ -267,6 +487,9 @@ workspace_conn_open(struct conn *c)
 	store_workspace_clear(&row);
 	w->broker = b;
 	w->conn = c;
+	w->acked = -1;
+	w->tokens = b->cfg.workspace_audit_burst;
+	clock_gettime(CLOCK_MONOTONIC, &w->refilled);
 	c->ws = w;
 	ssh_set_counters(c->ssh, NULL, &w->rx_counter);
 	c->last_rx = broker_now();
@@ -288,6 +511,7 @@ workspace_unlink(struct workspace *w)
 		}
 	}
 	event_free(w->ev_keepalive);
+	event_free(w->ev_audit);
 	evbuffer_free(w->rx);
 	evbuffer_free(w->tx);
 	free(w->name);
@@ -304,6 +528,9 @@ workspace_conn_closed(struct conn *c)
 	if (w == NULL)
 		return;
 	log_info("workspace %s went offline", w->name);
+	workspace_audit_summary(w, true);
+	if (w->online_audited)
+		workspace_audit_link(w, false, "connection closed");
 	c->ws = NULL;
 	ssh_set_counters(c->ssh, NULL, NULL);
 	/* The channels go with the SSH session. */
@@ -404,24 +631,30 @@ workspace_reconcile(struct workspace *w, const json_t *list)
 }
 
 /*
- * CTL_AUDIT {event}: an OCSF event of guestd, into the broker's audit pipeline. guestd is
- * not trusted with provenance: metadata.product.name says "saw-guestd" whatever it sent,
+ * CTL_AUDIT {seq, event}: an OCSF event of guestd, into the broker's audit pipeline. guestd
+ * is not trusted with provenance: metadata.product.name says "saw-guestd" whatever it sent,
  * unmapped.workspace is the workspace this connection authenticated as, and the hash
- * chain's reserved members are removed (the file sink sets its own). Returns -1 (the
- * connection ends, as for any malformed message) when event is not an object with an
- * integer class_uid.
+ * chain's reserved members are removed (the file sink sets its own). A seq at or below
+ * what this workspace already had taken is a resend: dropped. Returns -1 (the connection
+ * ends, as for any malformed message) when the message is not a CTL_AUDIT body.
  */
 static int
 workspace_audit(struct workspace *w, json_t *body)
 {
-	json_t *in = json_object_get(body, "event"), *ev, *meta, *product, *unmapped;
+	json_t *in, *ev, *meta, *product, *unmapped;
+	int64_t seq;
+	char err[160];
 	int rc = 0;
 
-	if (!json_is_object(in) || !json_is_integer(json_object_get(in, "class_uid"))) {
-		log_warnx("workspace %s: CTL_AUDIT without an OCSF event (an object with "
-			  "class_uid)",
-			  w->name);
+	if (ctl_audit_from_json(body, &seq, &in, err, sizeof(err)) != 0) {
+		log_warnx("workspace %s: malformed CTL_AUDIT: %s", w->name, err);
 		return -1;
+	}
+	if (seq > 0 && w->mark != NULL && seq <= w->mark->taken) {
+		w->dups++;
+		log_debug("workspace %s: audit event #%lld already taken: dropped", w->name,
+			  (long long)seq);
+		return 0;
 	}
 	if ((ev = json_deep_copy(in)) == NULL)
 		return -1;
@@ -450,10 +683,15 @@ workspace_audit(struct workspace *w, json_t *body)
 		rc |= json_object_set_new(unmapped, "workspace", json_string(w->name));
 	}
 	if (rc != 0 || meta == NULL || product == NULL || unmapped == NULL) {
-		log_warnx("workspace %s: audit event dropped (out of memory)", w->name);
+		/* not taken: guestd sends it again after the next connection */
+		log_warnx("workspace %s: audit event not taken (out of memory)", w->name);
 		json_decref(ev);
-		return 0;
+		return -1;
 	}
+	/* taken even when not durable yet: the pipeline keeps it for retry, and
+	 * workspace_audit_settle() acknowledges nothing until it is healthy again */
+	if (seq > 0 && w->mark != NULL)
+		w->mark->taken = seq;
 	if (audit_emit(w->broker->audit, ev) != 0)
 		log_warnx("workspace %s: audit event of guestd not written yet (kept for retry)",
 			  w->name);
@@ -472,11 +710,15 @@ workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 			return -1;
 		}
 		w->hello = true;
+		w->audit_ack = json_is_true(json_object_get(body, "audit_ack"));
 		log_info("workspace %s: guestd %s ready", w->name,
 			 json_string_value(json_object_get(body, "version")) ?
 				 json_string_value(json_object_get(body, "version")) :
 				 "?");
 		workspace_send_attachments(w);
+		/* what we hold: guestd sends only what comes after it */
+		if (w->audit_ack)
+			workspace_audit_settle(w, true);
 		return 0;
 	}
 	case CTL_STATE:
@@ -493,62 +735,79 @@ workspace_ctl_dispatch(struct workspace *w, enum ctl_type type, json_t *body)
 	}
 }
 
+/*
+ * Reads the control channel only as far as w->rx has room for (a frame is at most
+ * CTL_MAX_FRAME, so after decoding there always is), and not at all while paused: what
+ * libssh holds meanwhile stays within the channel's window, which then stays closed, so
+ * guestd stops sending (back-pressure instead of an unbounded buffer here).
+ */
 void
 workspace_conn_input(struct conn *c)
 {
 	struct workspace *w = c->ws;
 	uint8_t buf[8192];
 	char err[128];
+	size_t got;
 
 	if (w == NULL || w->ctl == NULL)
 		return;
-	for (;;) {
-		int r = ssh_channel_read_nonblocking(w->ctl, buf, sizeof(buf), 0);
+	do {
+		got = 0;
+		while (!w->paused && evbuffer_get_length(w->rx) + sizeof(buf) <= WS_CTL_RX_MAX) {
+			int r = ssh_channel_read_nonblocking(w->ctl, buf, sizeof(buf), 0);
 
-		if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(w->ctl))) {
-			conn_close(c, "The control channel was closed.");
-			return;
+			if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(w->ctl))) {
+				conn_close(c, "The control channel was closed.");
+				return;
+			}
+			if (r < 0) {
+				conn_close(c, "Control channel error.");
+				return;
+			}
+			if (r == 0)
+				break;
+			evbuffer_add(w->rx, buf, (size_t)r);
+			got += (size_t)r;
 		}
-		if (r < 0) {
-			conn_close(c, "Control channel error.");
-			return;
-		}
-		if (r == 0)
-			break;
-		if (evbuffer_get_length(w->rx) + (size_t)r > WS_CTL_RX_MAX) {
-			log_warnx("workspace %s: control channel overflow", w->name);
-			conn_close(c, "Control channel overflow.");
-			return;
-		}
-		evbuffer_add(w->rx, buf, (size_t)r);
-	}
-	for (;;) {
-		size_t len = evbuffer_get_length(w->rx), used = 0;
-		enum ctl_type type;
-		json_t *body = NULL;
-		int rc;
+		while (!w->paused) {
+			size_t len = evbuffer_get_length(w->rx), used = 0;
+			enum ctl_type type;
+			json_t *body = NULL;
+			int rc;
 
-		if (len == 0)
-			break;
-		rc = ctl_decode(evbuffer_pullup(w->rx, (ssize_t)len), len, &used, &type, &body, err,
-				sizeof(err));
-		if (rc == 1)
-			break;
-		if (rc < 0) {
-			log_warnx("workspace %s: malformed control message: %s", w->name, err);
-			conn_close(c, "Malformed control message.");
-			return;
+			if (len == 0)
+				break;
+			rc = ctl_decode(evbuffer_pullup(w->rx, (ssize_t)len), len, &used, &type,
+					&body, err, sizeof(err));
+			if (rc == 1)
+				break;
+			if (rc < 0) {
+				log_warnx("workspace %s: malformed control message: %s", w->name,
+					  err);
+				conn_close(c, "Malformed control message.");
+				return;
+			}
+			if (type == CTL_AUDIT && !workspace_audit_admit(w)) {
+				/* the frame stays in rx for when the bucket has refilled */
+				json_decref(body);
+				workspace_audit_throttle(w);
+				break;
+			}
+			evbuffer_drain(w->rx, used);
+			rc = workspace_ctl_dispatch(w, type, body);
+			json_decref(body);
+			if (rc < 0) {
+				conn_close(c, "Protocol error on the control channel.");
+				return;
+			}
+			if (c->state == CONN_CLOSING)
+				return;
+			/* not one more into a pipeline that cannot make them durable */
+			if (type == CTL_AUDIT && !audit_healthy(w->broker->audit))
+				workspace_audit_settle(w, false);
 		}
-		evbuffer_drain(w->rx, used);
-		rc = workspace_ctl_dispatch(w, type, body);
-		json_decref(body);
-		if (rc < 0) {
-			conn_close(c, "Protocol error on the control channel.");
-			return;
-		}
-		if (c->state == CONN_CLOSING)
-			return;
-	}
+	} while (got > 0 && !w->paused);
+	workspace_audit_settle(w, false);
 	workspace_ctl_flush(w);
 }
 
@@ -584,6 +843,8 @@ workspace_handle_message(struct conn *c, ssh_message msg)
 		ssh_message_channel_request_reply_success(msg);
 		w->ctl = w->ctl_pending;
 		w->ctl_pending = NULL;
+		w->online_audited = true;
+		workspace_audit_link(w, true, NULL);
 		return;
 	}
 	/* Keepalives from guestd: answer so that it sees us alive. */
@@ -750,7 +1011,12 @@ workspace_free_all(struct broker *b)
 {
 	struct attachment *at;
 	struct tunnel_token *t;
+	struct ws_audit_mark *m;
 
+	while ((m = b->audit_marks) != NULL) {
+		b->audit_marks = m->next;
+		free(m);
+	}
 	while ((at = b->attachments) != NULL) {
 		b->attachments = at->next;
 		free(at);

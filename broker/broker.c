@@ -5,6 +5,7 @@
  * steps that may need root), drops to the `User` account, then opens the audit log and the
  * session store and runs one libevent loop until SIGTERM/SIGINT. See docs/DESIGN.md.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -55,6 +56,7 @@ subject_from_conn(struct ocsf_subject *s, const struct conn *c)
 	s->src_port = c->src_port;
 	s->dst_ip = c->dst_ip;
 	s->dst_port = c->dst_port;
+	s->workspace = c->ws_name; /* workspace and tunnel connections */
 }
 
 static void
@@ -114,6 +116,114 @@ broker_audit_logoff(struct broker *b, const struct store_session *row, const cha
 	subject_from_conn(&s, NULL);
 	subject_add_session(&s, row);
 	broker_emit(b, ocsf_auth_logoff(&s, why, ocsf_now_ms()));
+}
+
+void
+broker_audit_api(struct broker *b, const struct broker_api_call *call)
+{
+	struct ocsf_subject who;
+	struct ocsf_endpoint src;
+	json_t *ev;
+
+	memset(&who, 0, sizeof(who));
+	memset(&src, 0, sizeof(src));
+	who.username = call->caller_name;
+	who.uid = call->caller_uid;
+	who.app_name = call->caller_app;
+	src.ip = call->src_ip;
+	src.port = call->src_port;
+	src.svc_name = call->src_ip == NULL ? call->src_name : NULL;
+	ev = ocsf_api_activity((enum ocsf_api_activity)call->activity, call->operation, &who, &src,
+			       call->status, call->success, call->detail, NULL, ocsf_now_ms());
+	if (ev != NULL && call->method != NULL &&
+	    ocsf_set_http_request(ev, call->method, call->path) != 0) {
+		json_decref(ev);
+		ev = NULL;
+	}
+	broker_emit(b, ev);
+}
+
+void
+broker_audit_tunnel(struct broker *b, const struct conn *c, int activity,
+		    const struct broker_tunnel *t, const char *detail)
+{
+	struct ocsf_subject s;
+	struct ocsf_endpoint src, dst;
+	char msg[512];
+	json_t *ev;
+
+	subject_from_conn(&s, c);
+	if (c != NULL && c->session != NULL)
+		subject_add_session(&s, sessions_row(c->session));
+	s.workspace = t->workspace;
+	s.profile = t->profile;
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	src.ip = t->src_ip;
+	src.port = t->src_port;
+	dst.hostname = t->dst_host;
+	dst.port = t->dst_port;
+	dst.svc_name = t->dst_service;
+	snprintf(msg, sizeof(msg), "tunnel of %s to %s %s%s%s",
+		 s.username != NULL ? s.username : "unknown user", t->what,
+		 activity == OCSF_NET_OPEN   ? "opened" :
+		 activity == OCSF_NET_CLOSE  ? "closed" :
+		 activity == OCSF_NET_REFUSE ? "refused" :
+					       "failed",
+		 detail != NULL ? ": " : "", detail != NULL ? detail : "");
+	ev = ocsf_network_activity((enum ocsf_net_activity)activity, &s, &src, &dst, detail, msg,
+				   ocsf_now_ms());
+	if (ev != NULL && t->have_traffic && ocsf_set_traffic(ev, t->bytes_in, t->bytes_out) != 0) {
+		json_decref(ev);
+		ev = NULL;
+	}
+	broker_emit(b, ev);
+}
+
+/* A jump host came up or went down (failover): Network Activity about the broker's own
+ * connection to it. */
+static void
+broker_jump_event(const struct jump_event *e, void *arg)
+{
+	struct broker *b = arg;
+	struct ocsf_endpoint dst;
+	struct in6_addr a6;
+	struct in_addr a4;
+	char msg[512];
+	bool numeric;
+
+	memset(&dst, 0, sizeof(dst));
+	numeric = inet_pton(AF_INET, e->host, &a4) == 1 || inet_pton(AF_INET6, e->host, &a6) == 1;
+	dst.ip = numeric ? e->host : NULL;
+	dst.hostname = numeric ? NULL : e->host;
+	dst.port = e->port;
+	dst.svc_name = "jump host";
+	if (e->kind == JUMP_EV_UP) {
+		if (e->active && e->previous != NULL)
+			snprintf(
+				msg, sizeof(msg),
+				"jump host %s is up and takes new channels over from %s (it is the "
+				"preferred one)",
+				e->label, e->previous);
+		else
+			snprintf(msg, sizeof(msg), "jump host %s is up%s", e->label,
+				 e->active ? " and active" : " (standby)");
+		broker_emit(b, ocsf_network_activity(OCSF_NET_OPEN, NULL, NULL, &dst, NULL, msg,
+						     ocsf_now_ms()));
+		return;
+	}
+	if (e->takeover != NULL)
+		snprintf(msg, sizeof(msg), "jump host %s%s is down (%s); %s %s", e->label,
+			 e->active ? "" : " (standby)", e->reason != NULL ? e->reason : "?",
+			 e->takeover, e->active ? "took over" : "stays active");
+	else
+		snprintf(msg, sizeof(msg),
+			 "jump host %s%s is down (%s); no jump host is available: corporate "
+			 "services cannot be reached",
+			 e->label, e->active ? "" : " (standby)",
+			 e->reason != NULL ? e->reason : "?");
+	broker_emit(
+		b, ocsf_network_activity(OCSF_NET_FAIL, NULL, NULL, &dst, msg, msg, ocsf_now_ms()));
 }
 
 /* ---- listeners ----------------------------------------------------------------------- */
@@ -282,6 +392,7 @@ broker_jump_start(struct broker *b)
 	b->jump = jump_new(b->base, hosts, n, b->cfg.jump_host_known_hosts, route_run_jump, b);
 	if (b->jump != NULL) {
 		jump_set_dead_cb(b->jump, route_jump_dead, b);
+		jump_set_event_cb(b->jump, broker_jump_event, b);
 		rc = 0;
 	}
 out:

@@ -33,6 +33,7 @@ struct workspace;
 struct route;
 struct jump_mux;
 struct pump;
+struct broker_api_call;
 
 enum conn_state {
 	CONN_KEX,     /* key exchange in progress */
@@ -98,6 +99,7 @@ struct conn {
 	struct route_list routes_from; /* routes this connection asked for */
 	struct route_list routes_to;   /* routes carried to this connection (workspace) */
 	int nchannels;		       /* open channels (session, forwards) */
+	const char *closing_why;       /* during conn_close: its reason (for the routes' audit) */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -122,10 +124,11 @@ struct broker {
 	struct admin *admin;	       /* broker-admin.c */
 	struct web *web;	       /* broker-web.c: HTTP listener (webhooks, admin API) */
 	struct workspace *workspaces;  /* online workspaces (broker-workspace.c) */
-	struct attachment *attachments; /* sessions attached to workspaces */
-	struct tunnel_token *tokens;	/* unused per-session tunnel credentials */
-	struct jump_mux *jump;		/* NULL without JumpHost lines */
-	struct route_list jump_routes;	/* routes whose far end is a jump-host channel */
+	struct attachment *attachments;	   /* sessions attached to workspaces */
+	struct ws_audit_mark *audit_marks; /* guestd audit seqs taken, per workspace */
+	struct tunnel_token *tokens;	   /* unused per-session tunnel credentials */
+	struct jump_mux *jump;		   /* NULL without JumpHost lines */
+	struct route_list jump_routes;	   /* routes whose far end is a jump-host channel */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_sigpipe;
 	bool shutting_down;
 };
@@ -252,5 +255,45 @@ void broker_audit_ssh(struct broker *b, const struct conn *c, int activity, cons
 void broker_audit_logon(struct broker *b, const struct conn *c, const struct store_session *s,
 			bool success, const char *reason);
 void broker_audit_logoff(struct broker *b, const struct store_session *s, const char *why);
+/* API Activity (6003) of one admin or webhook call, accepted or refused. Every pointer is
+ * borrowed and may be NULL; nothing secret may be in any of them. */
+struct broker_api_call {
+	int activity;	       /* enum ocsf_api_activity */
+	const char *operation; /* "user.lock", "POST /v1/revocation/events" … */
+	const char *method;    /* HTTP: method and path; NULL for the admin socket */
+	const char *path;
+	const char *caller_name; /* who, once known: user name, "uid N", … */
+	const char *caller_uid;	 /* IdP subject, or the numeric uid */
+	const char *caller_app;	 /* a program calling (an IdP, a SET transmitter) */
+	const char *src_ip;	 /* where from; NULL: src_name (e.g. "admin socket") */
+	int src_port;
+	const char *src_name;
+	int status; /* HTTP status (0: none) */
+	bool success;
+	const char *detail; /* the reason or the result, in plain words */
+};
+void broker_audit_api(struct broker *b, const struct broker_api_call *call);
+/* Network Activity (4001) of a tunnel through the broker: to a workspace or to a corporate
+ * service via a jump host. The identity comes from c (user, sub, session). */
+struct broker_tunnel {
+	const char *what;      /* "workspace alice-ws", "service git (10.0.0.5:22)" */
+	const char *workspace; /* the workspace the tunnel belongs to */
+	const char *profile;   /* its profile, when known */
+	const char *src_ip;    /* the client end */
+	int src_port;
+	const char *dst_host; /* the far end */
+	int dst_port;
+	const char *dst_service; /* "ssh", the corporate service's name */
+	bool have_traffic;	 /* Close: bytes moved, as the pump counted them */
+	uint64_t bytes_in;	 /* from the client */
+	uint64_t bytes_out;	 /* to the client */
+};
+void broker_audit_tunnel(struct broker *b, const struct conn *c, int activity,
+			 const struct broker_tunnel *t, const char *detail);
+/* broker-admin.c: the API activity (enum ocsf_api_activity) of an admin operation, and its
+ * result in a few plain words for the audit ("revoked=1 user=user:alice"). */
+int admin_op_activity(const char *op);
+struct json_t;
+void admin_result_summary(const struct json_t *resp, char *buf, size_t len);
 
 #endif

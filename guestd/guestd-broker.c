@@ -19,6 +19,14 @@
  * Liveness: a keepalive every Keepalive seconds; nothing received for 3 intervals means
  * the broker is gone. Reconnects back off exponentially from 1 s to ReconnectMax with
  * ±20% jitter, and start again from 1 s after a connection that lived more than 30 s.
+ *
+ * Audit events (issue #6) go to the durable spool (AuditSpool, audit/spool.h) first, every
+ * one of them, numbered (ctl_audit_seq_next): an event only handed to the channel would be
+ * lost with guestd if the broker had not read it yet. The spool is drained in row order,
+ * at most GBROKER_INFLIGHT_MAX events / GBROKER_INFLIGHT_BYTES unacknowledged at a time,
+ * and a row is deleted only when the broker's CTL_AUDIT_ACK covers its seq. The broker's
+ * first ACK after HELLO says what it already holds, so nothing is sent before it. Without
+ * a spool (AuditSpool none) events wait in a memory ring while offline, unnumbered.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,13 +35,18 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <libssh/server.h>
 
+#include "audit/audit.h"
 #include "audit/log.h"
+#include "audit/spool.h"
+#include "audit/syncer.h"
 #include "guestd/guestd.h"
 #include "tunnel/pump.h"
 #include "tunnel/sshc.h"
@@ -45,6 +58,10 @@
 #define GBROKER_STATE_EVERY 60	  /* seconds between periodic CTL_STATE */
 #define GBROKER_CONNECT_TIMEOUT 10
 #define GBROKER_MAX_FORWARDS 1024
+#define GBROKER_INFLIGHT_MAX 1024	    /* spooled events sent, not yet acknowledged */
+#define GBROKER_INFLIGHT_BYTES (256 * 1024) /* and their frames' bytes */
+#define GBROKER_PEEK_ROWS 64
+#define GBROKER_LOST_LOG_EVERY 1000
 
 enum gbroker_state {
 	GB_IDLE,
@@ -53,6 +70,14 @@ enum gbroker_state {
 	GB_CTL_OPEN,
 	GB_CTL_SUBSYS,
 	GB_UP,
+};
+
+/* A spooled event sent on this connection and not yet acknowledged (or skipped: a damaged
+ * row, or one the broker already holds, deleted with the next acknowledgement). */
+struct gsent {
+	long long id; /* spool row */
+	int64_t seq;
+	size_t len; /* frame bytes */
 };
 
 /* One forwarded-tcpip channel to LocalSSH. */
@@ -81,10 +106,24 @@ struct gbroker {
 	struct evbuffer *out;
 	size_t inlen;
 	uint8_t in[4 + CTL_MAX_FRAME]; /* one whole frame at most */
-	/* OCSF events waiting for the control channel: a ring of GBROKER_AUDIT_QUEUE */
+	/* AuditSpool none: OCSF events waiting for the control channel, a ring of
+	 * GBROKER_AUDIT_QUEUE */
 	json_t **aq;
 	size_t ahead, alen;
 	unsigned long long adropped;
+	/* AuditSpool: the durable queue, drained in row order */
+	char *spool_path;
+	struct spool *spool;
+	struct syncer *syncer; /* background fdatasync of the WAL */
+	struct event *ev_sync; /* AUDIT_SYNC_MS after an append */
+	bool sync_armed, sync_again;
+	int64_t last_seq;	/* highest seq given out */
+	int64_t broker_upto;	/* the broker's ACK on this connection; -1: none yet */
+	long long send_id;	/* rows with id <= send_id were sent on this connection */
+	struct gsent *inflight; /* ring of GBROKER_INFLIGHT_MAX */
+	size_t ifhead, iflen, ifbytes;
+	unsigned long long spool_full, spool_lost; /* not spooled (full / error), dropped rows */
+	bool full;
 };
 
 static void gbroker_dial(struct gbroker *b);
@@ -189,6 +228,10 @@ gbroker_lost(struct gbroker *b, const char *why)
 	evbuffer_drain(b->out, evbuffer_get_length(b->out));
 	b->inlen = 0;
 	b->state = GB_IDLE;
+	/* unacknowledged rows stay spooled and go again, after the next connection's ACK */
+	b->broker_upto = -1;
+	b->send_id = 0;
+	b->ifhead = b->iflen = b->ifbytes = 0;
 	if (b->g->shutting_down)
 		return;
 	if (b->up_since != 0 && now - b->up_since > GBROKER_STABLE_SECONDS)
@@ -248,10 +291,11 @@ out:
 	return rc;
 }
 
-/* Sends queued audit events, oldest first, while the link is up and the output has room.
- * What stays queued goes with the next event, the next state report or the next link. */
+/* AuditSpool none: sends queued audit events, oldest first, while the link is up and the
+ * output has room. What stays queued goes with the next event, the next state report or
+ * the next link. */
 static void
-gbroker_audit_flush(struct gbroker *b)
+gbroker_audit_flush_memory(struct gbroker *b)
 {
 	uint8_t *frame;
 	size_t len;
@@ -262,7 +306,7 @@ gbroker_audit_flush(struct gbroker *b)
 		json_t *ev = b->aq[b->ahead];
 
 		frame = NULL;
-		body = json_pack("{s:O}", "event", ev);
+		body = ctl_audit_to_json(0, ev);
 		rc = body != NULL ? ctl_encode(CTL_AUDIT, body, &frame, &len) : -1;
 		json_decref(body);
 		if (rc == 0 && evbuffer_get_length(b->out) + len > GBROKER_MAX_CTL_OUT) {
@@ -282,17 +326,9 @@ gbroker_audit_flush(struct gbroker *b)
 		log_warnx("broker: control channel write failed");
 }
 
-void
-gbroker_audit(struct guestd *g, json_t *ev)
+static void
+gbroker_audit_memory(struct gbroker *b, json_t *ev)
 {
-	struct gbroker *b = g->broker;
-
-	if (ev == NULL)
-		return;
-	if (b == NULL || b->aq == NULL) {
-		json_decref(ev);
-		return;
-	}
 	if (b->alen == GBROKER_AUDIT_QUEUE) {
 		json_decref(b->aq[b->ahead]);
 		b->aq[b->ahead] = NULL;
@@ -306,13 +342,301 @@ gbroker_audit(struct guestd *g, json_t *ev)
 	}
 	b->aq[(b->ahead + b->alen) % GBROKER_AUDIT_QUEUE] = ev;
 	b->alen++;
-	gbroker_audit_flush(b);
+	gbroker_audit_flush_memory(b);
+}
+
+/* ---- the durable spool ------------------------------------------------------------------ */
+
+static void
+gbroker_sync_arm(struct gbroker *b, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!b->sync_armed && evtimer_add(b->ev_sync, &tv) == 0)
+		b->sync_armed = true;
+}
+
+static void
+gbroker_sync_start(struct gbroker *b)
+{
+	int fd = spool_wal_fd(b->spool);
+
+	if (syncer_busy(b->syncer)) {
+		b->sync_again = true;
+		return;
+	}
+	b->sync_again = false;
+	if (fd == -1 || syncer_start(b->syncer, fd) == -1) {
+		if (spool_sync(b->spool) == -1)
+			gbroker_sync_arm(b, 1000);
+	}
+}
+
+static void
+gbroker_sync_done(int err, void *arg)
+{
+	struct gbroker *b = arg;
+
+	if (err != 0) {
+		errno = err;
+		log_warn("cannot sync the audit spool %s", b->spool_path);
+		gbroker_sync_arm(b, 1000);
+		return;
+	}
+	if (b->sync_again)
+		gbroker_sync_start(b);
+}
+
+static void
+gbroker_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+
+	b->sync_armed = false;
+	gbroker_sync_start(b);
+}
+
+/* Deletes the spooled rows the broker has acknowledged (and the skipped ones before them). */
+static void
+gbroker_spool_acked(struct gbroker *b)
+{
+	long long upto_id = -1;
+
+	while (b->iflen > 0 && b->inflight[b->ifhead].seq <= b->broker_upto) {
+		struct gsent *e = &b->inflight[b->ifhead];
+
+		upto_id = e->id;
+		b->ifbytes -= e->len;
+		b->ifhead = (b->ifhead + 1) % GBROKER_INFLIGHT_MAX;
+		b->iflen--;
+	}
+	if (upto_id < 0)
+		return;
+	if (spool_ack(b->spool, upto_id) != 0)
+		log_warnx("audit spool %s: cannot delete acknowledged events (they may be sent "
+			  "again; the broker drops what it has)",
+			  b->spool_path);
+	if (b->iflen == 0 && spool_rows(b->spool) == 0)
+		b->send_id = 0; /* ids may start again from 1 (spool.h) */
+}
+
+struct gbroker_peek {
+	struct gbroker *b;
+	size_t sent;
+};
+
+static void
+gbroker_inflight_push(struct gbroker *b, long long id, int64_t seq, size_t len)
+{
+	struct gsent *e = &b->inflight[(b->ifhead + b->iflen) % GBROKER_INFLIGHT_MAX];
+
+	e->id = id;
+	e->seq = seq;
+	e->len = len;
+	b->iflen++;
+	b->ifbytes += len;
+	b->send_id = id;
+}
+
+/* A row that can never be sent: dropped loudly, deleted with the rows before it. */
+static void
+gbroker_spool_drop(struct gbroker *b, long long id, const char *why)
+{
+	int64_t seq = b->iflen > 0 ?
+			      b->inflight[(b->ifhead + b->iflen - 1) % GBROKER_INFLIGHT_MAX].seq :
+			      0;
+
+	b->spool_lost++;
+	log_warnx("AUDIT EVENT LOST: audit spool %s row %lld %s; it is dropped", b->spool_path, id,
+		  why);
+	gbroker_inflight_push(b, id, seq, 0);
+}
+
+static int
+gbroker_spool_row(const struct spool_row *row, void *arg)
+{
+	struct gbroker_peek *p = arg;
+	struct gbroker *b = p->b;
+	json_t *body = NULL, *ev;
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int64_t seq;
+	char err[160];
+
+	if (b->iflen == GBROKER_INFLIGHT_MAX || b->ifbytes >= GBROKER_INFLIGHT_BYTES ||
+	    evbuffer_get_length(b->out) >= GBROKER_MAX_CTL_OUT / 2)
+		return 1; /* enough in flight: more when acknowledgements come */
+	if (row->damaged) {
+		gbroker_spool_drop(b, row->id, "is damaged");
+		return 0;
+	}
+	body = json_loadb(row->event, row->len, JSON_REJECT_DUPLICATES, NULL);
+	if (body == NULL || ctl_audit_from_json(body, &seq, &ev, err, sizeof(err)) != 0 ||
+	    seq == 0) {
+		json_decref(body);
+		gbroker_spool_drop(b, row->id, "is not a numbered audit event");
+		return 0;
+	}
+	if (seq <= b->broker_upto) {
+		/* the broker has it (taken before a lost acknowledgement or a restart) */
+		json_decref(body);
+		gbroker_inflight_push(b, row->id, seq, 0);
+		return 0;
+	}
+	if (ctl_encode(CTL_AUDIT, body, &frame, &len) != 0) {
+		json_decref(body);
+		gbroker_spool_drop(b, row->id, "does not fit in a control message");
+		return 0;
+	}
+	json_decref(body);
+	if (evbuffer_add(b->out, frame, len) != 0) {
+		free(frame);
+		return 1;
+	}
+	free(frame);
+	gbroker_inflight_push(b, row->id, seq, len);
+	p->sent++;
+	return 0;
+}
+
+/* Sends spooled events after the last one sent on this connection, in order, while the
+ * broker has answered HELLO and the in-flight window has room. */
+static void
+gbroker_spool_pump(struct gbroker *b)
+{
+	struct gbroker_peek p = { b, 0 };
+	int n;
+
+	if (b->state != GB_UP || b->broker_upto < 0)
+		return;
+	for (;;) {
+		size_t before = b->iflen;
+
+		n = spool_peek(b->spool, b->send_id, GBROKER_PEEK_ROWS, GBROKER_INFLIGHT_BYTES,
+			       gbroker_spool_row, &p);
+		if (n < 0) {
+			log_warnx("audit spool %s: cannot read events; retrying with the next "
+				  "event or acknowledgement",
+				  b->spool_path);
+			break;
+		}
+		gbroker_spool_acked(b); /* skipped rows the broker already holds */
+		if (n == 0 || b->iflen == before)
+			break;
+	}
+	if (gbroker_flush_ctl(b) != 0)
+		log_warnx("broker: control channel write failed");
+}
+
+static void
+gbroker_audit_spool(struct gbroker *b, json_t *ev)
+{
+	json_t *body = NULL, *uid;
+	const char *uidstr = NULL;
+	char *text = NULL;
+	int64_t seq, time_ms;
+	struct timespec ts;
+	int rc = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	seq = ctl_audit_seq_next(b->last_seq, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	if (seq < 0 || (body = ctl_audit_to_json(seq, ev)) == NULL ||
+	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
+		goto out;
+	uid = json_object_get(json_object_get(ev, "metadata"), "uid");
+	if (json_is_string(uid))
+		uidstr = json_string_value(uid);
+	time_ms = json_is_integer(json_object_get(ev, "time")) ?
+			  (int64_t)json_integer_value(json_object_get(ev, "time")) :
+			  (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	rc = spool_append(b->spool, uidstr, time_ms, text, strlen(text));
+	if (rc == 0) {
+		b->last_seq = seq;
+		if (b->full)
+			log_warnx("audit spool %s has room again", b->spool_path);
+		b->full = false;
+		gbroker_sync_arm(b, AUDIT_SYNC_MS);
+	}
+out:
+	if (rc == SPOOL_FULL) {
+		b->spool_full++;
+		if (!b->full || b->spool_full % GBROKER_LOST_LOG_EVERY == 0)
+			log_warnx("AUDIT EVENT NOT SPOOLED: audit spool %s is full (%lld bytes of "
+				  "AuditSpoolMax, broker unreachable?); %llu event(s) not spooled "
+				  "so far (they remain in this log)",
+				  b->spool_path, spool_bytes(b->spool), b->spool_full);
+		b->full = true;
+	} else if (rc != 0) {
+		b->spool_full++;
+		log_warnx("AUDIT EVENT NOT SPOOLED: audit spool %s cannot store an event "
+			  "(database error, or out of memory); %llu event(s) not spooled so far "
+			  "(they remain in this log)",
+			  b->spool_path, b->spool_full);
+	}
+	free(text);
+	json_decref(body);
+	json_decref(ev);
+	gbroker_spool_pump(b);
+}
+
+/* What to send now: the spool or the memory ring. */
+static void
+gbroker_audit_flush(struct gbroker *b)
+{
+	if (b->spool != NULL)
+		gbroker_spool_pump(b);
+	else
+		gbroker_audit_flush_memory(b);
+}
+
+void
+gbroker_audit(struct guestd *g, json_t *ev)
+{
+	struct gbroker *b = g->broker;
+
+	if (ev == NULL)
+		return;
+	if (b == NULL || (b->spool == NULL && b->aq == NULL)) {
+		json_decref(ev);
+		return;
+	}
+	if (b->spool != NULL)
+		gbroker_audit_spool(b, ev);
+	else
+		gbroker_audit_memory(b, ev);
 }
 
 unsigned long long
 gbroker_audit_dropped(const struct guestd *g)
 {
-	return g->broker != NULL ? g->broker->adropped : 0;
+	const struct gbroker *b = g->broker;
+
+	return b != NULL ? b->adropped + b->spool_full + b->spool_lost : 0;
+}
+
+/* CTL_AUDIT_ACK: the broker holds every event up to upto. */
+static void
+gbroker_audit_ack(struct gbroker *b, int64_t upto)
+{
+	if (b->spool == NULL)
+		return; /* not announced: nothing of ours is numbered */
+	if (b->broker_upto < 0) {
+		if (upto > b->last_seq)
+			log_warnx("broker holds audit events of this workspace up to #%lld, above "
+				  "any this saw-guestd numbered (#%lld): the spool was replaced or "
+				  "the clock went back; new events are numbered above it",
+				  (long long)upto, (long long)b->last_seq);
+		if (spool_rows(b->spool) > 0)
+			log_info("broker holds audit events up to #%lld; sending the %lld "
+				 "spooled after it",
+				 (long long)upto, spool_rows(b->spool));
+	}
+	if (upto > b->last_seq)
+		b->last_seq = upto;
+	if (upto > b->broker_upto)
+		b->broker_upto = upto;
+	gbroker_spool_acked(b);
+	gbroker_spool_pump(b);
 }
 
 static json_t *
@@ -452,8 +776,14 @@ gbroker_ctl_message(struct gbroker *b, enum ctl_type type, json_t *body, char *e
 	struct ctl_attach a;
 	struct ctl_end e;
 	struct gsession *s;
+	int64_t upto;
 
 	switch (type) {
+	case CTL_AUDIT_ACK:
+		if (ctl_audit_ack_from_json(body, &upto, err, errlen) != 0)
+			return -1;
+		gbroker_audit_ack(b, upto);
+		return 0;
 	case CTL_SESSION_ATTACH:
 		if (ctl_attach_from_json(body, &a, err, errlen) != 0)
 			return -1;
@@ -536,9 +866,10 @@ gbroker_up(struct gbroker *b)
 	log_info("connected to the broker %s:%d as %s: reverse forward %s:22 to %s", b->host,
 		 b->port, b->user, b->g->cfg.workspace_name, b->g->cfg.local_ssh);
 	evtimer_add(b->ev_keepalive, &tv);
+	/* audit_ack: we number our events and wait for the broker's CTL_AUDIT_ACK */
 	if (gbroker_send(b, CTL_HELLO,
-			 json_pack("{s:s, s:s}", "workspace", b->g->cfg.workspace_name, "version",
-				   SAW_VERSION)) != 0)
+			 json_pack("{s:s, s:s, s:b}", "workspace", b->g->cfg.workspace_name,
+				   "version", SAW_VERSION, "audit_ack", b->spool != NULL)) != 0)
 		log_warnx("broker: cannot send hello");
 	/* Our view after a reconnect: the broker answers END for what it no longer has. */
 	gbroker_send_state(b);
@@ -730,6 +1061,99 @@ gbroker_retry_cb(evutil_socket_t fd, short what, void *arg)
 	gbroker_dial(arg);
 }
 
+static int
+gbroker_row_exists(const struct spool_row *row, void *arg)
+{
+	return 1;
+}
+
+/* The seq of a row (0 if it has none): rows are ctl_audit_to_json(), {"seq":N,... */
+static int
+gbroker_seq_of_row(const struct spool_row *row, void *arg)
+{
+	int64_t *seq = arg;
+	const char *p = row->event;
+	char *end;
+	long long v;
+
+	*seq = 0;
+	if (row->damaged || row->len < 8 || memcmp(p, "{\"seq\":", 7) != 0)
+		return 1;
+	v = strtoll(p + 7, &end, 10);
+	if (end > p + 7 && (size_t)(end - p) < row->len && v > 0 && v <= CTL_SEQ_MAX)
+		*seq = (int64_t)v;
+	return 1;
+}
+
+/* The highest seq in the spool (0 if none or unreadable): found by a binary search on row
+ * ids (spool_peek(after, 1) is an indexed lookup), not by reading every row. */
+static int64_t
+gbroker_spool_last_seq(struct spool *sp)
+{
+	long long lo = 0, hi = 1, mid;
+	int64_t seq = 0;
+
+	if (spool_rows(sp) == 0 || spool_peek(sp, 0, 1, 0, gbroker_row_exists, NULL) != 1)
+		return 0;
+	/* lo: an id after which a row exists; hi: one after which none does */
+	while (hi < ((long long)1 << 62) && spool_peek(sp, hi, 1, 0, gbroker_row_exists, NULL) == 1)
+		lo = hi, hi *= 2;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (spool_peek(sp, mid, 1, 0, gbroker_row_exists, NULL) == 1)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	/* the last row is the first after lo */
+	if (spool_peek(sp, lo, 1, 0, gbroker_seq_of_row, &seq) != 1)
+		return 0;
+	return seq;
+}
+
+/* AuditSpool: opened at start. Returns 0 (also when the default's directory is missing:
+ * then events wait in memory), or -1 with the reason logged. */
+static int
+gbroker_spool_open(struct gbroker *b)
+{
+	const struct guestd_config *cfg = &b->g->cfg;
+	char err[512], dir[1024], *slash;
+	struct stat sb;
+
+	if (cfg->audit_spool == NULL || strcmp(cfg->audit_spool, "none") == 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", cfg->audit_spool);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (strcmp(cfg->audit_spool, GUESTD_DEFAULT_AUDIT_SPOOL) == 0 && stat(dir, &sb) != 0) {
+		log_warnx("AuditSpool %s: directory %s does not exist: audit events wait in "
+			  "memory while the broker is unreachable (at most %d; create the "
+			  "directory, or set AuditSpool, to keep them across restarts)",
+			  cfg->audit_spool, dir, GBROKER_AUDIT_QUEUE);
+		return 0;
+	}
+	if ((b->spool_path = strdup(cfg->audit_spool)) == NULL)
+		return -1;
+	if ((b->spool = spool_open(cfg->audit_spool, cfg->audit_spool_max, err, sizeof(err))) ==
+	    NULL) {
+		log_warnx("AuditSpool %s: %s", cfg->audit_spool, err);
+		return -1;
+	}
+	if ((b->syncer = syncer_new(b->g->base, gbroker_sync_done, b)) == NULL ||
+	    (b->ev_sync = evtimer_new(b->g->base, gbroker_sync_cb, b)) == NULL ||
+	    (b->inflight = calloc(GBROKER_INFLIGHT_MAX, sizeof(*b->inflight))) == NULL) {
+		log_warnx("AuditSpool %s: out of memory or no thread for the sync",
+			  cfg->audit_spool);
+		return -1;
+	}
+	b->last_seq = gbroker_spool_last_seq(b->spool);
+	if (spool_rows(b->spool) > 0)
+		log_info("audit spool %s holds %lld event(s) not yet acknowledged by the broker "
+			 "(up to #%lld); they are sent first",
+			 cfg->audit_spool, spool_rows(b->spool), (long long)b->last_seq);
+	return 0;
+}
+
 int
 gbroker_start(struct guestd *g)
 {
@@ -739,6 +1163,7 @@ gbroker_start(struct guestd *g)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return -1;
 	b->g = g;
+	b->broker_upto = -1;
 	TAILQ_INIT(&b->fwds);
 	if (conf_address_split(g->cfg.broker_address, b->host, sizeof(b->host), &port) != 0) {
 		free(b);
@@ -750,9 +1175,10 @@ gbroker_start(struct guestd *g)
 	b->ev_retry = evtimer_new(g->base, gbroker_retry_cb, b);
 	b->ev_state = evtimer_new(g->base, gbroker_state_cb, b);
 	b->out = evbuffer_new();
-	b->aq = calloc(GBROKER_AUDIT_QUEUE, sizeof(*b->aq));
-	if (b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
-	    b->out == NULL || b->aq == NULL) {
+	if (gbroker_spool_open(b) != 0 ||
+	    (b->spool == NULL && (b->aq = calloc(GBROKER_AUDIT_QUEUE, sizeof(*b->aq))) == NULL) ||
+	    b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
+	    b->out == NULL) {
 		g->broker = b;
 		gbroker_stop(g);
 		return -1;
@@ -794,6 +1220,18 @@ gbroker_stop(struct guestd *g)
 		}
 		free(b->aq);
 	}
+	syncer_free(b->syncer); /* waits for a sync in flight */
+	if (b->ev_sync != NULL)
+		event_free(b->ev_sync);
+	if (b->spool != NULL) {
+		spool_sync(b->spool);
+		if (spool_rows(b->spool) > 0)
+			log_info("audit spool %s keeps %lld event(s) for the broker", b->spool_path,
+				 spool_rows(b->spool));
+		spool_close(b->spool);
+	}
+	free(b->inflight);
+	free(b->spool_path);
 	free(b);
 	g->broker = NULL;
 }

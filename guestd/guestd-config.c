@@ -156,6 +156,19 @@ guestd_config_check_landlock(const struct conf_keyword *kw, const char *v, char 
 	return -1;
 }
 
+/* An absolute path, or "none" (no spool: events wait in memory while offline). */
+static int
+guestd_config_check_spool(const struct conf_keyword *kw, const char *v, char *msg, size_t msglen)
+{
+	char vis[80];
+
+	if (strcmp(v, "none") == 0 || v[0] == '/')
+		return 0;
+	snprintf(msg, msglen, "\"%s\": must be an absolute path or none",
+		 conf_vis(v, vis, sizeof(vis)));
+	return -1;
+}
+
 #define F(field) offsetof(struct guestd_config, field)
 
 static const struct conf_keyword guestd_keywords[] = {
@@ -235,6 +248,17 @@ static const struct conf_keyword guestd_keywords[] = {
 	  .def = "60s",
 	  .min = 1,
 	  .max = 86400 },
+	{ .name = "AuditSpool",
+	  .type = CONF_STRING,
+	  .offset = F(audit_spool),
+	  .def = GUESTD_DEFAULT_AUDIT_SPOOL,
+	  .check = guestd_config_check_spool },
+	{ .name = "AuditSpoolMax",
+	  .type = CONF_SIZE,
+	  .offset = F(audit_spool_max),
+	  .def = "64M",
+	  .min = 64 * 1024,
+	  .max = 64LL * 1024 * 1024 * 1024 },
 	{ .name = NULL },
 };
 

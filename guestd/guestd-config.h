@@ -27,12 +27,16 @@ struct guestd_config {
 	char *credential_ca_file;   /* CredentialCAFile PATH: CAs for upstreams, default system */
 	struct conf_list credential_command; /* CredentialCommand "NAME /path [arg…]" (multi) */
 	long long credential_cache_ttl;	     /* CredentialCacheTTL, default 5m */
-	char *policy_file;	 /* PolicyFile PATH (saw-policy(5)), default none: deny all */
-	char *decision_socket;	 /* DecisionSocket PATH, default /run/saw/decide.sock */
-	char *sandbox_landlock;	 /* SandboxLandlock required|best-effort, default required */
-	long long keepalive;	 /* Keepalive, default 15s */
-	long long reconnect_max; /* ReconnectMax, default 60s */
+	char *policy_file;	   /* PolicyFile PATH (saw-policy(5)), default none: deny all */
+	char *decision_socket;	   /* DecisionSocket PATH, default /run/saw/decide.sock */
+	char *sandbox_landlock;	   /* SandboxLandlock required|best-effort, default required */
+	long long keepalive;	   /* Keepalive, default 15s */
+	long long reconnect_max;   /* ReconnectMax, default 60s */
+	char *audit_spool;	   /* AuditSpool PATH|none, default GUESTD_DEFAULT_AUDIT_SPOOL */
+	long long audit_spool_max; /* AuditSpoolMax SIZE, default 64M */
 };
+
+#define GUESTD_DEFAULT_AUDIT_SPOOL "/var/lib/saw-guestd/audit.spool"
 
 int guestd_config_load(const char *path, struct guestd_config *cfg);
 /* From memory (name is used in messages); for tests. errs may be NULL. */

@@ -33,9 +33,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "audit/log.h"
+#include "audit/ocsf.h"
 #include "guestd/guestd-lineserv.h"
 #include "guestd/guestd.h"
 #include "guestd/policy.h"
@@ -47,10 +49,71 @@
 
 /* ---- the policy ------------------------------------------------------------------------ */
 
+struct guestd_policy_ev {
+	struct guestd *g;
+	json_t *ev; /* owned until handed to gproxy_audit() */
+};
+
 const struct policy *
 guestd_policy(struct guestd *g)
 {
 	return g->policy;
+}
+
+static void
+gpolicy_audit_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct guestd_policy_ev *pe = arg;
+
+	gproxy_audit(pe->g, pe->ev);
+	free(pe);
+}
+
+/*
+ * Account Change Attach Policy: a policy loaded (version, profile, rule count), or a reload
+ * refused (the error, with the file and where in it). The start-up load happens before the
+ * broker link exists: its event waits for the first turn of the event loop, by which time
+ * gbroker_audit() queues it for the broker. Nothing is audited for -n / -T runs (no loop).
+ */
+static void
+gpolicy_audit(struct guestd *g, const struct policy *p, bool ok, const char *error, bool startup)
+{
+	const char *path = g->cfg.policy_file;
+	struct guestd_policy_ev *pe;
+	struct timeval zero = { 0, 0 };
+	char account[300], version[32], desc[128], detail[768];
+	json_t *ev;
+
+	if (g->base == NULL)
+		return;
+	snprintf(account, sizeof(account), "workspace:%s",
+		 g->cfg.workspace_name != NULL ? g->cfg.workspace_name : "unknown");
+	snprintf(version, sizeof(version), "%lld", (long long)policy_version(p));
+	snprintf(desc, sizeof(desc), "%s profile, %zu rules",
+		 policy_profile(p) != NULL ? policy_profile(p) : "no", policy_rule_count(p));
+	if (!ok)
+		snprintf(detail, sizeof(detail), "%s: %s", path, error);
+	ev = ocsf_policy_attach(account, path, NULL, p != NULL ? version : NULL,
+				p != NULL ? desc : NULL, ok, ok ? NULL : detail, NULL,
+				ocsf_now_ms());
+	if (ev == NULL) {
+		log_warnx("audit: cannot build the policy event (out of memory)");
+		return;
+	}
+	if (!startup) {
+		gproxy_audit(g, ev);
+		return;
+	}
+	if ((pe = malloc(sizeof(*pe))) == NULL) {
+		json_decref(ev);
+		return;
+	}
+	pe->g = g;
+	pe->ev = ev;
+	if (event_base_once(g->base, -1, EV_TIMEOUT, gpolicy_audit_later, pe, &zero) != 0) {
+		json_decref(ev);
+		free(pe);
+	}
 }
 
 int
@@ -69,6 +132,7 @@ guestd_policy_load(struct guestd *g, bool startup)
 	if ((np = policy_load_file(path, err, sizeof(err))) == NULL) {
 		if (startup)
 			fatalx("PolicyFile %s: %s", path, err);
+		gpolicy_audit(g, old, false, err, false);
 		if (old != NULL)
 			log_warnx("PolicyFile %s: %s; keeping policy version %lld", path, err,
 				  (long long)policy_version(old));
@@ -84,6 +148,12 @@ guestd_policy_load(struct guestd *g, bool startup)
 			  "saw-guestd to roll back deliberately); keeping version %lld",
 			  path, (long long)policy_version(np), (long long)policy_version(old),
 			  (long long)policy_version(old));
+		snprintf(err, sizeof(err),
+			 "version %lld is lower than the active version %lld: rollback refused, "
+			 "version %lld stays active",
+			 (long long)policy_version(np), (long long)policy_version(old),
+			 (long long)policy_version(old));
+		gpolicy_audit(g, old, false, err, false);
 		policy_free(np);
 		return -1;
 	}
@@ -92,6 +162,7 @@ guestd_policy_load(struct guestd *g, bool startup)
 	log_info("PolicyFile %s: policy version %lld (%s profile, %zu rules) %s", path,
 		 (long long)policy_version(np), policy_profile(np), policy_rule_count(np),
 		 old == NULL ? "loaded" : "now active");
+	gpolicy_audit(g, np, true, NULL, startup);
 	return 0;
 }
 

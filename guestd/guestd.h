@@ -97,12 +97,15 @@ void gbroker_stop(struct guestd *g);
 bool gbroker_online(const struct guestd *g);
 /* The session table changed: send CTL_STATE soon. */
 void gbroker_state_changed(struct guestd *g);
-/* Hands one OCSF event (reference stolen) to the broker as CTL_AUDIT: sent at once when
- * online, queued otherwise (GBROKER_AUDIT_QUEUE events; past that the oldest is dropped
- * and counted). */
+/* Hands one OCSF event (reference stolen) to the broker as CTL_AUDIT. With AuditSpool it
+ * is numbered and committed to the spool first, and deleted from there once the broker's
+ * CTL_AUDIT_ACK covers it (a full spool refuses it: counted, logged); with AuditSpool none
+ * it is sent at once when online and queued in memory otherwise (GBROKER_AUDIT_QUEUE
+ * events; past that the oldest is dropped and counted). */
 #define GBROKER_AUDIT_QUEUE 4096
 void gbroker_audit(struct guestd *g, json_t *ev);
-/* Events dropped so far because the offline queue was full. */
+/* Events lost so far: dropped from the full memory queue, not spooled (spool full or
+ * failing), or spooled rows dropped as unreadable. */
 unsigned long long gbroker_audit_dropped(const struct guestd *g);
 /* Backoff (pure, unit-tested): the next base delay after base_ms (0: first failure), and
  * that delay with ±20% jitter from r (uniform 32-bit random). */

@@ -34,7 +34,7 @@ ctl_err(char *err, size_t errlen, const char *fmt, ...)
 static int
 ctl_type_known(unsigned int t)
 {
-	return t >= CTL_HELLO && t <= CTL_AUDIT;
+	return t >= CTL_HELLO && t <= CTL_AUDIT_ACK;
 }
 
 int
@@ -433,4 +433,100 @@ ctl_end_clear(struct ctl_end *e)
 	free(e->session);
 	free(e->reason);
 	memset(e, 0, sizeof(*e));
+}
+
+/* ---- audit delivery --------------------------------------------------------------------- */
+
+static int
+ctl_get_seq(const json_t *j, const char *name, int required, int64_t min, int64_t *out, char *err,
+	    size_t errlen)
+{
+	const json_t *v = json_object_get(j, name);
+
+	*out = 0;
+	if (v == NULL && !required)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > CTL_SEQ_MAX) {
+		ctl_err(err, errlen, "member \"%s\" is %s", name,
+			v == NULL ? "missing" : "not an integer in range");
+		return -1;
+	}
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+json_t *
+ctl_audit_to_json(int64_t seq, json_t *event)
+{
+	json_t *j;
+
+	if (!json_is_object(event) || seq < 0 || seq > CTL_SEQ_MAX)
+		return NULL;
+	if (seq == 0)
+		return json_pack("{s:O}", "event", event);
+	/* seq first: it is what a reader of a spooled row looks at */
+	if ((j = json_object()) == NULL)
+		return NULL;
+	if (json_object_set_new(j, "seq", json_integer((json_int_t)seq)) != 0 ||
+	    json_object_set(j, "event", event) != 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+int
+ctl_audit_from_json(const json_t *j, int64_t *seq, json_t **event, char *err, size_t errlen)
+{
+	json_t *ev;
+
+	*seq = 0;
+	*event = NULL;
+	if (!json_is_object(j)) {
+		ctl_err(err, errlen, "audit message is not an object");
+		return -1;
+	}
+	ev = json_object_get(j, "event");
+	if (!json_is_object(ev) || !json_is_integer(json_object_get(ev, "class_uid"))) {
+		ctl_err(err, errlen,
+			"member \"event\" is not an OCSF event (an object with an "
+			"integer class_uid)");
+		return -1;
+	}
+	if (ctl_get_seq(j, "seq", 0, 1, seq, err, errlen) != 0)
+		return -1;
+	*event = ev;
+	return 0;
+}
+
+int64_t
+ctl_audit_seq_next(int64_t last, int64_t now_us)
+{
+	int64_t next = last < 0 ? 1 : last + 1;
+
+	if (last >= CTL_SEQ_MAX)
+		return -1;
+	if (now_us > next)
+		next = now_us;
+	return next > CTL_SEQ_MAX ? -1 : next;
+}
+
+json_t *
+ctl_audit_ack_to_json(int64_t upto)
+{
+	if (upto < 0 || upto > CTL_SEQ_MAX)
+		return NULL;
+	return json_pack("{s:I}", "upto", (json_int_t)upto);
+}
+
+int
+ctl_audit_ack_from_json(const json_t *j, int64_t *upto, char *err, size_t errlen)
+{
+	*upto = 0;
+	if (!json_is_object(j)) {
+		ctl_err(err, errlen, "audit acknowledgement is not an object");
+		return -1;
+	}
+	return ctl_get_seq(j, "upto", 1, 0, upto, err, errlen);
 }

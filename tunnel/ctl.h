@@ -14,6 +14,17 @@
  * has one of the wrong type, is malformed: the receiver ends the connection (fuzzed in
  * tests/fuzz/fuzz_ctl.c). Unknown members are ignored (forward compatibility).
  *
+ * New message types keep CTL_VERSION: a peer only sends a type the other side announced
+ * (CTL_AUDIT_ACK goes only to a guestd whose HELLO carried "audit_ack": true), so an older
+ * peer never sees a type it would refuse.
+ *
+ * Audit delivery (issue #6): guestd numbers each event it spools with a sequence number
+ * that only grows (ctl_audit.seq), sends CTL_AUDIT {seq, event} in order, and deletes its
+ * spooled copy once the broker acknowledged it with CTL_AUDIT_ACK {upto}: every event with
+ * seq <= upto is durable at the broker. After HELLO the broker first sends the highest seq
+ * it holds for the workspace, so guestd resends nothing the broker has, and the broker
+ * drops a CTL_AUDIT whose seq it already acknowledged (a resend after a lost ACK).
+ *
  * Ownership: decoded json_t bodies and the typed structs' strings belong to the caller
  * (json_decref / ctl_*_clear).
  */
@@ -35,8 +46,11 @@ enum ctl_type {
 	CTL_STATE = 2,		/* guestd → broker: {sessions, logins} */
 	CTL_SESSION_ATTACH = 3, /* broker → guestd: struct ctl_attach */
 	CTL_SESSION_END = 4,	/* broker → guestd: {session, reason} */
-	CTL_AUDIT = 5,		/* guestd → broker: {event: OCSF object} (issue #6) */
+	CTL_AUDIT = 5,		/* guestd → broker: {event: OCSF object, seq (optional)} */
+	CTL_AUDIT_ACK = 6,	/* broker → guestd: {upto}: events with seq <= upto are taken */
 };
+
+#define CTL_SEQ_MAX ((int64_t)1 << 53) /* seq/upto stay exact in any JSON reader */
 
 struct ctl_corp {
 	char *name;
@@ -85,5 +99,19 @@ void ctl_groups_free(char **groups, size_t ngroups);
 json_t *ctl_end_to_json(const struct ctl_end *e);
 int ctl_end_from_json(const json_t *j, struct ctl_end *e, char *err, size_t errlen);
 void ctl_end_clear(struct ctl_end *e);
+
+/* CTL_AUDIT: seq 1..CTL_SEQ_MAX, or 0 for an unnumbered event (an older guestd, or one
+ * without a spool: never acknowledged). event is borrowed (a new reference is taken). */
+json_t *ctl_audit_to_json(int64_t seq, json_t *event);
+/* *event is borrowed from j (valid while j is); it is an object with an integer class_uid.
+ * *seq is 0 when the member is absent. */
+int ctl_audit_from_json(const json_t *j, int64_t *seq, json_t **event, char *err, size_t errlen);
+/* The seq guestd gives its next event: one more than last, or the wall clock in
+ * microseconds (now_us) if that is higher, so that numbers keep growing across a restart
+ * that lost last (an empty spool). -1 past CTL_SEQ_MAX (the year 2255). Pure. */
+int64_t ctl_audit_seq_next(int64_t last, int64_t now_us);
+/* CTL_AUDIT_ACK: upto 0..CTL_SEQ_MAX (0: the broker holds nothing of this workspace). */
+json_t *ctl_audit_ack_to_json(int64_t upto);
+int ctl_audit_ack_from_json(const json_t *j, int64_t *upto, char *err, size_t errlen);
 
 #endif

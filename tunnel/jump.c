@@ -107,6 +107,8 @@ struct jump_mux {
 	void *input_arg;
 	void (*dead_cb)(ssh_session dead, void *arg);
 	void *dead_arg;
+	jump_event_cb event_cb;
+	void *event_arg;
 	struct jump_open_list opens;
 	size_t nopens;
 	struct event *ev_progress;
@@ -309,6 +311,30 @@ jump_other_up(const struct jump_mux *m, int idx)
 }
 
 static void
+jump_event(struct jump_mux *m, const struct jump_host *h, enum jump_event_kind kind, bool active,
+	   int other, const char *reason)
+{
+	struct jump_event e;
+
+	if (m->event_cb == NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.kind = kind;
+	e.host = h->host;
+	e.port = h->port;
+	e.label = h->label;
+	e.active = active;
+	if (other >= 0) {
+		if (kind == JUMP_EV_UP)
+			e.previous = m->hosts[other].label;
+		else
+			e.takeover = m->hosts[other].label;
+	}
+	e.reason = reason;
+	m->event_cb(&e, m->event_arg);
+}
+
+static void
 host_connected(ssh_session s, const char *error, void *arg)
 {
 	struct jump_host *h = arg;
@@ -353,14 +379,18 @@ host_connected(ssh_session s, const char *error, void *arg)
 	/* Host 0 is preferred at start: if host 1 won the race, move over once, when host 0's
 	 * first attempt succeeds. After that the active host changes only when it dies. */
 	if (m->active < 0 || (first && h->idx == 0 && m->active != 0)) {
+		int previous = m->active;
+
 		if (m->active >= 0)
 			log_info("jump host %s is up; new channels go to it (the preferred one)",
 				 h->label);
 		else
 			log_info("jump host %s is up and active", h->label);
 		m->active = h->idx;
+		jump_event(m, h, JUMP_EV_UP, true, previous, NULL);
 	} else {
 		log_info("jump host %s is up (standby)", h->label);
+		jump_event(m, h, JUMP_EV_UP, false, -1, NULL);
 	}
 	jump_wake(m);
 }
@@ -416,8 +446,10 @@ host_dead(struct jump_host *h, const char *reason)
 		else
 			log_warnx("jump host %s is down: %s; no jump host is available", h->label,
 				  reason);
+		jump_event(m, h, JUMP_EV_DOWN, true, other, reason);
 	} else {
 		log_warnx("jump host %s (standby) is down: %s", h->label, reason);
+		jump_event(m, h, JUMP_EV_DOWN, false, m->active, reason);
 	}
 	/* Opens in flight there go back to the queue (re-issued on the other host), or are
 	 * dropped if nobody waits for them any more. */
@@ -773,6 +805,25 @@ jump_flush(struct jump_mux *m)
 
 	for (i = 0; i < m->nhosts; i++)
 		host_flush(&m->hosts[i]);
+}
+
+void
+jump_set_event_cb(struct jump_mux *m, jump_event_cb cb, void *arg)
+{
+	m->event_cb = cb;
+	m->event_arg = arg;
+}
+
+const char *
+jump_channel_host(const struct jump_mux *m, ssh_channel ch)
+{
+	ssh_session s = ch != NULL ? ssh_channel_get_session(ch) : NULL;
+	size_t i;
+
+	for (i = 0; m != NULL && s != NULL && i < m->nhosts; i++)
+		if (m->hosts[i].s == s)
+			return m->hosts[i].label;
+	return NULL;
 }
 
 int

@@ -65,6 +65,30 @@ void jump_open_cancel(struct jump_open *o);
  * every channel on it) is freed; see above. arg belongs to the caller. */
 void jump_set_dead_cb(struct jump_mux *m, void (*dead_cb)(ssh_session dead, void *arg), void *arg);
 
+/*
+ * What happened to a jump host, for the owner's audit: a host came up (and whether new
+ * channels now go to it), or went down (and which host took over, if any). Strings are
+ * borrowed for the call. The callback may not call jump_free.
+ */
+enum jump_event_kind {
+	JUMP_EV_UP,
+	JUMP_EV_DOWN,
+};
+struct jump_event {
+	enum jump_event_kind kind;
+	const char *host; /* as configured (name or address) */
+	int port;
+	const char *label;    /* "host:port" */
+	bool active;	      /* UP: new channels go to it now; DOWN: it was the active one */
+	const char *previous; /* UP and active: the host new channels went to before, or NULL */
+	const char *takeover; /* DOWN: the host new channels go to now, or NULL (none is up) */
+	const char *reason;   /* DOWN: why, in plain words */
+};
+typedef void (*jump_event_cb)(const struct jump_event *e, void *arg);
+void jump_set_event_cb(struct jump_mux *m, jump_event_cb cb, void *arg);
+/* The "host:port" of the jump host a channel of the mux lives on, or NULL. */
+const char *jump_channel_host(const struct jump_mux *m, ssh_channel ch);
+
 /* Output was queued on a channel of the mux (e.g. by a pump): arm write interest. */
 void jump_flush(struct jump_mux *m);
 

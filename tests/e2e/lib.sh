@@ -301,8 +301,42 @@ ssh_login() {
 		"${BROKER_HOST:-127.0.0.1}" "${cmd[@]}" </dev/null
 }
 
-# finish: print the summary line; exits 1 if any check failed.
+# audit_secret VALUE...: values (tokens, capabilities, secrets) that must never appear in an
+# audit record; `finish` hands them to tests/tools/ocsf-check.
+SAW_AUDIT_SECRETS=${SAW_AUDIT_SECRETS:-}
+audit_secret() {
+	local v
+	for v in "$@"; do
+		SAW_AUDIT_SECRETS+="$v"$'\n'
+	done
+}
+
+# audit_schema_check: every audit file of this test ($BROKER_AUDIT and its rotations, and the
+# files in $SAW_AUDIT_FILES) checked against the committed OCSF 1.8.0 class definitions, and
+# for the secrets given to audit_secret (tests/tools/ocsf-check). A failure is a failed check.
+audit_schema_check() {
+	local files=() f r out
+	for f in ${BROKER_AUDIT:+"$BROKER_AUDIT"} ${SAW_AUDIT_FILES:-}; do
+		[ -f "$f" ] || continue
+		files+=("$f")
+		for r in "$f".[0-9]*; do
+			[ ! -f "$r" ] || files+=("$r")
+		done
+	done
+	[ ${#files[@]} -gt 0 ] || return 0
+	if out=$(OCSF_CHECK_SECRETS=$SAW_AUDIT_SECRETS python3 "$SAW_SRC/tests/tools/ocsf-check" \
+		--quiet "${files[@]}" 2>&1); then
+		pass "audit: every record is an OCSF 1.8.0 event of its class, no secret (${files[*]##*/})"
+	else
+		fail_soft "audit: records that are not compliant OCSF 1.8.0 or hold a secret"
+		printf '%s\n' "$out" | head -n 40
+	fi
+}
+
+# finish: check the audit files (audit_schema_check), print the summary line; exits 1 if any
+# check failed.
 finish() {
+	audit_schema_check
 	if [ "$SAW_FAILS" -eq 0 ]; then
 		echo "$SAW_TEST_NAME: PASS ($SAW_PASSES checks)"
 		exit 0

@@ -40,6 +40,13 @@ workspace_disconnect(struct broker *b, const char *name, const char *reason)
 		abort();
 }
 
+void
+broker_audit_api(struct broker *b, const struct broker_api_call *call)
+{
+	if (call == NULL || call->operation == NULL)
+		abort();
+}
+
 /* The revocation core (broker-revoke.c) acts on live connections; here its store effects
  * are enough, and every argument the admin operations pass is checked. */
 int64_t

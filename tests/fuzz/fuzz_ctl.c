@@ -34,6 +34,23 @@ fuzz_ctl_typed(const json_t *body)
 		}
 		ctl_attach_clear(&a);
 	}
+	{
+		int64_t seq, upto;
+		json_t *ev;
+
+		if (ctl_audit_from_json(body, &seq, &ev, err, sizeof(err)) == 0) {
+			if (seq < 0 || seq > CTL_SEQ_MAX || !json_is_object(ev))
+				abort();
+			if ((again = ctl_audit_to_json(seq, ev)) == NULL)
+				abort();
+			json_decref(again);
+		}
+		if (ctl_audit_ack_from_json(body, &upto, err, sizeof(err)) == 0) {
+			if ((again = ctl_audit_ack_to_json(upto)) == NULL)
+				abort();
+			json_decref(again);
+		}
+	}
 	if (ctl_end_from_json(body, &e, err, sizeof(err)) == 0) {
 		if ((again = ctl_end_to_json(&e)) != NULL)
 			json_decref(again);

@@ -60,6 +60,20 @@ workspace_disconnect(struct broker *b, const char *name, const char *reason)
 	snprintf(disconnect_reason, sizeof(disconnect_reason), "%s", reason);
 }
 
+/* ---- the audit (broker.c), recorded -------------------------------------------------------- */
+
+static int audited_calls, audited_refusals;
+static char audited_op[64];
+
+void
+broker_audit_api(struct broker *b, const struct broker_api_call *call)
+{
+	audited_calls++;
+	if (!call->success)
+		audited_refusals++;
+	snprintf(audited_op, sizeof(audited_op), "%s", call->operation ? call->operation : "");
+}
+
 /* ---- the revocation core (broker-revoke.c), recorded ------------------------------------ */
 
 static char last_revoke[256];
@@ -586,7 +600,8 @@ torture_socket(void **state)
 		assert_int_equal(admin_open(&other), -1);
 	}
 
-	/* our own uid may talk; two requests in one write, answered in order */
+	/* our own uid may talk; two requests in one write, answered in order (and audited) */
+	audited_calls = audited_refusals = 0;
 	fd = client_connect(f->path);
 	{
 		static const char two[] =
@@ -600,6 +615,9 @@ torture_socket(void **state)
 		ans = client_read(f->b, fd, false);
 	assert_non_null(strstr(ans, "\"id\":2"));
 	assert_non_null(strstr(ans, "\"workspaces\":[]"));
+	assert_int_equal(audited_calls, 2);
+	assert_int_equal(audited_refusals, 0);
+	assert_string_equal(audited_op, "workspace.list");
 
 	/* a last request without "\n", then the client shuts its side: answered, closed */
 	assert_true(write(fd, "{\"op\":\"ping\",\"id\":3}", 20) == 20);
@@ -633,6 +651,7 @@ torture_socket(void **state)
 	ans = client_read(f->b, fd2, true);
 	assert_non_null(strstr(ans, "request line longer than 65536 bytes"));
 	close(fd2);
+	assert_true(audited_refusals >= 1); /* the over-long line is an audited refusal */
 
 	/* admin_close removes the socket file */
 	admin_close(f->b);

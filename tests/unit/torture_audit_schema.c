@@ -249,6 +249,8 @@ static const struct ocsf_subject alice = {
 	.src_port = 54321,
 	.dst_ip = "198.51.100.1",
 	.dst_port = 22,
+	.workspace = "alice-ws",
+	.profile = "corporate",
 };
 
 static void
@@ -300,7 +302,8 @@ torture_new_builders(void **state)
 {
 	static const struct ocsf_subject empty;
 	static const struct ocsf_subject name_only = { .username = "bob" };
-	const struct ocsf_subject *subjects[] = { &alice, &empty, &name_only, NULL };
+	static const struct ocsf_subject app = { .app_name = "https://idp.example.com" };
+	const struct ocsf_subject *subjects[] = { &alice, &empty, &name_only, &app, NULL };
 	static const struct ocsf_endpoint src = { .ip = "10.0.0.2", .port = 40000 };
 	static const struct ocsf_endpoint dst = { .ip = "203.0.113.7",
 						  .hostname = "api.example.com",
@@ -308,8 +311,8 @@ torture_new_builders(void **state)
 	static const struct ocsf_endpoint port_only = { .port = 80 };
 	static const struct ocsf_endpoint svc = { .svc_name = "saw-admin" };
 	const struct ocsf_endpoint *eps[] = { &src, &dst, &port_only, &svc, NULL };
-	static const enum ocsf_net_activity net[] = { OCSF_NET_OPEN, OCSF_NET_CLOSE,
-						      OCSF_NET_REFUSE };
+	static const enum ocsf_net_activity net[] = { OCSF_NET_OPEN, OCSF_NET_CLOSE, OCSF_NET_RESET,
+						      OCSF_NET_FAIL, OCSF_NET_REFUSE };
 	static const char *const methods[] = { "GET", "POST", "PATCH", "CONNECT", "BREW", NULL };
 	static const enum ocsf_api_activity api[] = { OCSF_API_CREATE, OCSF_API_READ,
 						      OCSF_API_UPDATE, OCSF_API_DELETE };
@@ -323,6 +326,11 @@ torture_new_builders(void **state)
 								     &dst, "rule x", NULL, T0));
 				check_and_free(ocsf_network_activity(net[k], subjects[i], eps[j],
 								     eps[j], NULL, "m", T0));
+				/* a tunnel's close carries its byte counts */
+				ev = ocsf_network_activity(net[k], subjects[i], eps[j], &dst, NULL,
+							   NULL, T0);
+				assert_int_equal(ocsf_set_traffic(ev, 10, 20), 0);
+				check_and_free(ev);
 			}
 			for (k = 0; k < sizeof(methods) / sizeof(methods[0]); k++) {
 				check_and_free(ocsf_http_activity(
@@ -339,6 +347,13 @@ torture_new_builders(void **state)
 				check_and_free(ocsf_api_activity(api[k], NULL, subjects[i], eps[j],
 								 0, false, "bad signature", NULL,
 								 T0));
+				/* through the HTTP API: the request's method and path */
+				ev = ocsf_api_activity(api[k], "user.lock", subjects[i], eps[j],
+						       401, false, "invalid token", NULL, T0);
+				assert_int_equal(
+					ocsf_set_http_request(ev, "POST", "/v1/users/a/lock"), 0);
+				assert_int_equal(ocsf_set_unmapped(ev, "workspace", "w"), 0);
+				check_and_free(ev);
 			}
 		}
 		check_and_free(ocsf_process_activity(OCSF_PROCESS_LAUNCH, subjects[i], 4242,
@@ -355,6 +370,13 @@ torture_new_builders(void **state)
 	check_and_free(
 		ocsf_account_change(OCSF_ACCOUNT_LOCK, NULL, "sub-1", "admin", NULL, "m", T0));
 	check_and_free(ocsf_account_change(OCSF_ACCOUNT_LOCK, NULL, NULL, NULL, NULL, NULL, T0));
+	check_and_free(ocsf_policy_attach("workspace:alice-ws", "/etc/saw/policy.json", NULL, "7",
+					  "corporate profile, 12 rules", true, NULL, NULL, T0));
+	check_and_free(ocsf_policy_attach("workspace:alice-ws", "/etc/saw/policy.json", NULL, NULL,
+					  NULL, false, "/etc/saw/policy.json:3:5: unknown field",
+					  NULL, T0));
+	check_and_free(ocsf_policy_attach(NULL, NULL, "p-1", NULL, NULL, true, NULL, "m", T0));
+	check_and_free(ocsf_policy_attach(NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, T0));
 
 	/* What the builders promise beyond compliance. */
 	ev = ocsf_http_activity(&alice, &src, NULL, "POST", "api.example.com", "/v1/x", 201, true,
@@ -376,6 +398,26 @@ torture_new_builders(void **state)
 	json_decref(ev);
 	ev = ocsf_account_change(OCSF_ACCOUNT_UNLOCK, "k", NULL, "a", NULL, NULL, T0);
 	assert_int_equal(json_integer_value(json_object_get(ev, "type_uid")), 300112);
+	json_decref(ev);
+	/* the brokered context travels in unmapped; a failed tunnel is a failure */
+	ev = ocsf_network_activity(OCSF_NET_FAIL, &alice, &src, &dst, "jump host down", NULL, T0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "status_id")), 2);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(ev, "unmapped"), "workspace")),
+		"alice-ws");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(ev, "unmapped"), "profile")),
+		"corporate");
+	json_decref(ev);
+	ev = ocsf_api_activity(OCSF_API_CREATE, "POST /v1/revocation/events", &app, NULL, 202, true,
+			       NULL, NULL, T0);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(ev, "actor"), "app_name")),
+		"https://idp.example.com");
+	json_decref(ev);
+	ev = ocsf_policy_attach("workspace:w", "/p", NULL, "3", NULL, false, "bad", NULL, T0);
+	assert_int_equal(json_integer_value(json_object_get(ev, "type_uid")), 300107);
+	assert_true(json_is_false(json_object_get(json_object_get(ev, "policy"), "is_applied")));
 	json_decref(ev);
 	/* invalid UTF-8 from a peer keeps the field */
 	ev = ocsf_http_activity(NULL, NULL, NULL, "GET", "h\xff", "/\xfe", 0, false, NULL, NULL,
@@ -436,12 +478,20 @@ static void
 torture_chained_record(void **state)
 {
 	json_t *ev = ocsf_ssh_activity(OCSF_SSH_OPEN, &alice, OCSF_SSH_AUTH_PUBKEY, NULL, T0);
-	char *s = json_dumps(ev, JSON_COMPACT), out[8192];
+	json_t *um = json_incref(json_object_get(ev, "unmapped"));
+	char *s, *x, out[8192];
 	size_t n;
 	json_t *back;
 
+	/* as the file sink does: the event's own unmapped data (workspace, profile) is merged
+	 * with the chain members */
+	assert_non_null(um);
+	json_object_del(ev, "unmapped");
+	s = json_dumps(ev, JSON_COMPACT);
+	x = json_dumps(um, JSON_COMPACT);
 	assert_non_null(s);
-	n = chain_splice(s, strlen(s), NULL, 0, CHAIN_GENESIS, 7, out, sizeof(out));
+	assert_non_null(x);
+	n = chain_splice(s, strlen(s), x, strlen(x), CHAIN_GENESIS, 7, out, sizeof(out));
 	assert_true(n > 0);
 	back = json_loadb(out, n, JSON_REJECT_DUPLICATES, NULL);
 	assert_non_null(back);
@@ -449,9 +499,14 @@ torture_chained_record(void **state)
 		fail_msg("%s", why);
 	assert_int_equal(
 		json_integer_value(json_object_get(json_object_get(back, "unmapped"), "seq")), 7);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(back, "unmapped"), "workspace")),
+		"alice-ws");
 	json_decref(back);
 	json_decref(ev);
+	json_decref(um);
 	free(s);
+	free(x);
 }
 
 int

@@ -876,6 +876,8 @@ test_dump_defaults(void **state)
 			       "JumpHost none\n"
 			       "# JumpHostKnownHosts is not set\n"
 			       "WorkspaceKeepalive 15s\n"
+			       "WorkspaceAuditRate 500\n"
+			       "WorkspaceAuditBurst 5000\n"
 			       "# HttpListenAddress is not set\n"
 			       "# HttpTLSCertificate is not set\n"
 			       "# HttpTLSKey is not set\n"

@@ -81,7 +81,7 @@ test_round_trip(void **state)
 	enum ctl_type type, t;
 	char err[128];
 
-	for (t = CTL_HELLO; t <= CTL_AUDIT; t++) {
+	for (t = CTL_HELLO; t <= CTL_AUDIT_ACK; t++) {
 		in = json_pack("{s:s, s:i, s:[s,s], s:{s:b}}", "workspace", "alice-ws \xc3\xa9",
 			       "version", 3, "list", "a", "b", "nested", "x", 1);
 		assert_non_null(in);
@@ -137,7 +137,7 @@ test_encode_refuses(void **state)
 	assert_int_equal(ctl_encode(CTL_HELLO, arr, &buf, &len), -1);
 	assert_null(buf);
 	assert_int_equal(ctl_encode((enum ctl_type)0, obj, &buf, &len), -1);
-	assert_int_equal(ctl_encode((enum ctl_type)6, obj, &buf, &len), -1);
+	assert_int_equal(ctl_encode((enum ctl_type)7, obj, &buf, &len), -1);
 	/* a body that does not fit in CTL_MAX_FRAME */
 	s = malloc(CTL_MAX_FRAME);
 	assert_non_null(s);
@@ -182,8 +182,8 @@ test_malformed_header(void **state)
 	/* unknown types */
 	frame(buf, 4, CTL_VERSION, 0, "{}", 2);
 	expect_malformed(buf, 6, "unknown message type 0");
-	frame(buf, 4, CTL_VERSION, 6, "{}", 2);
-	expect_malformed(buf, 8, "unknown message type 6");
+	frame(buf, 4, CTL_VERSION, 7, "{}", 2);
+	expect_malformed(buf, 8, "unknown message type 7");
 	frame(buf, 4, CTL_VERSION, 255, "{}", 2);
 	expect_malformed(buf, 8, "unknown message type 255");
 }
@@ -502,6 +502,133 @@ test_end(void **state)
 	json_decref(j);
 }
 
+static void
+test_audit(void **state)
+{
+	json_t *ev = json_pack("{s:i, s:s}", "class_uid", 4001, "message", "x"), *j, *got;
+	uint8_t *buf = NULL;
+	size_t len, consumed;
+	enum ctl_type type;
+	int64_t seq;
+	char err[256];
+
+	/* numbered: seq first in the encoding (a spooled row starts with it) */
+	j = ctl_audit_to_json(1700000000123456, ev);
+	assert_non_null(j);
+	assert_int_equal(ctl_encode(CTL_AUDIT, j, &buf, &len), 0);
+	assert_memory_equal(buf + 6, "{\"seq\":1700000000123456,\"event\":{", 33);
+	json_decref(j);
+	j = NULL;
+	assert_int_equal(ctl_decode(buf, len, &consumed, &type, &j, err, sizeof(err)), 0);
+	assert_int_equal(type, CTL_AUDIT);
+	assert_int_equal(ctl_audit_from_json(j, &seq, &got, err, sizeof(err)), 0);
+	assert_int_equal(seq, 1700000000123456);
+	assert_true(json_equal(got, ev));
+	json_decref(j);
+	free(buf);
+
+	/* unnumbered (an older guestd, or one without a spool) */
+	j = ctl_audit_to_json(0, ev);
+	assert_null(json_object_get(j, "seq"));
+	assert_int_equal(ctl_audit_from_json(j, &seq, &got, err, sizeof(err)), 0);
+	assert_int_equal(seq, 0);
+	assert_ptr_equal(got, json_object_get(j, "event"));
+	json_decref(j);
+	assert_null(ctl_audit_to_json(-1, ev));
+	assert_null(ctl_audit_to_json(CTL_SEQ_MAX + 1, ev));
+	assert_null(ctl_audit_to_json(5, NULL));
+
+	/* refused: seq of the wrong type or out of range, events without class_uid */
+	static const char *bad[] = {
+		"{\"seq\":0,\"event\":{\"class_uid\":1}}",
+		"{\"seq\":-3,\"event\":{\"class_uid\":1}}",
+		"{\"seq\":\"7\",\"event\":{\"class_uid\":1}}",
+		"{\"seq\":1.5,\"event\":{\"class_uid\":1}}",
+		"{\"seq\":9007199254740993,\"event\":{\"class_uid\":1}}",
+		"{\"seq\":3}",
+		"{\"seq\":3,\"event\":[]}",
+		"{\"seq\":3,\"event\":{\"class_uid\":\"4001\"}}",
+		"{\"event\":{}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		err[0] = '\0';
+		seq = 99;
+		got = (json_t *)1;
+		if (ctl_audit_from_json(j, &seq, &got, err, sizeof(err)) != -1)
+			fail_msg("accepted %s", bad[i]);
+		assert_null(got);
+		assert_true(err[0] != '\0');
+		json_decref(j);
+	}
+	j = json_array();
+	assert_int_equal(ctl_audit_from_json(j, &seq, &got, err, sizeof(err)), -1);
+	json_decref(j);
+	json_decref(ev);
+}
+
+static void
+test_audit_seq_next(void **state)
+{
+	/* the clock wins while it is ahead ... */
+	assert_int_equal(ctl_audit_seq_next(0, 1700000000000000), 1700000000000000);
+	assert_int_equal(ctl_audit_seq_next(5, 1700000000000000), 1700000000000000);
+	/* ... and a burst within one microsecond, or a clock stepped back, still grows */
+	assert_int_equal(ctl_audit_seq_next(1700000000000000, 1700000000000000), 1700000000000001);
+	assert_int_equal(ctl_audit_seq_next(1700000000000500, 1600000000000000), 1700000000000501);
+	assert_int_equal(ctl_audit_seq_next(-1, 0), 1);
+	assert_int_equal(ctl_audit_seq_next(0, -5), 1);
+	/* the end of the range */
+	assert_int_equal(ctl_audit_seq_next(CTL_SEQ_MAX - 1, 0), CTL_SEQ_MAX);
+	assert_int_equal(ctl_audit_seq_next(CTL_SEQ_MAX, 0), -1);
+	assert_int_equal(ctl_audit_seq_next(0, CTL_SEQ_MAX + 1), -1);
+}
+
+static void
+test_audit_ack(void **state)
+{
+	json_t *j, *back = NULL;
+	uint8_t *buf = NULL;
+	size_t len, consumed;
+	enum ctl_type type;
+	int64_t upto;
+	char err[256];
+
+	j = ctl_audit_ack_to_json(CTL_SEQ_MAX);
+	assert_int_equal(ctl_encode(CTL_AUDIT_ACK, j, &buf, &len), 0);
+	assert_int_equal(buf[5], CTL_AUDIT_ACK);
+	assert_int_equal(ctl_decode(buf, len, &consumed, &type, &back, err, sizeof(err)), 0);
+	assert_int_equal(type, CTL_AUDIT_ACK);
+	assert_int_equal(ctl_audit_ack_from_json(back, &upto, err, sizeof(err)), 0);
+	assert_int_equal(upto, CTL_SEQ_MAX);
+	json_decref(back);
+	json_decref(j);
+	free(buf);
+
+	j = ctl_audit_ack_to_json(0); /* the broker holds nothing yet */
+	assert_int_equal(ctl_audit_ack_from_json(j, &upto, err, sizeof(err)), 0);
+	assert_int_equal(upto, 0);
+	json_decref(j);
+	assert_null(ctl_audit_ack_to_json(-1));
+	assert_null(ctl_audit_ack_to_json(CTL_SEQ_MAX + 1));
+
+	static const char *bad[] = { "{}", "{\"upto\":-1}", "{\"upto\":\"5\"}", "{\"upto\":null}",
+				     "{\"upto\":9007199254740993}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		upto = 42;
+		if (ctl_audit_ack_from_json(j, &upto, err, sizeof(err)) != -1)
+			fail_msg("accepted %s", bad[i]);
+		assert_int_equal(upto, 0);
+		json_decref(j);
+	}
+	j = json_array();
+	assert_int_equal(ctl_audit_ack_from_json(j, &upto, err, sizeof(err)), -1);
+	json_decref(j);
+}
+
 int
 main(void)
 {
@@ -516,6 +643,9 @@ main(void)
 		cmocka_unit_test(test_attach_groups),
 		cmocka_unit_test(test_attach_clear_wipes_token),
 		cmocka_unit_test(test_end),
+		cmocka_unit_test(test_audit),
+		cmocka_unit_test(test_audit_seq_next),
+		cmocka_unit_test(test_audit_ack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
