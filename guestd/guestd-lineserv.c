@@ -40,6 +40,7 @@ struct glserv {
 	struct evconnlistener *listener;
 	struct glserv_conn_list conns;
 	size_t nconns;
+	bool peercred; /* AF_UNIX: SO_PEERCRED says who connected */
 };
 
 static void
@@ -163,8 +164,11 @@ glserv_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	socklen_t clen = sizeof(cred);
 	struct timeval tv = { ls->p.timeout_ms / 1000, (ls->p.timeout_ms % 1000) * 1000 };
 
+	memset(&cred, 0, sizeof(cred));
+	cred.uid = (uid_t)-1;
+	cred.gid = (gid_t)-1;
 	if (ls->nconns >= ls->p.max_conns ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
+	    (ls->peercred && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) ||
 	    (c = calloc(1, sizeof(*c) + ls->p.max_line + 1)) == NULL) {
 		close(fd); /* the clients fail closed */
 		return;
@@ -252,20 +256,42 @@ glserv_open(struct event_base *base, const char *path, const struct glserv_param
 		log_warn("%s %s", p->what, path);
 		goto fail;
 	}
-	if ((ls = calloc(1, sizeof(*ls))) == NULL)
-		goto fail;
-	ls->base = base;
-	ls->p = *p;
-	TAILQ_INIT(&ls->conns);
-	ls->listener = evconnlistener_new(base, glserv_accept_cb, ls,
-					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (ls->listener == NULL)
-		goto fail;
-	return ls;
+	return glserv_open_fd(base, fd, p);
 fail:
 	free(ls);
 	if (fd >= 0)
 		close(fd);
+	return NULL;
+}
+
+struct glserv *
+glserv_open_fd(struct event_base *base, int fd, const struct glserv_params *p)
+{
+	struct glserv *ls = NULL;
+	int domain = -1;
+	socklen_t dlen = sizeof(domain);
+
+	if (p->max_fds > GLSERV_MAX_FDS || p->max_line == 0 || p->request == NULL)
+		fatalx("%s: bad server parameters", p->what);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0 ||
+	    (ls = calloc(1, sizeof(*ls))) == NULL) {
+		log_warn("%s", p->what);
+		goto fail;
+	}
+	ls->base = base;
+	ls->p = *p;
+	ls->peercred = domain == AF_UNIX;
+	TAILQ_INIT(&ls->conns);
+	ls->listener = evconnlistener_new(base, glserv_accept_cb, ls,
+					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (ls->listener == NULL) {
+		log_warnx("%s: cannot listen", p->what);
+		goto fail;
+	}
+	return ls;
+fail:
+	free(ls);
+	close(fd);
 	return NULL;
 }
 

@@ -56,6 +56,11 @@ struct glserv_params {
  * NULL, logged with p->what and path. p is copied; p->what must outlive the server. */
 struct glserv *glserv_open(struct event_base *base, const char *path,
 			   const struct glserv_params *p);
+/* The same on a socket that is already listening (taken in every case, closed on failure):
+ * e.g. a TCP listener inside a sandbox's network namespace. On a socket other than AF_UNIX
+ * there is no SO_PEERCRED: the peer's uid is then (uid_t)-1 and its pid 0, and the callback
+ * must know whom it serves from the listener itself. */
+struct glserv *glserv_open_fd(struct event_base *base, int fd, const struct glserv_params *p);
 void glserv_free(struct glserv *ls);
 
 #endif

@@ -47,6 +47,8 @@
 #include <event2/event.h>
 
 #include "audit/log.h"
+#include "audit/ocsf.h"
+#include "guestd/guestd-lineserv.h"
 #include "guestd/guestd-proxy.h"
 #include "guestd/guestd-sandbox.h"
 #include "guestd/guestd.h"
@@ -59,6 +61,21 @@
 #define GSANDBOX_MAX_GROUPS 256
 #define GSANDBOX_MAX_COMMAND 3000 /* the request line is GSOCK_MAX_LINE anyway */
 #define GSANDBOX_CG_DIR "saw-sessions"
+#define GSANDBOX_CG_RM_TRIES 50	  /* a busy cgroup directory is retried … */
+#define GSANDBOX_CG_RM_MS 100	  /* … this often (its last processes are being reaped) */
+#define GSANDBOX_AUDIT_CMD 512	  /* bytes of a command line in a Process Activity event */
+#define GSANDBOX_DECIDE_LINE 4096 /* the sandbox's decision listener: as the DecisionSocket */
+#define GSANDBOX_DECIDE_MS 2000
+#define GSANDBOX_DECIDE_CONNS 16
+
+/* The per-login cgroups: v2 (cgroup.kill, and controllers where delegated), and on a v1/v2
+ * hybrid the v1 pids and memory hierarchies for the limits v2 cannot apply. */
+enum gsandbox_cg {
+	GSANDBOX_CG_V2 = 0,
+	GSANDBOX_CG_V1_PIDS,
+	GSANDBOX_CG_V1_MEMORY,
+	GSANDBOX_CG_N
+};
 
 struct gsandbox {
 	TAILQ_ENTRY(gsandbox) entry;
@@ -76,12 +93,32 @@ struct gsandbox {
 	pid_t init; /* pid 1 of the sandbox, as our pid namespace sees it */
 	int init_pidfd;
 	struct event *ev_kill;
-	char *cgroup; /* the login's cgroup v2 directory, or NULL */
-	char *ended;  /* why guestd ended it (told to saw-session), or NULL */
+	char *cgroup;		   /* the login's cgroup v2 directory, or NULL */
+	char *cgv1[GSANDBOX_CG_N]; /* its v1 pids / memory directories (hybrid), or NULL */
+	char *ended;		   /* why guestd ended it (told to saw-session), or NULL */
+	/* Process Activity (OCSF 1007): the brokered identity, and what was launched */
+	char *sub;
+	char *shell;
+	char *command;	       /* NULL for a login shell */
+	pid_t shell_pid;       /* the user's shell or command, as our pid namespace sees it */
+	bool launched;	       /* Launch events sent (the shell reported it started) */
+	bool launch_failed;    /* a failed Launch was sent */
+	struct glserv *decide; /* the decision listener inside the sandbox */
 	size_t linelen;
 	char line[256];
 };
 TAILQ_HEAD(gsandbox_list, gsandbox);
+
+/* The cgroup directories of an ended sandbox that were still busy (its last processes being
+ * reaped): removed from a timer, GSANDBOX_CG_RM_TRIES times at most. */
+struct gsandbox_cgrm {
+	TAILQ_ENTRY(gsandbox_cgrm) entry;
+	struct gsandboxes *sbs;
+	struct event *ev;
+	char *dirs[GSANDBOX_CG_N];
+	int tries;
+};
+TAILQ_HEAD(gsandbox_cgrm_list, gsandbox_cgrm);
 
 struct gsandboxes {
 	struct guestd *g;
@@ -90,8 +127,11 @@ struct gsandboxes {
 	unsigned long seq;
 	char cgbase[PATH_MAX]; /* ".../saw-sessions", or "" without cgroup v2 */
 	bool cg_pids, cg_memory, cg_cpu;
+	char cgv1[GSANDBOX_CG_N][PATH_MAX]; /* v1 ".../saw-sessions" (pids, memory), or "" */
+	bool cgv1_memsw;		    /* memory.memsw.limit_in_bytes exists (swap) */
 	bool landlock_required;
 	int landlock_abi;
+	struct gsandbox_cgrm_list cgrm; /* cgroup directories still to remove */
 };
 
 /* What the sandbox's processes need, prepared in guestd before the fork. */
@@ -108,9 +148,9 @@ struct gsandbox_spec {
 	long nproc, nofile;
 	bool landlock_required;
 	int fds[3];
-	int ctl;     /* the child's end of the socketpair */
-	int um;	     /* pid 1's end of its socketpair with the monitor (id maps) */
-	int cgprocs; /* cgroup.procs of the login's cgroup, or -1 */
+	int ctl;		    /* the child's end of the socketpair */
+	int um;			    /* pid 1's end of its socketpair with the monitor (id maps) */
+	int cgprocs[GSANDBOX_CG_N]; /* cgroup.procs of the login's cgroups, or -1 */
 	pid_t guestd;
 };
 
@@ -263,6 +303,10 @@ static void __attribute__((noreturn)) gsandbox_child(struct gsandbox_spec *sp)
 	if (recv(ctl, &go, 1, 0) != 1 || go != 'G')
 		_exit(255);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* saw-sandbox-init keeps the socket (fd 3) only until the shell's process, still our
+	 * code, has told guestd its pid: nothing of the user ever holds it. */
+	if (fcntl(ctl, F_SETFD, 0) != 0)
+		gsandbox_child_fail(ctl, "fcntl: %s", strerror(errno));
 	execve("/proc/self/exe", (char *const *)sp->argv, sp->env.v);
 	gsandbox_child_fail(ctl, "cannot run %s: %s", GSANDBOX_INIT_NAME, strerror(errno));
 }
@@ -304,8 +348,10 @@ static void __attribute__((noreturn)) gsandbox_monitor(struct gsandbox_spec *sp,
 		_exit(255);
 	close(parent_end);
 	(void)setsid(); /* not in guestd's process group: its terminal's ^C is not ours */
-	if (sp->cgprocs != -1 && write(sp->cgprocs, "0", 1) != 1)
-		gsandbox_child_fail(sp->ctl, "cannot join the login's cgroup: %s", strerror(errno));
+	for (st = 0; st < GSANDBOX_CG_N; st++)
+		if (sp->cgprocs[st] != -1 && write(sp->cgprocs[st], "0", 1) != 1)
+			gsandbox_child_fail(sp->ctl, "cannot join the login's cgroup: %s",
+					    strerror(errno));
 	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) != 0)
 		gsandbox_child_fail(sp->ctl, "namespaces: %s", strerror(errno));
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, um) != 0)
@@ -341,12 +387,18 @@ gsandbox_init_main(int argc, char **argv)
 {
 	sigset_t all, old;
 	siginfo_t si;
+	struct stat sb;
 	pid_t child, r;
-	int st, sig;
+	int st, sig, ctl = -1;
 
 	if (argc < 3) {
 		fprintf(stderr, "%s: run by saw-guestd only\n", GSANDBOX_INIT_NAME);
 		return 2;
+	}
+	/* fd 3: the socket to saw-guestd (gsandbox_child), if it is one */
+	if (fstat(3, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+		ctl = 3;
+		(void)fcntl(ctl, F_SETFD, FD_CLOEXEC);
 	}
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -356,10 +408,16 @@ gsandbox_init_main(int argc, char **argv)
 	}
 	if (child == 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* "S": guestd reads this process's pid from the message's credentials (the
+		 * kernel translates it into guestd's pid namespace); the socket closes at exec */
+		if (ctl != -1)
+			(void)!send(ctl, "S", 1, MSG_NOSIGNAL);
 		execv(argv[1], argv + 2);
 		fprintf(stderr, "SAW: cannot run %s: %s\n", argv[1], strerror(errno));
 		_exit(127);
 	}
+	if (ctl != -1)
+		close(ctl);
 	for (;;) {
 		if ((sig = sigwaitinfo(&all, &si)) == -1)
 			continue;
@@ -378,6 +436,17 @@ gsandbox_init_main(int argc, char **argv)
 }
 
 /* ---- guestd's side -------------------------------------------------------------------- */
+
+static void gsandbox_ctl_cb(evutil_socket_t fd, short what, void *arg);
+static void gsandbox_cg_remove(struct gsandboxes *sbs, char **dirs);
+
+static const char *
+gsandbox_basename(const char *path)
+{
+	const char *b = path != NULL ? strrchr(path, '/') : NULL;
+
+	return b != NULL ? b + 1 : path;
+}
 
 static int
 gsandbox_pidfd_open(pid_t pid)
@@ -405,7 +474,7 @@ gsandbox_cg_write(const char *dir, const char *file, const char *text)
  * where the kernel offers them (a hybrid often offers none: then cgroup.kill only, or
  * nothing, and the pid namespace still takes every process with pid 1). */
 static void
-gsandbox_cg_setup(struct gsandboxes *sbs)
+gsandbox_cg_setup_v2(struct gsandboxes *sbs)
 {
 	char own[PATH_MAX], path[PATH_MAX], ctrl[512];
 	int fd;
@@ -413,8 +482,7 @@ gsandbox_cg_setup(struct gsandboxes *sbs)
 
 	sbs->cgbase[0] = '\0';
 	if (sandbox_cgroup_self(own, sizeof(own)) != 0) {
-		log_info("sandbox: no cgroup v2 hierarchy: ending a sandbox kills its pid "
-			 "namespace; no pids/memory limits beyond rlimits");
+		log_info("sandbox: no cgroup v2 hierarchy (no cgroup.kill)");
 		return;
 	}
 	if (snprintf(path, sizeof(path), "%s/" GSANDBOX_CG_DIR, own) >= (int)sizeof(path))
@@ -448,6 +516,48 @@ gsandbox_cg_setup(struct gsandboxes *sbs)
 		 sbs->cg_cpu ? "yes" : "no");
 }
 
+/* A v1/v2 hybrid: the pids and memory controllers that v2 does not offer us, from their v1
+ * hierarchies, below our own cgroup there: "<ours>/saw-sessions/<login>". */
+static void
+gsandbox_cg_setup_v1(struct gsandboxes *sbs)
+{
+	static const char *const ctl[GSANDBOX_CG_N] = { NULL, "pids", "memory" };
+	char own[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+	int i;
+
+	for (i = GSANDBOX_CG_V1_PIDS; i < GSANDBOX_CG_N; i++) {
+		sbs->cgv1[i][0] = '\0';
+		if ((i == GSANDBOX_CG_V1_PIDS && sbs->cg_pids) ||
+		    (i == GSANDBOX_CG_V1_MEMORY && sbs->cg_memory))
+			continue; /* v2 has it */
+		if (sandbox_cgroup_v1_self(ctl[i], own, sizeof(own)) != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/" GSANDBOX_CG_DIR, own) >= (int)sizeof(path))
+			continue;
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			log_warn("sandbox: cgroup v1 %s (no %s limit per login)", path, ctl[i]);
+			continue;
+		}
+		snprintf(sbs->cgv1[i], sizeof(sbs->cgv1[i]), "%s", path);
+		log_info("sandbox: per-login cgroup v1 %s limits below %s", ctl[i], path);
+	}
+	if (sbs->cgv1[GSANDBOX_CG_V1_MEMORY][0] != '\0' &&
+	    snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes",
+		     sbs->cgv1[GSANDBOX_CG_V1_MEMORY]) < (int)sizeof(path))
+		sbs->cgv1_memsw = stat(path, &st) == 0;
+}
+
+static void
+gsandbox_cg_setup(struct gsandboxes *sbs)
+{
+	gsandbox_cg_setup_v2(sbs);
+	gsandbox_cg_setup_v1(sbs);
+	if (sbs->cgbase[0] == '\0' && sbs->cgv1[GSANDBOX_CG_V1_PIDS][0] == '\0')
+		log_info("sandbox: no per-login cgroup: ending a sandbox kills its pid namespace; "
+			 "the process limit is RLIMIT_NPROC");
+}
+
 int
 gsandbox_init(struct guestd *g)
 {
@@ -457,6 +567,7 @@ gsandbox_init(struct guestd *g)
 		return -1;
 	sbs->g = g;
 	TAILQ_INIT(&sbs->list);
+	TAILQ_INIT(&sbs->cgrm);
 	sbs->landlock_required = g->cfg.sandbox_landlock == NULL ||
 				 strcmp(g->cfg.sandbox_landlock, "best-effort") != 0;
 	sbs->landlock_abi = sandbox_landlock_abi();
@@ -497,6 +608,193 @@ gsandbox_send(struct gsandbox *sb, json_t *msg)
 	free(text);
 }
 
+/* ---- per-login cgroups: removal ------------------------------------------------------- */
+
+/* SIGKILL to every process listed in dir/cgroup.procs (v1 has no cgroup.kill). The pids
+ * are members of this login's cgroup only. */
+static void
+gsandbox_cg_kill_v1(const char *dir)
+{
+	char path[PATH_MAX], buf[4096], *p, *end;
+	ssize_t n;
+	long pid;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (p = buf; *p != '\0'; p = end) {
+		pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 1)
+			(void)kill((pid_t)pid, SIGKILL);
+		while (*end == '\n')
+			end++;
+	}
+}
+
+/* Tries to remove every directory left in rm->dirs; true when none is left. */
+static bool
+gsandbox_cg_rmdirs(struct gsandbox_cgrm *rm, bool last)
+{
+	bool done = true;
+	int i;
+
+	for (i = 0; i < GSANDBOX_CG_N; i++) {
+		if (rm->dirs[i] == NULL)
+			continue;
+		if (rmdir(rm->dirs[i]) == 0 || errno == ENOENT) {
+			free(rm->dirs[i]);
+			rm->dirs[i] = NULL;
+			continue;
+		}
+		if (errno != EBUSY || last) {
+			log_warn("sandbox: cannot remove cgroup %s", rm->dirs[i]);
+			free(rm->dirs[i]);
+			rm->dirs[i] = NULL;
+			continue;
+		}
+		/* something is still in there: kill it (the pid namespace should have) */
+		if (i == GSANDBOX_CG_V2)
+			(void)gsandbox_cg_write(rm->dirs[i], "cgroup.kill", "1");
+		else
+			gsandbox_cg_kill_v1(rm->dirs[i]);
+		done = false;
+	}
+	return done;
+}
+
+static void
+gsandbox_cgrm_free(struct gsandbox_cgrm *rm)
+{
+	int i;
+
+	TAILQ_REMOVE(&rm->sbs->cgrm, rm, entry);
+	if (rm->ev != NULL)
+		event_free(rm->ev);
+	for (i = 0; i < GSANDBOX_CG_N; i++)
+		free(rm->dirs[i]);
+	free(rm);
+}
+
+static void
+gsandbox_cgrm_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gsandbox_cgrm *rm = arg;
+	struct timeval tv = { 0, GSANDBOX_CG_RM_MS * 1000 };
+
+	if (gsandbox_cg_rmdirs(rm, ++rm->tries >= GSANDBOX_CG_RM_TRIES))
+		gsandbox_cgrm_free(rm);
+	else
+		evtimer_add(rm->ev, &tv);
+}
+
+/* Removes the directories of dirs (taking the strings), now or from a timer. */
+static void
+gsandbox_cg_remove(struct gsandboxes *sbs, char **dirs)
+{
+	struct timeval tv = { 0, GSANDBOX_CG_RM_MS * 1000 };
+	struct gsandbox_cgrm *rm;
+	int i;
+
+	if ((rm = calloc(1, sizeof(*rm))) == NULL) {
+		for (i = 0; i < GSANDBOX_CG_N; i++) {
+			if (dirs[i] != NULL)
+				(void)rmdir(dirs[i]);
+			free(dirs[i]);
+			dirs[i] = NULL;
+		}
+		return;
+	}
+	rm->sbs = sbs;
+	for (i = 0; i < GSANDBOX_CG_N; i++) {
+		rm->dirs[i] = dirs[i];
+		dirs[i] = NULL;
+	}
+	TAILQ_INSERT_TAIL(&sbs->cgrm, rm, entry);
+	if (gsandbox_cg_rmdirs(rm, false))
+		gsandbox_cgrm_free(rm);
+	else if ((rm->ev = evtimer_new(sbs->g->base, gsandbox_cgrm_cb, rm)) == NULL ||
+		 evtimer_add(rm->ev, &tv) != 0)
+		gsandbox_cgrm_free(rm); /* leaves them: logged by nobody, but out of memory */
+}
+
+/* ---- Process Activity (OCSF 1007) ----------------------------------------------------- */
+
+static void
+gsandbox_audit(struct gsandbox *sb, enum ocsf_process_activity activity, pid_t pid,
+	       const char *name, int exit_code, bool success, const char *detail, bool shell)
+{
+	struct guestd *g = sb->sbs->g;
+	struct ocsf_subject who = { .username = sb->user,
+				    .uid = sb->sub,
+				    .session_uid = sb->session_id };
+	char sbx[128], *text;
+	json_t *ev, *proc;
+
+	ev = ocsf_process_activity(activity, &who, (long)pid, name, exit_code, success, detail,
+				   ocsf_now_ms());
+	if (ev == NULL)
+		return;
+	proc = json_object_get(ev, "process");
+	if (shell && json_is_object(proc)) {
+		(void)json_object_set_new(proc, "file",
+					  json_pack("{s:s, s:s, s:i, s:s}", "name",
+						    gsandbox_basename(sb->shell), "path", sb->shell,
+						    "type_id", 1, "type", "Regular File"));
+		if (sb->command != NULL) {
+			char cmd[GSANDBOX_AUDIT_CMD + 1];
+
+			snprintf(cmd, sizeof(cmd), "%s", sb->command);
+			(void)json_object_set_new(proc, "cmd_line", json_string(cmd));
+		}
+	}
+	snprintf(sbx, sizeof(sbx), "%s.%lu", sb->session_id, sb->seq);
+	(void)json_object_set_new(
+		ev, "unmapped",
+		json_pack("{s:s, s:s}", "sandbox", sbx, "role",
+			  shell ? (sb->command != NULL ? "command" : "login shell") :
+				  "sandbox init"));
+	/* the journal keeps a copy; the broker's audit pipeline gets it over CTL_AUDIT */
+	if ((text = json_dumps(ev, JSON_COMPACT)) != NULL)
+		log_info("audit: %s", text);
+	free(text);
+	gbroker_audit(g, ev);
+}
+
+/* A login refused before its sandbox existed (session s is live): a failed Launch. */
+static void
+gsandbox_audit_refused(struct gsandboxes *sbs, struct gsession *s, const char *command,
+		       const char *why)
+{
+	struct gsandbox tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.sbs = sbs;
+	tmp.user = s->user;
+	tmp.sub = s->sub;
+	tmp.session_id = s->id;
+	tmp.command = (char *)(uintptr_t)command;
+	gsandbox_audit(&tmp, OCSF_PROCESS_LAUNCH, 0, GSANDBOX_INIT_NAME, -1, false, why, false);
+}
+
+/* A failed Launch, once per sandbox. */
+static void
+gsandbox_audit_failed(struct gsandbox *sb, const char *why)
+{
+	if (sb->launched || sb->launch_failed)
+		return;
+	sb->launch_failed = true;
+	gsandbox_audit(sb, OCSF_PROCESS_LAUNCH, sb->init, GSANDBOX_INIT_NAME, -1, false, why,
+		       false);
+}
+
 static void
 gsandbox_free(struct gsandbox *sb)
 {
@@ -520,12 +818,17 @@ gsandbox_free(struct gsandbox *sb)
 		close(sb->monitor_pidfd);
 	if (sb->init_pidfd != -1)
 		close(sb->init_pidfd);
-	if (sb->cgroup != NULL && rmdir(sb->cgroup) != 0 && errno != ENOENT)
-		log_warn("sandbox %s.%lu: rmdir %s", sb->session_id, sb->seq, sb->cgroup);
-	free(sb->cgroup);
+	if (sb->decide != NULL)
+		glserv_free(sb->decide);
+	sb->cgv1[GSANDBOX_CG_V2] = sb->cgroup;
+	sb->cgroup = NULL;
+	gsandbox_cg_remove(sbs, sb->cgv1); /* takes the strings */
 	free(sb->ended);
 	free(sb->session_id);
 	free(sb->user);
+	free(sb->sub);
+	free(sb->shell);
+	free(sb->command);
 	free(sb);
 }
 
@@ -562,6 +865,8 @@ gsandbox_monitor_cb(evutil_socket_t fd, short what, void *arg)
 		code = 255;
 	else if (WIFEXITED(st))
 		code = WEXITSTATUS(st);
+	else if (WIFSIGNALED(st))
+		code = 128 + WTERMSIG(st); /* cgroup.kill reaches the monitor too */
 	else
 		code = 255;
 	if (sb->ended != NULL) {
@@ -571,6 +876,28 @@ gsandbox_monitor_cb(evutil_socket_t fd, short what, void *arg)
 	} else {
 		log_info("sandbox %s.%lu of %s: exit %d", sb->session_id, sb->seq, sb->user, code);
 		gsandbox_send(sb, json_pack("{s:i}", "exit", code));
+	}
+	if (sb->ev_ctl != NULL)
+		gsandbox_ctl_cb(sb->ctl, EV_READ, sb); /* a last "E" or "S" not yet read */
+	if (sb->launched) {
+		char why[300];
+
+		if (sb->ended != NULL)
+			snprintf(why, sizeof(why), "ended by saw-guestd: %s", sb->ended);
+		else
+			snprintf(why, sizeof(why), "exit status %d", code);
+		gsandbox_audit(sb, OCSF_PROCESS_TERMINATE, sb->shell_pid,
+			       gsandbox_basename(sb->shell), code, true, why, true);
+		gsandbox_audit(sb, OCSF_PROCESS_TERMINATE, sb->init, GSANDBOX_INIT_NAME, code, true,
+			       why, false);
+	} else {
+		char why[300];
+
+		snprintf(why, sizeof(why),
+			 "the sandbox ended (exit status %d) before the %s started%s%s", code,
+			 sb->command != NULL ? "command" : "login shell",
+			 sb->ended != NULL ? ": " : "", sb->ended != NULL ? sb->ended : "");
+		gsandbox_audit_failed(sb, why);
 	}
 	/* pid 1 is gone, and with it every process of its pid namespace; the cgroup may hold
 	 * a process that left the namespace's tree only through cgroup.kill's reach. */
@@ -583,26 +910,72 @@ static void
 gsandbox_ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gsandbox *sb = arg;
-	char msg[512];
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} cm;
+	struct ucred cred = { 0, (uid_t)-1, (gid_t)-1 };
+	struct cmsghdr *cmsg;
+	struct msghdr mh;
+	struct iovec iov;
+	char msg[512], detail[600];
 	ssize_t n;
+	int i;
 
-	n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* pid 1 exec'ed saw-sandbox-init (or died): nothing more comes */
-		event_free(sb->ev_ctl);
-		sb->ev_ctl = NULL;
-		close(sb->ctl);
-		sb->ctl = -1;
-		return;
+	/* at most a few messages per call: this also runs from gsandbox_monitor_cb */
+	for (i = 0; i < 8 && sb->ev_ctl != NULL; i++) {
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = msg;
+		iov.iov_len = sizeof(msg) - 1;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			log_debug("sandbox %s.%lu: pid 1's socket closed (%s)", sb->session_id,
+				  sb->seq, n == 0 ? "EOF" : strerror(errno));
+			/* pid 1 and the shell's process have exec'ed (or died): nothing more */
+			event_free(sb->ev_ctl);
+			sb->ev_ctl = NULL;
+			close(sb->ctl);
+			sb->ctl = -1;
+			return;
+		}
+		msg[n] = '\0';
+		log_debug("sandbox %s.%lu: pid 1 says %c (%zd bytes)", sb->session_id, sb->seq,
+			  msg[0], n);
+		for (cmsg = CMSG_FIRSTHDR(&mh); cmsg != NULL; cmsg = CMSG_NXTHDR(&mh, cmsg))
+			if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_CREDENTIALS &&
+			    cmsg->cmsg_len == CMSG_LEN(sizeof(cred)))
+				memcpy(&cred, CMSG_DATA(cmsg), sizeof(cred));
+		if (msg[0] == 'E') {
+			log_warnx("sandbox %s.%lu of %s could not start: %s", sb->session_id,
+				  sb->seq, sb->user, msg + 1);
+			snprintf(detail, sizeof(detail), "the sandbox could not be built: %s",
+				 msg + 1);
+			gsandbox_audit_failed(sb, detail);
+		} else if (msg[0] == 'W') {
+			log_warnx("sandbox %s.%lu of %s: %s", sb->session_id, sb->seq, sb->user,
+				  msg + 1);
+		} else if (msg[0] == 'S' && n == 1 && !sb->launched && !sb->launch_failed &&
+			   cred.pid > 0) {
+			/* the shell's process, about to exec: its pid as our namespace sees it */
+			sb->shell_pid = cred.pid;
+			sb->launched = true;
+			snprintf(detail, sizeof(detail), "sandbox of session %s started",
+				 sb->session_id);
+			gsandbox_audit(sb, OCSF_PROCESS_LAUNCH, sb->init, GSANDBOX_INIT_NAME, -1,
+				       true, detail, false);
+			gsandbox_audit(sb, OCSF_PROCESS_LAUNCH, sb->shell_pid,
+				       gsandbox_basename(sb->shell), -1, true,
+				       sb->command != NULL ? "the login's command" :
+							     "the login shell",
+				       true);
+		}
 	}
-	msg[n] = '\0';
-	if (msg[0] == 'E')
-		log_warnx("sandbox %s.%lu of %s could not start: %s", sb->session_id, sb->seq,
-			  sb->user, msg + 1);
-	else if (msg[0] == 'W')
-		log_warnx("sandbox %s.%lu of %s: %s", sb->session_id, sb->seq, sb->user, msg + 1);
 }
 
 /* saw-session forwards SIGHUP/SIGTERM as {"op":"signal","signal":"HUP"}; its EOF means the
@@ -655,11 +1028,118 @@ gsandbox_conn_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* ---- the decision listener inside the sandbox ------------------------------------------ */
+
+static json_t *
+gsandbox_decide_error(const char *msg)
+{
+	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+/*
+ * The DecisionSocket's protocol (guestd-policy.c) on 127.0.0.1:SANDBOX_DECIDE_PORT inside one
+ * sandbox's network namespace: only that sandbox's processes can connect, so the connection
+ * itself says whose session it is. "session" may be left out; any other session id, and
+ * the root-only "user" form, are refused with the same words whether or not that session
+ * exists, so nothing about other sessions can be learnt here.
+ */
+static json_t *
+gsandbox_decide_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
+{
+	struct gsandbox *sb = arg;
+	struct guestd *g = sb->sbs->g;
+	const struct policy *p = guestd_policy(g);
+	struct policy_subject subj;
+	struct policy_decision d;
+	struct gsession *s;
+	struct passwd *pw;
+	json_t *req, *resp = NULL, *v;
+	const char *op, *sid;
+	char home[PATH_MAX] = "";
+
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(req)) {
+		json_decref(req);
+		return gsandbox_decide_error("request is not a JSON object");
+	}
+	op = json_string_value(json_object_get(req, "op"));
+	if (op == NULL) {
+		resp = gsandbox_decide_error("missing op");
+		goto out;
+	}
+	if (strcmp(op, "version") == 0) {
+		resp = json_pack("{s:b, s:I, s:s?, s:I}", "ok", 1, "version",
+				 (json_int_t)policy_version(p), "profile", policy_profile(p),
+				 "rules", (json_int_t)policy_rule_count(p));
+		goto out;
+	}
+	if (strcmp(op, "connect") != 0 && strcmp(op, "write") != 0) {
+		resp = gsandbox_decide_error("unknown op (connect, write or version)");
+		goto out;
+	}
+	if (json_object_get(req, "user") != NULL || json_object_get(req, "groups") != NULL ||
+	    json_object_get(req, "workspace") != NULL) {
+		resp = gsandbox_decide_error("not allowed: inside a sandbox, decisions are about "
+					     "its own session only");
+		goto out;
+	}
+	if ((v = json_object_get(req, "session")) != NULL &&
+	    ((sid = json_string_value(v)) == NULL || strcmp(sid, sb->session_id) != 0)) {
+		resp = gsandbox_decide_error("not allowed: inside a sandbox, decisions are about "
+					     "its own session only");
+		goto out;
+	}
+	if ((s = gsessions_find(&g->sessions, sb->session_id, guestd_now())) == NULL) {
+		resp = gsandbox_decide_error("this sandbox's session has ended");
+		goto out;
+	}
+	memset(&subj, 0, sizeof(subj));
+	subj.workspace = g->cfg.workspace_name;
+	subj.user = s->user;
+	subj.groups = (const char *const *)s->groups;
+	subj.ngroups = s->ngroups;
+	if (strcmp(op, "connect") == 0) {
+		const char *host = json_string_value(json_object_get(req, "host"));
+		json_t *pv = json_object_get(req, "port");
+
+		if (host == NULL || host[0] == '\0' || strlen(host) > 300 || !json_is_integer(pv) ||
+		    json_integer_value(pv) < 1 || json_integer_value(pv) > 65535) {
+			resp = gsandbox_decide_error("host (a name or IP literal) and port "
+						     "(1..65535) are required");
+			goto out;
+		}
+		policy_decide(p, &subj, host, (int)json_integer_value(pv), &d);
+	} else {
+		const char *path = json_string_value(json_object_get(req, "path"));
+
+		if (path == NULL || path[0] != '/' || strlen(path) >= PATH_MAX) {
+			resp = gsandbox_decide_error("path (absolute) is required");
+			goto out;
+		}
+		if ((pw = getpwnam(s->user)) != NULL && pw->pw_dir != NULL)
+			snprintf(home, sizeof(home), "%s", pw->pw_dir);
+		policy_decide_write(p, path, home[0] != '\0' ? home : NULL, &d);
+	}
+	resp = json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "session", sb->session_id,
+			 "decision", policy_verdict_name(d.verdict), "rule", d.rule, "version",
+			 (json_int_t)d.version);
+	log_debug("sandbox %s.%lu decision: %s: %s (rule %s, version %lld)", sb->session_id,
+		  sb->seq, op, policy_verdict_name(d.verdict), d.rule, (long long)d.version);
+out:
+	(void)peer;
+	if (resp == NULL)
+		resp = gsandbox_decide_error("out of memory");
+	json_decref(req);
+	return resp;
+}
+
 /* ---- proxy listeners inside the sandbox's network namespace ----------------------------- */
+
+#define GSANDBOX_NS_LISTENERS 3
 
 struct gsandbox_ns_job {
 	int pidfd;
-	int fds[2];
+	int fds[GSANDBOX_NS_LISTENERS];
 	int err;
 	const char *step;
 };
@@ -669,7 +1149,9 @@ struct gsandbox_ns_job {
 static void *
 gsandbox_ns_thread(void *arg)
 {
-	static const int ports[2] = { SANDBOX_PROXY_HTTP_PORT, SANDBOX_PROXY_CRED_PORT };
+	static const int ports[GSANDBOX_NS_LISTENERS] = { SANDBOX_PROXY_HTTP_PORT,
+							  SANDBOX_PROXY_CRED_PORT,
+							  SANDBOX_DECIDE_PORT };
 	struct gsandbox_ns_job *job = arg;
 	struct sockaddr_in sin;
 	int i, one = 1;
@@ -683,7 +1165,7 @@ gsandbox_ns_thread(void *arg)
 		job->step = "bringing up lo";
 		return NULL;
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++) {
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons((uint16_t)ports[i]);
@@ -694,7 +1176,7 @@ gsandbox_ns_thread(void *arg)
 		    bind(job->fds[i], (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
 		    listen(job->fds[i], 128) != 0) {
 			job->err = errno;
-			job->step = "proxy listener";
+			job->step = i < 2 ? "proxy listener" : "decision listener";
 			return NULL;
 		}
 	}
@@ -706,12 +1188,22 @@ gsandbox_listeners(struct gsandbox *sb)
 {
 	struct guestd *g = sb->sbs->g;
 	struct gsandbox_ns_job job;
+	const struct glserv_params params = {
+		.what = "the sandbox's decision listener",
+		.max_line = GSANDBOX_DECIDE_LINE,
+		.timeout_ms = GSANDBOX_DECIDE_MS,
+		.max_conns = GSANDBOX_DECIDE_CONNS,
+		.max_fds = 0,
+		.request = gsandbox_decide_request,
+		.arg = sb,
+	};
 	pthread_t th;
 	int i, rc = 0;
 
 	memset(&job, 0, sizeof(job));
 	job.pidfd = sb->init_pidfd;
-	job.fds[0] = job.fds[1] = -1;
+	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++)
+		job.fds[i] = -1;
 	if ((errno = pthread_create(&th, NULL, gsandbox_ns_thread, &job)) != 0) {
 		log_warn("sandbox: thread");
 		return -1;
@@ -722,11 +1214,17 @@ gsandbox_listeners(struct gsandbox *sb)
 		log_warn("sandbox %s.%lu: %s", sb->session_id, sb->seq, job.step);
 		rc = -1;
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++) {
 		if (job.fds[i] == -1)
 			continue;
 		if (rc != 0) {
 			close(job.fds[i]);
+			continue;
+		}
+		if (i == 2) {
+			/* glserv_open_fd owns the fd in every case */
+			if ((sb->decide = glserv_open_fd(g->base, job.fds[i], &params)) == NULL)
+				rc = -1;
 			continue;
 		}
 		/* proxy_listen_fd owns the fd in every case */
@@ -775,43 +1273,96 @@ gsandbox_cg_name(const char *sid, unsigned long seq, char *out, size_t len)
 	snprintf(out, len, "%s.%lu", safe, seq);
 }
 
-/* The login's cgroup with the policy's limits; returns cgroup.procs opened for writing. */
+/* One directory of the login below base, and its cgroup.procs opened for writing (-1 on
+ * failure, logged). The directory is recorded in *dir for removal. */
 static int
-gsandbox_cg_create(struct gsandbox *sb, const struct policy_limits *lim)
+gsandbox_cg_mkdir(const char *base, const char *name, char **dir)
 {
-	struct gsandboxes *sbs = sb->sbs;
-	char name[96], path[PATH_MAX], v[64];
-	int fd = -1;
+	char path[PATH_MAX];
+	int fd;
 
-	if (sbs->cgbase[0] == '\0')
-		return -1;
-	gsandbox_cg_name(sb->session_id, sb->seq, name, sizeof(name));
-	if (snprintf(path, sizeof(path), "%s/%s", sbs->cgbase, name) >= (int)sizeof(path) ||
+	if (snprintf(path, sizeof(path), "%s/%s", base, name) >= (int)sizeof(path) ||
 	    mkdir(path, 0755) != 0) {
 		log_warn("sandbox: cgroup %s", path);
 		return -1;
 	}
-	if ((sb->cgroup = strdup(path)) == NULL)
+	if ((*dir = strdup(path)) == NULL) {
+		(void)rmdir(path);
 		return -1;
-	if (lim != NULL && sbs->cg_pids && lim->nproc > 0) {
-		snprintf(v, sizeof(v), "%ld", lim->nproc);
-		if (gsandbox_cg_write(path, "pids.max", v) != 0)
-			log_warn("sandbox: %s/pids.max", path);
 	}
-	if (lim != NULL && sbs->cg_memory && lim->memory > 0) {
-		snprintf(v, sizeof(v), "%lld", lim->memory);
-		if (gsandbox_cg_write(path, "memory.max", v) != 0)
-			log_warn("sandbox: %s/memory.max", path);
-	}
-	if (lim != NULL && sbs->cg_cpu && lim->cpu > 0) {
-		snprintf(v, sizeof(v), "%lld 100000", (long long)(lim->cpu * 100000.0));
-		if (gsandbox_cg_write(path, "cpu.max", v) != 0)
-			log_warn("sandbox: %s/cpu.max", path);
-	}
-	if (snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroup) >= (int)sizeof(path) ||
-	    (fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
+	if (snprintf(path, sizeof(path), "%s/cgroup.procs", *dir) >= (int)sizeof(path) ||
+	    (fd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
 		log_warn("sandbox: %s", path);
+		return -1;
+	}
 	return fd;
+}
+
+/*
+ * The login's cgroups with the policy's limits: v2 (cgroup.kill; pids, memory and cpu where
+ * v2 has those controllers), and on a hybrid v1 pids and memory cgroups for what v2 lacks.
+ * Fills sp->cgprocs (cgroup.procs of each, for the monitor to join). Returns whether a pids
+ * limit is in force (then RLIMIT_NPROC, which counts every process of the user, is not
+ * needed).
+ */
+static bool
+gsandbox_cg_create(struct gsandbox *sb, const struct policy_limits *lim, struct gsandbox_spec *sp)
+{
+	struct gsandboxes *sbs = sb->sbs;
+	char name[96], v[64];
+	const char *dir;
+	bool pids = false;
+
+	gsandbox_cg_name(sb->session_id, sb->seq, name, sizeof(name));
+	if (sbs->cgbase[0] != '\0' && (sp->cgprocs[GSANDBOX_CG_V2] = gsandbox_cg_mkdir(
+					       sbs->cgbase, name, &sb->cgroup)) != -1) {
+		dir = sb->cgroup;
+		if (lim != NULL && sbs->cg_pids && lim->nproc > 0) {
+			snprintf(v, sizeof(v), "%ld", lim->nproc);
+			if (gsandbox_cg_write(dir, "pids.max", v) != 0)
+				log_warn("sandbox: %s/pids.max", dir);
+			else
+				pids = true;
+		}
+		if (lim != NULL && sbs->cg_memory && lim->memory > 0) {
+			snprintf(v, sizeof(v), "%lld", lim->memory);
+			if (gsandbox_cg_write(dir, "memory.max", v) != 0)
+				log_warn("sandbox: %s/memory.max", dir);
+		}
+		if (lim != NULL && sbs->cg_cpu && lim->cpu > 0) {
+			snprintf(v, sizeof(v), "%lld 100000", (long long)(lim->cpu * 100000.0));
+			if (gsandbox_cg_write(dir, "cpu.max", v) != 0)
+				log_warn("sandbox: %s/cpu.max", dir);
+		}
+	}
+	/* v1 only for a limit the policy sets: a v1 cgroup cannot kill, so without a limit
+	 * it would add nothing */
+	if (lim != NULL && lim->nproc > 0 && !sbs->cg_pids &&
+	    sbs->cgv1[GSANDBOX_CG_V1_PIDS][0] != '\0' &&
+	    (sp->cgprocs[GSANDBOX_CG_V1_PIDS] = gsandbox_cg_mkdir(
+		     sbs->cgv1[GSANDBOX_CG_V1_PIDS], name, &sb->cgv1[GSANDBOX_CG_V1_PIDS])) != -1) {
+		dir = sb->cgv1[GSANDBOX_CG_V1_PIDS];
+		snprintf(v, sizeof(v), "%ld", lim->nproc);
+		if (gsandbox_cg_write(dir, "pids.max", v) != 0)
+			log_warn("sandbox: %s/pids.max", dir);
+		else
+			pids = true;
+	}
+	if (lim != NULL && lim->memory > 0 && !sbs->cg_memory &&
+	    sbs->cgv1[GSANDBOX_CG_V1_MEMORY][0] != '\0' &&
+	    (sp->cgprocs[GSANDBOX_CG_V1_MEMORY] = gsandbox_cg_mkdir(
+		     sbs->cgv1[GSANDBOX_CG_V1_MEMORY], name, &sb->cgv1[GSANDBOX_CG_V1_MEMORY])) !=
+		    -1) {
+		dir = sb->cgv1[GSANDBOX_CG_V1_MEMORY];
+		snprintf(v, sizeof(v), "%lld", lim->memory);
+		if (gsandbox_cg_write(dir, "memory.limit_in_bytes", v) != 0)
+			log_warn("sandbox: %s/memory.limit_in_bytes", dir);
+		/* memory + swap: without it the limit only moves the rest to swap */
+		if (sbs->cgv1_memsw &&
+		    gsandbox_cg_write(dir, "memory.memsw.limit_in_bytes", v) != 0)
+			log_warn("sandbox: %s/memory.memsw.limit_in_bytes", dir);
+	}
+	return pids;
 }
 
 /* Fills sp from the user's account, the session, the policy and the request. */
@@ -848,6 +1399,8 @@ gsandbox_prepare(struct guestd *g, struct gsandbox *sb, struct gsession *s, cons
 	sp->writable[k] = NULL;
 
 	shell = pw->pw_shell != NULL && pw->pw_shell[0] == '/' ? pw->pw_shell : "/bin/sh";
+	if ((sb->shell = strdup(shell)) == NULL)
+		return gsandbox_error("out of resources");
 	memset(&ep, 0, sizeof(ep));
 	ep.user = pw->pw_name;
 	ep.home = home;
@@ -899,7 +1452,8 @@ gsandbox_prepare(struct guestd *g, struct gsandbox *sb, struct gsession *s, cons
 	sp->nproc = lim != NULL ? lim->nproc : 0;
 	sp->nofile = lim != NULL ? lim->nofile : 0;
 	sp->landlock_required = sb->sbs->landlock_required;
-	sp->cgprocs = gsandbox_cg_create(sb, lim);
+	if (gsandbox_cg_create(sb, lim, sp))
+		sp->nproc = 0; /* the cgroup's pids.max is the limit */
 	sp->guestd = getpid();
 	return NULL;
 }
@@ -918,9 +1472,9 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	const char *fp = json_string_value(json_object_get(req, "fp"));
 	const char *command = NULL, *term = NULL;
 	json_t *resp = NULL;
-	char msg[1 + sizeof(pid_t) + 512];
+	char msg[1 + sizeof(pid_t) + 512], why[600] = "";
 	struct pollfd pfd;
-	int sp2[2] = { -1, -1 };
+	int sp2[2] = { -1, -1 }, one = 1;
 	ssize_t n;
 	size_t i;
 
@@ -965,10 +1519,12 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	if (sbs->landlock_required && sbs->landlock_abi == 0) {
 		resp = gsandbox_error("this workspace's kernel has no Landlock and the "
 				      "configuration requires it (SandboxLandlock)");
+		gsandbox_audit_refused(sbs, s, command, "no Landlock (SandboxLandlock required)");
 		goto out;
 	}
 	if (sbs->n >= GSANDBOX_MAX) {
 		resp = gsandbox_error("too many sandboxes in this workspace");
+		gsandbox_audit_refused(sbs, s, command, "too many sandboxes in this workspace");
 		goto out;
 	}
 
@@ -981,7 +1537,11 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 		goto nomem;
 	TAILQ_INSERT_TAIL(&sbs->list, sb, entry);
 	sbs->n++;
-	sp->cgprocs = -1;
+	for (i = 0; i < GSANDBOX_CG_N; i++)
+		sp->cgprocs[i] = -1;
+	if ((s->sub != NULL && (sb->sub = strdup(s->sub)) == NULL) ||
+	    (command != NULL && (sb->command = strdup(command)) == NULL))
+		goto nomem;
 	if ((resp = gsandbox_prepare(g, sb, s, pw, command, term, sp)) != NULL)
 		goto fail;
 	for (i = 0; i < 3; i++)
@@ -989,6 +1549,9 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp2) != 0)
 		goto nomem;
 	sp->ctl = sp2[1];
+	/* the kernel attaches the sender's pid (in our namespace) to what we receive */
+	if (setsockopt(sp2[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0)
+		goto nomem;
 
 	if ((sb->monitor = fork()) == -1) {
 		log_warn("sandbox: fork");
@@ -1000,9 +1563,11 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	sp2[1] = -1;
 	sb->ctl = sp2[0];
 	sp2[0] = -1;
-	if (sp->cgprocs != -1)
-		close(sp->cgprocs);
-	sp->cgprocs = -1;
+	for (i = 0; i < GSANDBOX_CG_N; i++)
+		if (sp->cgprocs[i] != -1) {
+			close(sp->cgprocs[i]);
+			sp->cgprocs[i] = -1;
+		}
 	sb->monitor_pidfd = gsandbox_pidfd_open(sb->monitor);
 
 	/* The monitor reports pid 1 at once (or why it could not). */
@@ -1018,6 +1583,7 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 			msg[n] = '\0';
 			log_warnx("sandbox %s.%lu of %s could not start: %s", sb->session_id,
 				  sb->seq, user, msg + 1);
+			snprintf(why, sizeof(why), "the sandbox could not be built: %s", msg + 1);
 		} else {
 			log_warnx("sandbox %s.%lu of %s: no word from its monitor", sb->session_id,
 				  sb->seq, user);
@@ -1049,9 +1615,13 @@ gsandbox_exec(struct guestd *g, int fd, uid_t uid, pid_t pid, const json_t *req,
 	event_add(sb->ev_monitor, NULL);
 	gsandbox_send(sb, json_pack("{s:b, s:s, s:I}", "ok", 1, "session", s->id, "expires",
 				    (json_int_t)s->expires));
-	log_info("sandbox %s.%lu of %s started: pid 1 is %d, %s, cgroup %s", sb->session_id,
+	log_info("sandbox %s.%lu of %s started: pid 1 is %d, %s, cgroup %s%s%s%s%s", sb->session_id,
 		 sb->seq, user, (int)sb->init, command != NULL ? "command" : "login shell",
-		 sb->cgroup != NULL ? sb->cgroup : "none");
+		 sb->cgroup != NULL ? sb->cgroup : "none",
+		 sb->cgv1[GSANDBOX_CG_V1_PIDS] != NULL ? ", v1 pids " : "",
+		 sb->cgv1[GSANDBOX_CG_V1_PIDS] != NULL ? sb->cgv1[GSANDBOX_CG_V1_PIDS] : "",
+		 sb->cgv1[GSANDBOX_CG_V1_MEMORY] != NULL ? ", v1 memory " : "",
+		 sb->cgv1[GSANDBOX_CG_V1_MEMORY] != NULL ? sb->cgv1[GSANDBOX_CG_V1_MEMORY] : "");
 	sb = NULL;
 	goto out;
 nomem:
@@ -1064,6 +1634,21 @@ fail:
 			while (waitpid(sb->monitor, NULL, 0) == -1 && errno == EINTR)
 				;
 		}
+		/* the failed Launch says why: pid 1's own words if it sent any */
+		while (why[0] == '\0' && sb->ctl != -1 &&
+		       (n = recv(sb->ctl, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0)
+			if (msg[0] == 'E' && n > 1) {
+				msg[n] = '\0';
+				snprintf(why, sizeof(why), "the sandbox could not be built: %s",
+					 msg + 1);
+			}
+		if (why[0] == '\0')
+			snprintf(why, sizeof(why), "%s",
+				 resp != NULL && json_string_value(json_object_get(resp, "error")) ?
+					 json_string_value(json_object_get(resp, "error")) :
+					 "the sandbox could not start");
+		if (sb->session_id != NULL && sb->user != NULL)
+			gsandbox_audit_failed(sb, why);
 		if (sb->sbs != NULL && (sb->session_id == NULL || sb->user == NULL))
 			free(sb->session_id), free(sb->user), free(sb), sb = NULL;
 		else if (sb->sbs != NULL)
@@ -1071,8 +1656,9 @@ fail:
 	}
 out:
 	if (sp != NULL) {
-		if (sp->cgprocs != -1)
-			close(sp->cgprocs);
+		for (i = 0; i < GSANDBOX_CG_N; i++)
+			if (sp->cgprocs[i] != -1)
+				close(sp->cgprocs[i]);
 		sandbox_plan_free(&sp->plan);
 		sandbox_env_free(&sp->env);
 		free(sp);
@@ -1105,7 +1691,9 @@ void
 gsandbox_free_all(struct guestd *g, const char *reason)
 {
 	struct gsandboxes *sbs = g->sandboxes;
+	struct gsandbox_cgrm *rm;
 	struct gsandbox *sb;
+	int i;
 
 	if (sbs == NULL)
 		return;
@@ -1119,6 +1707,13 @@ gsandbox_free_all(struct guestd *g, const char *reason)
 		gsandbox_send(sb, json_pack("{s:i, s:s}", "exit", 255, "ended",
 					    sb->ended != NULL ? sb->ended : reason));
 		gsandbox_free(sb);
+	}
+	/* no loop turns left: a last try for the cgroups still busy */
+	while ((rm = TAILQ_FIRST(&sbs->cgrm)) != NULL) {
+		for (i = 0; i < 20 && !gsandbox_cg_rmdirs(rm, false); i++)
+			usleep(10 * 1000);
+		(void)gsandbox_cg_rmdirs(rm, true);
+		gsandbox_cgrm_free(rm);
 	}
 	free(sbs);
 	g->sandboxes = NULL;

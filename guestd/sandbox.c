@@ -1,11 +1,12 @@
 /*
  * The per-login sandbox's building blocks (sandbox.h): the mount plan, the environment, the
- * seccomp deny list, Landlock, cgroup v2 discovery, and what the sandbox's first process runs
- * in its fresh namespaces.
+ * seccomp deny list, Landlock, cgroup v2 and v1 discovery, git repositories in the home, and
+ * what the sandbox's first process runs in its fresh namespaces.
  *
  * The functions under "the sandbox's own process" run in a child forked by glibc's fork()
  * from a single thread, so they may allocate; they never touch saw-guestd's event loop.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,12 +33,19 @@
 /* ---- the mount plan ------------------------------------------------------------------- */
 
 const char *const sandbox_builtin_protected[] = {
-	".bashrc", ".zshenv", ".cshrc", ".tcshrc", NULL,
+	".bashrc",
+	".zshenv",
+	".cshrc",
+	".tcshrc",
+	/* git's global configuration can set core.hooksPath for every repository */
+	".gitconfig",
+	".config/git/",
+	NULL,
 };
 
 const char *const sandbox_builtin_protected_if_present[] = {
-	".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",		".zprofile",
-	".zlogin",	 ".zlogout",	".config/fish", ".ssh",	    ".pam_environment", NULL,
+	".bash_profile", ".bash_login", ".bash_logout", ".profile",	    ".zshrc", ".zprofile",
+	".zlogin",	 ".zlogout",	".config/fish", ".pam_environment", ".ssh",   NULL,
 };
 
 /* Writable paths a policy may not name: the system itself, and the kernel's interfaces. */
@@ -202,6 +210,7 @@ sandbox_plan_build(struct sandbox_plan *p, const char *home, const char *const *
 				 norm);
 			return -1;
 		}
+	p->protect_git = true;
 	if ((p->home = strdup(norm)) == NULL ||
 	    sandbox_plan_add(p, SANDBOX_MOUNT_WRITABLE, p->home, false, false, false, false) != 0)
 		goto nomem;
@@ -396,6 +405,8 @@ sandbox_env_base(struct sandbox_env *e, const struct sandbox_env_params *p)
 	 * servers are reached directly; the proxy would refuse loopback anyway. */
 	sandbox_env_add(e, "NO_PROXY", "localhost,127.0.0.1,::1");
 	sandbox_env_add(e, "no_proxy", "localhost,127.0.0.1,::1");
+	snprintf(proxy, sizeof(proxy), "127.0.0.1:%d", SANDBOX_DECIDE_PORT);
+	sandbox_env_add(e, "SAW_DECISION_ADDR", proxy);
 }
 
 /* ---- seccomp -------------------------------------------------------------------------- */
@@ -662,7 +673,7 @@ out:
 	return rc;
 }
 
-/* ---- cgroup v2 ------------------------------------------------------------------------ */
+/* ---- cgroups --------------------------------------------------------------------------- */
 
 int
 sandbox_cgroup_parse(const char *mountinfo, const char *proc_cgroup, char *out, size_t outlen)
@@ -762,6 +773,175 @@ sandbox_cgroup_self(char *out, size_t outlen)
 	return rc;
 }
 
+/* Is tok one of the comma-separated words of list (len bytes)? */
+static bool
+sandbox_word_in(const char *list, size_t len, const char *tok)
+{
+	size_t tl = strlen(tok), i = 0, j;
+
+	while (i < len) {
+		for (j = i; j < len && list[j] != ','; j++)
+			;
+		if (j - i == tl && memcmp(list + i, tok, tl) == 0)
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
+int
+sandbox_cgroup_v1_parse(const char *mountinfo, const char *proc_cgroup, const char *controller,
+			char *out, size_t outlen)
+{
+	char mnt[PATH_MAX] = "", root[PATH_MAX] = "", l[1024], m[PATH_MAX], r[PATH_MAX];
+	char fstype[64], src[256], opts[512], p[PATH_MAX];
+	const char *line, *nl, *c1, *c2;
+	size_t len, rl;
+	int rank = 0, rk;
+
+	if (controller == NULL || controller[0] == '\0')
+		return -1;
+	for (line = mountinfo; line != NULL && *line != '\0'; line = nl != NULL ? nl + 1 : NULL) {
+		const char *sep;
+
+		nl = strchr(line, '\n');
+		len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+		if (len >= sizeof(l))
+			continue;
+		memcpy(l, line, len);
+		l[len] = '\0';
+		if ((sep = strstr(l, " - ")) == NULL ||
+		    sscanf(sep + 3, "%63s %255s %511s", fstype, src, opts) != 3 ||
+		    strcmp(fstype, "cgroup") != 0 ||
+		    !sandbox_word_in(opts, strlen(opts), controller))
+			continue;
+		if (sscanf(l, "%*s %*s %*s %4095s %4095s", r, m) != 2 || strchr(m, '\\') != NULL ||
+		    strchr(r, '\\') != NULL)
+			continue;
+		/* the usual place first; a second mount of the same hierarchy elsewhere is a
+		 * bind that we would only use if there is no other */
+		rk = strncmp(m, "/sys/fs/cgroup/", 15) == 0 ? 2 : 1;
+		if (rk > rank) {
+			rank = rk;
+			snprintf(mnt, sizeof(mnt), "%s", m);
+			snprintf(root, sizeof(root), "%s", r);
+		}
+	}
+	if (rank == 0)
+		return -1;
+	/* /proc/self/cgroup: "ID:CONTROLLERS:/path" */
+	for (line = proc_cgroup; line != NULL && *line != '\0'; line = nl != NULL ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+		if ((c1 = memchr(line, ':', len)) == NULL ||
+		    (c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line))) == NULL ||
+		    !sandbox_word_in(c1 + 1, (size_t)(c2 - c1 - 1), controller))
+			continue;
+		len -= (size_t)(c2 + 1 - line);
+		if (len == 0 || len >= sizeof(p) || c2[1] != '/' ||
+		    memchr(c2 + 1, '\\', len) != NULL)
+			return -1;
+		memcpy(p, c2 + 1, len);
+		p[len] = '\0';
+		if (strstr(p, "/..") != NULL || strstr(p, " (deleted)") != NULL)
+			return -1;
+		while (len > 1 && p[len - 1] == '/')
+			p[--len] = '\0';
+		/* the mount shows the hierarchy from root: our path must be below it */
+		rl = strlen(root);
+		while (rl > 1 && root[rl - 1] == '/')
+			root[--rl] = '\0';
+		if (strcmp(root, "/") != 0) {
+			if (strncmp(p, root, rl) != 0 || (p[rl] != '\0' && p[rl] != '/'))
+				return -1;
+			memmove(p, p + rl, strlen(p + rl) + 1);
+			if (p[0] == '\0')
+				snprintf(p, sizeof(p), "/");
+		}
+		if (snprintf(out, outlen, "%s%s", mnt, strcmp(p, "/") == 0 ? "" : p) >= (int)outlen)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+int
+sandbox_cgroup_v1_self(const char *controller, char *out, size_t outlen)
+{
+	char *mi = sandbox_read_file("/proc/self/mountinfo", 1024 * 1024);
+	char *cg = sandbox_read_file("/proc/self/cgroup", 64 * 1024);
+	int rc = -1;
+
+	if (mi != NULL && cg != NULL)
+		rc = sandbox_cgroup_v1_parse(mi, cg, controller, out, outlen);
+	free(mi);
+	free(cg);
+	return rc;
+}
+
+/* ---- git repositories in the home ----------------------------------------------------- */
+
+struct sandbox_git_walk {
+	void (*found)(const char *rel, void *arg);
+	void *arg;
+	size_t dirs, repos;
+};
+
+static void
+sandbox_git_walk(struct sandbox_git_walk *w, int dirfd, char *rel, size_t rellen, int depth)
+{
+	struct stat sb;
+	struct dirent *de;
+	DIR *d;
+	int fd, sub;
+	size_t nl;
+
+	if (w->repos >= SANDBOX_GIT_MAX_REPOS)
+		return;
+	if (fstatat(dirfd, ".git", &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+		w->repos++;
+		w->found(rel, w->arg);
+	}
+	if (depth >= SANDBOX_GIT_DEPTH)
+		return;
+	if ((fd = dup(dirfd)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL && w->repos < SANDBOX_GIT_MAX_REPOS &&
+	       w->dirs < SANDBOX_GIT_MAX_DIRS) {
+		/* hidden directories (.git itself, caches, .config …) are not entered */
+		if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		nl = strlen(de->d_name);
+		if (rellen + 1 + nl >= PATH_MAX)
+			continue;
+		sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub == -1)
+			continue;
+		w->dirs++;
+		if (rellen > 0)
+			rel[rellen] = '/';
+		memcpy(rel + rellen + (rellen > 0), de->d_name, nl + 1);
+		sandbox_git_walk(w, sub, rel, rellen + (rellen > 0) + nl, depth + 1);
+		rel[rellen] = '\0';
+		close(sub);
+	}
+	closedir(d);
+}
+
+size_t
+sandbox_git_scan(int dirfd, void (*found)(const char *rel, void *arg), void *arg)
+{
+	struct sandbox_git_walk w = { found, arg, 0, 0 };
+	char rel[PATH_MAX] = "";
+
+	sandbox_git_walk(&w, dirfd, rel, 0, 0);
+	return w.repos;
+}
+
 /* ---- the sandbox's own process -------------------------------------------------------- */
 
 int
@@ -849,11 +1029,13 @@ static int
 sandbox_protect_home(int homefd, const struct sandbox_mount *m, size_t homelen, uid_t uid,
 		     gid_t gid, char *err, size_t errlen)
 {
-	const char *rel = m->path + homelen + 1;
+	const char *rel = m->path + homelen;
 	char parent[PATH_MAX];
 	const char *base;
 	int fd, pfd, rc;
 
+	while (*rel == '/')
+		rel++;
 	fd = sandbox_open_beneath(homefd, rel, O_PATH);
 	if (fd == -1 && errno == ENOENT && (m->create || m->create_dir)) {
 		/* Create it (the parent must exist; nothing else is created). */
@@ -884,6 +1066,17 @@ sandbox_protect_home(int homefd, const struct sandbox_mount *m, size_t homelen, 
 		}
 		close(pfd);
 		fd = sandbox_open_beneath(homefd, rel, O_PATH);
+	}
+	/* O_PATH | O_NOFOLLOW opens a symbolic link itself: binding over the link would leave
+	 * its target writable */
+	if (fd != -1) {
+		struct stat st;
+
+		if (fstat(fd, &st) != 0 || S_ISLNK(st.st_mode)) {
+			close(fd);
+			fd = -1;
+			errno = ELOOP;
+		}
 	}
 	if (fd == -1) {
 		if (errno == ENOENT || errno == ENOTDIR)
@@ -951,6 +1144,45 @@ sandbox_dev(const int *nodefd, int ptsfd, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+struct sandbox_git_protect {
+	int homefd;
+	uid_t uid;
+	gid_t gid;
+	char *err;
+	size_t errlen;
+	int rc;
+};
+
+/* sandbox_git_scan's callback in pid 1: <repo>/.git/hooks (created if missing, so that the
+ * sandbox cannot create it) and <repo>/.git/config, read-only. */
+static void
+sandbox_git_protect_cb(const char *rel, void *arg)
+{
+	struct sandbox_git_protect *gp = arg;
+	struct sandbox_mount m;
+	char path[PATH_MAX];
+	int i;
+
+	if (gp->rc != 0)
+		return;
+	for (i = 0; i < 2; i++) {
+		memset(&m, 0, sizeof(m));
+		if (snprintf(path, sizeof(path), "/%s%s.git/%s", rel, rel[0] != '\0' ? "/" : "",
+			     i == 0 ? "hooks" : "config") >= (int)sizeof(path))
+			return;
+		m.kind = SANDBOX_MOUNT_PROTECT;
+		m.path = path;
+		m.in_home = true;
+		m.create_dir = i == 0;
+		m.create = i == 1;
+		if (sandbox_protect_home(gp->homefd, &m, 0, gp->uid, gp->gid, gp->err,
+					 gp->errlen) != 0) {
+			gp->rc = -1;
+			return;
+		}
+	}
 }
 
 int
@@ -1061,6 +1293,23 @@ sandbox_mounts_apply(const struct sandbox_plan *p, uid_t uid, gid_t gid, char *e
 			}
 			break;
 		}
+	}
+	if (p->protect_git) {
+		struct sandbox_git_protect gp = { -1, uid, gid, err, errlen, 0 };
+		int scanfd;
+
+		if (homefd == -1 &&
+		    (homefd = open(p->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+			snprintf(err, errlen, "%s: %s", p->home, strerror(errno));
+			goto out;
+		}
+		gp.homefd = homefd;
+		if ((scanfd = openat(homefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+			(void)sandbox_git_scan(scanfd, sandbox_git_protect_cb, &gp);
+			close(scanfd);
+		}
+		if (gp.rc != 0)
+			goto out;
 	}
 	if (sandbox_dev(nodefd, ptsfd, err, errlen) != 0)
 		goto out;

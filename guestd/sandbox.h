@@ -33,6 +33,7 @@
 #define SANDBOX_ENV_VALUE_MAX 4096
 #define SANDBOX_PROXY_HTTP_PORT 3128
 #define SANDBOX_PROXY_CRED_PORT 3129
+#define SANDBOX_DECIDE_PORT 3130 /* the per-call decision API, for this sandbox's session */
 
 /* ---- the mount plan ------------------------------------------------------------------- */
 
@@ -56,6 +57,7 @@ struct sandbox_plan {
 	struct sandbox_mount m[SANDBOX_MAX_MOUNTS];
 	size_t n;
 	char *home;
+	bool protect_git; /* protect the hooks and config of git repositories in the home */
 };
 
 /*
@@ -106,7 +108,7 @@ struct sandbox_env_params {
 };
 /* The base environment of a login: HOME USER LOGNAME SHELL PATH TERM SAW_SESSION, the egress
  * proxy for every common client (HTTP_PROXY HTTPS_PROXY http_proxy https_proxy, NO_PROXY for
- * loopback). Nothing of sshd's or guestd's own environment is passed on. */
+ * loopback), SAW_DECISION_ADDR (the decision API's listener, 127.0.0.1:SANDBOX_DECIDE_PORT). Nothing of sshd's or guestd's own environment is passed on. */
 void sandbox_env_base(struct sandbox_env *e, const struct sandbox_env_params *p);
 
 /* ---- seccomp -------------------------------------------------------------------------- */
@@ -144,7 +146,7 @@ int sandbox_landlock_apply(const char *const *writable, char *err, size_t errlen
 /* The filesystem rights an ABI knows (for tests). */
 uint64_t sandbox_landlock_fs_rights(int abi);
 
-/* ---- cgroup v2 ------------------------------------------------------------------------ */
+/* ---- cgroups --------------------------------------------------------------------------- */
 
 /*
  * Where the cgroup v2 hierarchy is and where this process sits in it, from the text of
@@ -155,6 +157,35 @@ uint64_t sandbox_landlock_fs_rights(int abi);
 int sandbox_cgroup_parse(const char *mountinfo, const char *proc_cgroup, char *out, size_t outlen);
 /* Same, reading this process's files. */
 int sandbox_cgroup_self(char *out, size_t outlen);
+/*
+ * The cgroup v1 hierarchy of one controller ("pids", "memory") on a v1/v2 hybrid: the mount
+ * of fstype "cgroup" whose options name the controller, and the "N:…controller…:/path" line
+ * of /proc/self/cgroup (relative to the mount's root when a subtree is mounted). Writes
+ * "<mount><path>" into out. 0, or -1 if that controller has no mounted v1 hierarchy.
+ */
+int sandbox_cgroup_v1_parse(const char *mountinfo, const char *proc_cgroup, const char *controller,
+			    char *out, size_t outlen);
+int sandbox_cgroup_v1_self(const char *controller, char *out, size_t outlen);
+
+/* ---- git repositories in the home ----------------------------------------------------- */
+
+/*
+ * Hooks run code outside the sandbox the next time the user runs git there, and
+ * core.hooksPath in a repository's config (or the global one) moves them. At sandbox start
+ * pid 1 looks for repositories below the home (a directory holding a ".git" directory) at
+ * most SANDBOX_GIT_DEPTH levels down (the home itself is level 0), visiting at most
+ * SANDBOX_GIT_MAX_DIRS directories, without following symbolic links and without entering
+ * other hidden directories; for at most SANDBOX_GIT_MAX_REPOS repositories found, ".git/hooks"
+ * and ".git/config" are bound read-only. A repository created (or cloned) during the
+ * session is not covered until the next login's sandbox.
+ */
+#define SANDBOX_GIT_DEPTH 4
+#define SANDBOX_GIT_MAX_DIRS 4096
+#define SANDBOX_GIT_MAX_REPOS 64
+
+/* Calls found(rel, arg) for each repository below the directory dirfd (rel: its path below
+ * it, "" for dirfd itself), within the limits above. Returns the number found. */
+size_t sandbox_git_scan(int dirfd, void (*found)(const char *rel, void *arg), void *arg);
 
 /* ---- the sandbox's own process -------------------------------------------------------- */
 

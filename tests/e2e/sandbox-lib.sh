@@ -52,3 +52,34 @@ sbx_wait_no_user_procs() {
 	done
 	return 1
 }
+
+# sbx_guestd_hostmnt: from now on lab_start_guestd runs saw-guestd in the workspace's network
+# namespace only (nsenter --net), keeping the host's mount namespace. `ip netns exec` (what
+# lab_bg does) remounts /sys for the namespace, which hides /sys/fs/cgroup: the per-login
+# cgroups (tests/e2e/sandbox-cgroup.sh) need the real one.
+sbx_guestd_hostmnt() {
+	lab_start_guestd() {
+		local bin=$SAW_BUILD/guestd/saw-guestd logf=$LAB_DIR/ws/guestd.log
+		[ -x "$bin" ] || fail "no $bin (build first)"
+		# nsenter execs guestd: $! is guestd itself.
+		nsenter --net="/run/netns/$LAB_ID-ws" "$bin" -f "$LAB_GUESTD_CONF" -d \
+			</dev/null >>"$logf" 2>&1 &
+		LAB_LAST_PID=$!
+		LAB_PIDS+=("$LAB_LAST_PID")
+		SAW_LOGS+=("$logf")
+		LAB_GUESTD_PID=$LAB_LAST_PID
+		export LAB_GUESTD_PID
+	}
+}
+
+# sbx_log_cgroup KIND: the last per-login cgroup directory guestd logged for a sandbox
+# start: KIND v2 ("cgroup DIR"), pids or memory ("v1 pids DIR", "v1 memory DIR").
+sbx_log_cgroup() {
+	local pat
+	case $1 in
+	v2) pat='started: .*cgroup \(/sys/fs/cgroup[^ ,]*\)' ;;
+	pids) pat='started: .*v1 pids \(/sys/fs/cgroup[^ ,]*\)' ;;
+	memory) pat='started: .*v1 memory \(/sys/fs/cgroup[^ ,]*\)' ;;
+	esac
+	sed -n "s|.*$pat.*|\1|p" "$LAB_DIR/ws/guestd.log" | tail -n1
+}

@@ -2,6 +2,9 @@
  * guestd/sandbox.c: the pure helpers of the per-login sandbox.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -312,6 +315,120 @@ test_cgroup_parse(void **state)
 	assert_int_equal(sandbox_cgroup_parse(pure, "0::/x\n", out, 10), -1);
 }
 
+static void
+test_cgroup_v1_parse(void **state)
+{
+	static const char hybrid[] =
+		"30 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n"
+		"31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
+		"32 30 0:28 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+		"33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+		"34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+	/* a container that sees only its own subtree of the memory hierarchy */
+	static const char sub[] = "33 30 0:29 /lxc/c1 /sys/fs/cgroup/memory rw - cgroup cgroup "
+				  "rw,memory\n";
+	static const char pcg[] = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/ab12\n"
+				  "2:cpu,cpuacct:/x\n0::/\n";
+	char out[256];
+
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "pids", out, sizeof(out)), 0);
+	assert_string_equal(out, "/sys/fs/cgroup/pids");
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "memory", out, sizeof(out)), 0);
+	assert_string_equal(out, "/sys/fs/cgroup/memory/process_api/ab12");
+	/* "cpu" is a word of "cpu,cpuacct", "cpuac" is not */
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "cpu", out, sizeof(out)), 0);
+	assert_string_equal(out, "/sys/fs/cgroup/cpu,cpuacct/x");
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "cpuac", out, sizeof(out)), -1);
+	/* no v1 hierarchy of that controller mounted, or no line for it */
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "blkio", out, sizeof(out)), -1);
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, "0::/\n", "pids", out, sizeof(out)), -1);
+	/* the cgroup2 mount never counts as v1 */
+	assert_int_equal(sandbox_cgroup_v1_parse("31 30 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 "
+						 "rw\n",
+						 "0::/\n", "pids", out, sizeof(out)),
+			 -1);
+	/* a subtree mount: the path is relative to the mount's root */
+	assert_int_equal(
+		sandbox_cgroup_v1_parse(sub, "4:memory:/lxc/c1/job\n", "memory", out, sizeof(out)),
+		0);
+	assert_string_equal(out, "/sys/fs/cgroup/memory/job");
+	assert_int_equal(
+		sandbox_cgroup_v1_parse(sub, "4:memory:/other\n", "memory", out, sizeof(out)), -1);
+	assert_int_equal(
+		sandbox_cgroup_v1_parse(hybrid, "8:pids:/a/../b\n", "pids", out, sizeof(out)), -1);
+	assert_int_equal(sandbox_cgroup_v1_parse(hybrid, pcg, "memory", out, 20), -1);
+}
+
+static void
+test_git_found(const char *rel, void *arg)
+{
+	char *acc = arg;
+
+	strcat(acc, "[");
+	strcat(acc, rel);
+	strcat(acc, "]");
+}
+
+static void
+test_git_scan(void **state)
+{
+	char dir[] = "/tmp/torture-sandbox-git.XXXXXX", path[512], acc[4096] = "";
+	static const char *const dirs[] = {
+		".git",
+		"a",
+		"a/r1",
+		"a/r1/.git",
+		"a/r1/sub",
+		"a/r1/sub/.git",
+		".hidden",
+		".hidden/r2",
+		".hidden/r2/.git",
+		"b",
+		"b/c",
+		"b/c/d",
+		"b/c/d/r3",
+		"b/c/d/r3/.git",
+		"b/c/d/r3/e",
+		"b/c/d/r3/e/r4",
+		"b/c/d/r3/e/r4/.git",
+		"f",
+		"f/r5",
+		NULL,
+	};
+	size_t i, n;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	for (i = 0; dirs[i] != NULL; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+	}
+	/* a .git that is a file (a worktree) is not a repository here; a symbolic link to a
+	 * repository is not followed */
+	snprintf(path, sizeof(path), "%s/f/r5/.git", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/link", dir);
+	assert_int_equal(symlink("a/r1", path), 0);
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	n = sandbox_git_scan(fd, test_git_found, acc);
+	close(fd);
+	/* the home itself, nested repositories, depth 4 (b/c/d/r3) but not 6; not .hidden */
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(acc, "[]"));
+	assert_non_null(strstr(acc, "[a/r1]"));
+	assert_non_null(strstr(acc, "[a/r1/sub]"));
+	assert_non_null(strstr(acc, "[b/c/d/r3]"));
+	assert_null(strstr(acc, "r4"));
+	assert_null(strstr(acc, "hidden"));
+	assert_null(strstr(acc, "r5"));
+	assert_null(strstr(acc, "link"));
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
@@ -320,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_plan_refusals),	cmocka_unit_test(test_env),
 		cmocka_unit_test(test_seccomp_table),	cmocka_unit_test(test_seccomp_load),
 		cmocka_unit_test(test_landlock_rights), cmocka_unit_test(test_cgroup_parse),
+		cmocka_unit_test(test_cgroup_v1_parse), cmocka_unit_test(test_git_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
