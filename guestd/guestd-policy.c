@@ -175,7 +175,7 @@ guestd_policy_free(struct guestd *g)
 
 /* ---- the DecisionSocket ------------------------------------------------------------------ */
 
-static json_t *
+json_t *
 gdecide_error(const char *msg)
 {
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
@@ -206,41 +206,92 @@ gdecide_account(const char *user, uid_t *uid, char *home, size_t homelen)
 	return 0;
 }
 
-/* glserv_request_cb */
-static json_t *
-gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
+json_t *
+gdecide_parse(const char *line, size_t len, const char **op, json_t **resp)
 {
-	struct guestd *g = arg;
-	const struct policy *p = guestd_policy(g);
-	struct policy_subject subj;
-	struct policy_decision d;
-	const char *groups[GDECIDE_MAX_GROUPS];
-	struct gsession *s = NULL;
-	json_error_t jerr;
-	json_t *req, *resp = NULL, *v;
-	const char *op, *sid, *user;
-	char home[PATH_MAX] = "";
-	bool root = peer->uid == 0, have_home = false;
-	uid_t uid;
-	size_t i;
+	json_t *req;
 
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	*op = NULL;
+	*resp = NULL;
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(req)) {
 		json_decref(req);
-		return gdecide_error("request is not a JSON object");
+		*resp = gdecide_error("request is not a JSON object");
+		return NULL;
 	}
-	if ((op = gdecide_str(req, "op", 32)) == NULL) {
-		resp = gdecide_error("missing op");
-		goto out;
-	}
+	if ((*op = gdecide_str(req, "op", 32)) == NULL)
+		*resp = gdecide_error("missing op");
+	else if (strcmp(*op, "version") != 0 && strcmp(*op, "connect") != 0 &&
+		 strcmp(*op, "write") != 0)
+		*resp = gdecide_error("unknown op (connect, write or version)");
+	if (*resp != NULL)
+		*op = NULL;
+	return req;
+}
+
+json_t *
+gdecide_answer(struct guestd *g, const char *op, const json_t *req,
+	       const struct policy_subject *subj, const char *session)
+{
+	const struct policy *p = guestd_policy(g);
+	struct policy_decision d;
+	char home[PATH_MAX];
+	json_t *resp;
+	uid_t uid;
+
 	if (strcmp(op, "version") == 0) {
 		resp = json_pack("{s:b, s:I, s:s?, s:I}", "ok", 1, "version",
 				 (json_int_t)policy_version(p), "profile", policy_profile(p),
 				 "rules", (json_int_t)policy_rule_count(p));
-		goto out;
+		return resp != NULL ? resp : gdecide_error("out of memory");
 	}
-	if (strcmp(op, "connect") != 0 && strcmp(op, "write") != 0) {
-		resp = gdecide_error("unknown op (connect, write or version)");
+	if (strcmp(op, "connect") == 0) {
+		const char *host = gdecide_str(req, "host", 300);
+		json_t *pv = json_object_get(req, "port");
+
+		if (host == NULL || !json_is_integer(pv) || json_integer_value(pv) < 1 ||
+		    json_integer_value(pv) > 65535)
+			return gdecide_error("host (a name or IP literal) and port (1..65535) are "
+					     "required");
+		policy_decide(p, subj, host, (int)json_integer_value(pv), &d);
+	} else {
+		const char *path = gdecide_str(req, "path", PATH_MAX);
+		bool have_home;
+
+		if (path == NULL || path[0] != '/')
+			return gdecide_error("path (absolute) is required");
+		have_home = subj->user != NULL &&
+			    gdecide_account(subj->user, &uid, home, sizeof(home)) == 0;
+		policy_decide_write(p, path, have_home ? home : NULL, &d);
+	}
+	resp = json_pack("{s:b, s:s?, s:s, s:s, s:I}", "ok", 1, "session", session, "decision",
+			 policy_verdict_name(d.verdict), "rule", d.rule, "version",
+			 (json_int_t)d.version);
+	log_debug("decision: %s %s: %s (rule %s, version %lld)", op,
+		  session != NULL ? session : subj->user, policy_verdict_name(d.verdict), d.rule,
+		  (long long)d.version);
+	return resp != NULL ? resp : gdecide_error("out of memory");
+}
+
+/* glserv_request_cb of the DecisionSocket */
+static json_t *
+gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
+{
+	struct guestd *g = arg;
+	struct policy_subject subj;
+	const char *groups[GDECIDE_MAX_GROUPS];
+	struct gsession *s = NULL;
+	json_t *req, *resp = NULL, *v;
+	const char *op, *sid, *user;
+	char home[PATH_MAX];
+	bool root = peer->uid == 0;
+	uid_t uid;
+	size_t i;
+
+	if ((req = gdecide_parse(line, len, &op, &resp)) == NULL || op == NULL)
+		goto out;
+	if (strcmp(op, "version") == 0) {
+		resp = gdecide_answer(g, op, req, NULL, NULL);
 		goto out;
 	}
 
@@ -252,8 +303,8 @@ gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *ar
 			resp = gdecide_error("no live brokered session with this id");
 			goto out;
 		}
-		have_home = gdecide_account(s->user, &uid, home, sizeof(home)) == 0;
-		if (!root && (!have_home || uid != peer->uid)) {
+		if (!root &&
+		    (gdecide_account(s->user, &uid, home, sizeof(home)) != 0 || uid != peer->uid)) {
 			resp = gdecide_error("not allowed: only root and the session's own user "
 					     "may ask about a session");
 			goto out;
@@ -268,7 +319,6 @@ gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *ar
 			goto out;
 		}
 		subj.user = user;
-		have_home = gdecide_account(user, &uid, home, sizeof(home)) == 0;
 		if ((v = json_object_get(req, "workspace")) != NULL &&
 		    (subj.workspace = gdecide_str(req, "workspace", 256)) == NULL) {
 			resp = gdecide_error("workspace must be a name");
@@ -294,38 +344,11 @@ gdecide_request(struct glserv_peer *peer, const char *line, size_t len, void *ar
 		resp = gdecide_error("session is required");
 		goto out;
 	}
-
-	if (strcmp(op, "connect") == 0) {
-		const char *host = gdecide_str(req, "host", 300);
-		json_t *pv = json_object_get(req, "port");
-
-		if (host == NULL || !json_is_integer(pv) || json_integer_value(pv) < 1 ||
-		    json_integer_value(pv) > 65535) {
-			resp = gdecide_error("host (a name or IP literal) and port (1..65535) are "
-					     "required");
-			goto out;
-		}
-		policy_decide(p, &subj, host, (int)json_integer_value(pv), &d);
-	} else {
-		const char *path = gdecide_str(req, "path", PATH_MAX);
-
-		if (path == NULL || path[0] != '/') {
-			resp = gdecide_error("path (absolute) is required");
-			goto out;
-		}
-		policy_decide_write(p, path, have_home ? home : NULL, &d);
-	}
-	resp = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "decision",
-			 policy_verdict_name(d.verdict), "rule", d.rule, "version",
-			 (json_int_t)d.version);
-	log_debug("decision socket: uid %d pid %d: %s %s: %s (rule %s, version %lld)",
-		  (int)peer->uid, (int)peer->pid, op, s != NULL ? s->id : subj.user,
-		  policy_verdict_name(d.verdict), d.rule, (long long)d.version);
+	log_debug("decision socket: uid %d pid %d asks", (int)peer->uid, (int)peer->pid);
+	resp = gdecide_answer(g, op, req, &subj, s != NULL ? s->id : NULL);
 out:
-	if (resp == NULL)
-		resp = gdecide_error("out of memory");
 	json_decref(req);
-	return resp;
+	return resp != NULL ? resp : gdecide_error("out of memory");
 }
 
 int

@@ -1030,12 +1030,6 @@ gsandbox_conn_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the decision listener inside the sandbox ------------------------------------------ */
 
-static json_t *
-gsandbox_decide_error(const char *msg)
-{
-	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-}
-
 /*
  * The DecisionSocket's protocol (guestd-policy.c) on 127.0.0.1:SANDBOX_DECIDE_PORT inside one
  * sandbox's network namespace: only that sandbox's processes can connect, so the connection
@@ -1046,51 +1040,31 @@ gsandbox_decide_error(const char *msg)
 static json_t *
 gsandbox_decide_request(struct glserv_peer *peer, const char *line, size_t len, void *arg)
 {
+	static const char not_ours[] = "not allowed: inside a sandbox, decisions are about its "
+				       "own session only";
 	struct gsandbox *sb = arg;
 	struct guestd *g = sb->sbs->g;
-	const struct policy *p = guestd_policy(g);
 	struct policy_subject subj;
-	struct policy_decision d;
 	struct gsession *s;
-	struct passwd *pw;
 	json_t *req, *resp = NULL, *v;
 	const char *op, *sid;
-	char home[PATH_MAX] = "";
 
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(req)) {
-		json_decref(req);
-		return gsandbox_decide_error("request is not a JSON object");
-	}
-	op = json_string_value(json_object_get(req, "op"));
-	if (op == NULL) {
-		resp = gsandbox_decide_error("missing op");
+	(void)peer;
+	if ((req = gdecide_parse(line, len, &op, &resp)) == NULL || op == NULL)
 		goto out;
-	}
 	if (strcmp(op, "version") == 0) {
-		resp = json_pack("{s:b, s:I, s:s?, s:I}", "ok", 1, "version",
-				 (json_int_t)policy_version(p), "profile", policy_profile(p),
-				 "rules", (json_int_t)policy_rule_count(p));
-		goto out;
-	}
-	if (strcmp(op, "connect") != 0 && strcmp(op, "write") != 0) {
-		resp = gsandbox_decide_error("unknown op (connect, write or version)");
+		resp = gdecide_answer(g, op, req, NULL, NULL);
 		goto out;
 	}
 	if (json_object_get(req, "user") != NULL || json_object_get(req, "groups") != NULL ||
-	    json_object_get(req, "workspace") != NULL) {
-		resp = gsandbox_decide_error("not allowed: inside a sandbox, decisions are about "
-					     "its own session only");
-		goto out;
-	}
-	if ((v = json_object_get(req, "session")) != NULL &&
-	    ((sid = json_string_value(v)) == NULL || strcmp(sid, sb->session_id) != 0)) {
-		resp = gsandbox_decide_error("not allowed: inside a sandbox, decisions are about "
-					     "its own session only");
+	    json_object_get(req, "workspace") != NULL ||
+	    ((v = json_object_get(req, "session")) != NULL &&
+	     ((sid = json_string_value(v)) == NULL || strcmp(sid, sb->session_id) != 0))) {
+		resp = gdecide_error(not_ours);
 		goto out;
 	}
 	if ((s = gsessions_find(&g->sessions, sb->session_id, guestd_now())) == NULL) {
-		resp = gsandbox_decide_error("this sandbox's session has ended");
+		resp = gdecide_error("this sandbox's session has ended");
 		goto out;
 	}
 	memset(&subj, 0, sizeof(subj));
@@ -1098,39 +1072,10 @@ gsandbox_decide_request(struct glserv_peer *peer, const char *line, size_t len, 
 	subj.user = s->user;
 	subj.groups = (const char *const *)s->groups;
 	subj.ngroups = s->ngroups;
-	if (strcmp(op, "connect") == 0) {
-		const char *host = json_string_value(json_object_get(req, "host"));
-		json_t *pv = json_object_get(req, "port");
-
-		if (host == NULL || host[0] == '\0' || strlen(host) > 300 || !json_is_integer(pv) ||
-		    json_integer_value(pv) < 1 || json_integer_value(pv) > 65535) {
-			resp = gsandbox_decide_error("host (a name or IP literal) and port "
-						     "(1..65535) are required");
-			goto out;
-		}
-		policy_decide(p, &subj, host, (int)json_integer_value(pv), &d);
-	} else {
-		const char *path = json_string_value(json_object_get(req, "path"));
-
-		if (path == NULL || path[0] != '/' || strlen(path) >= PATH_MAX) {
-			resp = gsandbox_decide_error("path (absolute) is required");
-			goto out;
-		}
-		if ((pw = getpwnam(s->user)) != NULL && pw->pw_dir != NULL)
-			snprintf(home, sizeof(home), "%s", pw->pw_dir);
-		policy_decide_write(p, path, home[0] != '\0' ? home : NULL, &d);
-	}
-	resp = json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "session", sb->session_id,
-			 "decision", policy_verdict_name(d.verdict), "rule", d.rule, "version",
-			 (json_int_t)d.version);
-	log_debug("sandbox %s.%lu decision: %s: %s (rule %s, version %lld)", sb->session_id,
-		  sb->seq, op, policy_verdict_name(d.verdict), d.rule, (long long)d.version);
+	resp = gdecide_answer(g, op, req, &subj, sb->session_id);
 out:
-	(void)peer;
-	if (resp == NULL)
-		resp = gsandbox_decide_error("out of memory");
 	json_decref(req);
-	return resp;
+	return resp != NULL ? resp : gdecide_error("out of memory");
 }
 
 /* ---- proxy listeners inside the sandbox's network namespace ----------------------------- */

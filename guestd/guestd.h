@@ -182,6 +182,16 @@ void guestd_policy_free(struct guestd *g);
 /* The DecisionSocket (protocol in guestd-policy.c). */
 int gdecide_open(struct guestd *g);
 void gdecide_close(struct guestd *g);
+/* Its protocol, shared with the decision listener inside each sandbox (guestd-sandbox.c):
+ * gdecide_parse() returns the request object (NULL if not JSON; the caller json_decref()s
+ * it) and sets *op to "version", "connect" or "write", or *op to NULL and *resp to the
+ * refusal; gdecide_answer() decides op for subj (NULL for "version") against the active
+ * policy, echoing session (may be NULL). Both return new references, never NULL answers. */
+struct policy_subject;
+json_t *gdecide_parse(const char *line, size_t len, const char **op, json_t **resp);
+json_t *gdecide_answer(struct guestd *g, const char *op, const json_t *req,
+		       const struct policy_subject *subj, const char *session);
+json_t *gdecide_error(const char *msg);
 
 /* ---- the process context ------------------------------------------------------------- */
 
