@@ -60,7 +60,8 @@ struct sink_http {
 
 	struct http_req *inflight;
 	long long inflight_upto; /* highest spool id in the request in flight */
-	long long acked_upto;	 /* highest id the SIEM acknowledged */
+	size_t inflight_events;
+	long long acked_upto; /* highest id the SIEM acknowledged */
 	long long backoff_ms;
 	unsigned long failures; /* consecutive failed requests */
 	long last_status;	/* of the last logged failure; -1: no HTTP answer */
@@ -311,6 +312,7 @@ sink_http_done(const struct http_result *res, void *arg)
 	h->inflight = NULL;
 	if (res->ok && res->status >= 200 && res->status < 300) {
 		h->acked_upto = h->inflight_upto;
+		h->delivered += h->inflight_events;
 		spool_ack(h->spool, h->acked_upto);
 		if (spool_rows(h->spool) == 0)
 			h->acked_upto = 0; /* ids start again from 1 (spool.h) */
@@ -390,6 +392,7 @@ sink_http_send(struct sink_http *h)
 	if (h->format == AUDIT_HTTP_JSON && sink_http_append(h, "]", 1) == -1)
 		goto retry;
 	h->inflight_upto = h->build_upto;
+	h->inflight_events = (size_t)n - h->damaged;
 	h->inflight = h->post(h->http, h->url, "application/json", h->body, h->blen,
 			      h->auth_header != NULL ? headers : NULL, h->timeout_ms,
 			      sink_http_done, h);
@@ -478,10 +481,15 @@ static void
 sink_http_close(void *impl)
 {
 	struct sink_http *h = impl;
+	struct spool_stats st;
 
 	/* What is in flight stays in the spool and is sent again at the next start. */
 	if (h->inflight != NULL)
 		h->cancel(h->inflight);
+	spool_stats(h->spool, &st);
+	log_debug("audit spool for %s: %llu event(s) delivered, %lld checkpoint(s) on the "
+		  "spool's thread (%lld RESTART)",
+		  h->url, h->delivered, st.checkpoints, st.restarts);
 	syncer_free(h->syncer);
 	event_free(h->sync_timer);
 	event_free(h->send_timer);

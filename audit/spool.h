@@ -7,7 +7,13 @@
  * fdatasyncs the WAL so that it also survives power loss. Rows come back in append order and
  * stay until spool_ack(). Ids increase while the spool holds rows; once it is empty they may
  * start again from 1, so a reader keeping a cursor (after_id) resets it to 0 whenever
- * spool_rows() is 0. One process at a time: the database is locked exclusively while open.
+ * spool_rows() is 0. One spool per file at a time: spool_open() takes an flock(2) on the
+ * database (a second open, from this process or another, fails while it is held). The file
+ * is created 0600.
+ *
+ * Checkpoints (WAL copied back into the database, with fsyncs) run on a thread of the spool
+ * with a second sqlite connection, never in the caller's thread; it starts with the first
+ * spool_append(). A spool only read (spool_peek) has none.
  *
  * Size cap: at most max_bytes of event data. spool_append() of an event that does not fit
  * returns SPOOL_FULL and stores nothing: the caller counts it as "cannot make durable".
@@ -59,6 +65,19 @@ int spool_wal_fd(struct spool *s);
 long long spool_rows(const struct spool *s);
 long long spool_bytes(const struct spool *s);
 void spool_close(struct spool *s);
+
+/* What the spool and its checkpoint thread have done (tests, benchmarks). */
+struct spool_stats {
+	long long rows, bytes;
+	bool checkpoint_thread; /* false: not started yet, or sqlite checkpoints inline */
+	long long checkpoints;	/* passes completed by the thread */
+	long long restarts;	/* of which RESTART (the WAL had grown too long) */
+	int wal_frames;		/* WAL length after the last pass, 0 if all copied */
+};
+void spool_stats(struct spool *s, struct spool_stats *out);
+/* Holds (true) or releases background checkpoints; starts the thread if needed. For tests:
+ * while held the WAL only grows. */
+void spool_checkpoint_hold(struct spool *s, bool hold);
 
 /* A row's event must be one compact JSON object: '{' ... '}', no NUL, no line break, at
  * most SPOOL_EVENT_MAX bytes; a uid, printable ASCII. Returns 0 or -1. */

@@ -25,6 +25,10 @@
 
 #define HTTP_USER_AGENT "saw-broker/" SAW_VERSION
 #define HTTP_MAX_CONTENT_TYPE 256
+/* A POST body larger than libcurl's 64 KiB upload buffer (an audit batch) goes out in one
+ * buffer of up to 2 MiB: a few loop turns instead of one per 64 KiB. */
+#define HTTP_UPLOAD_BUFFER_MIN (64 * 1024)
+#define HTTP_UPLOAD_BUFFER_MAX (2 * 1024 * 1024)
 
 struct http_req {
 	TAILQ_ENTRY(http_req) entry;
@@ -358,6 +362,11 @@ http_post(struct http_client *c, const char *url, const char *content_type, cons
 	if (curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
 	    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
 	    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, len > 0 ? body : "") != CURLE_OK ||
+	    (len > HTTP_UPLOAD_BUFFER_MIN &&
+	     curl_easy_setopt(
+		     r->easy, CURLOPT_UPLOAD_BUFFERSIZE,
+		     (long)(len < HTTP_UPLOAD_BUFFER_MAX ? len : HTTP_UPLOAD_BUFFER_MAX)) !=
+		     CURLE_OK) ||
 	    curlev_add(c->cv, r->easy, http_req_done, r) != 0)
 		goto fail;
 	return r;

@@ -7,7 +7,11 @@
 # way the broker does:
 #   1. SAW file sink: JSON lines + hash chain, fdatasync batched (<= 10 ms, background thread);
 #   2. SAW spool + forwarder: committed to the sqlite spool, POSTed in batches to a local HTTP
-#      sink (tests/e2e/audit-siem.py on 127.0.0.1), counted when the spool is empty;
+#      sink (tests/e2e/audit-siem.py on 127.0.0.1), counted when the spool is empty; also the
+#      longest single audit_emit() (how long the event loop can stall on the pipeline) and the
+#      event loop thread's own CPU per event (checkpoints run on the spool's thread). With
+#      SAW_BENCH_AUDIT_BASELINE=/path/to/audit-bench (built from an earlier tree) the same run
+#      is repeated with that binary, for a before/after row in the same table;
 #   3. peer: rsyslog's omfile writing the same JSON lines, fed through SAW's syslog sink into
 #      rsyslog's imuxsock (a private socket and config: the system's syslog is not touched),
 #      once as rsyslog ships (no fsync) and once with sync="on"; if rsyslog is missing it is
@@ -64,15 +68,29 @@ PIDS+=($!)
 for ((i = 0; i < 100; i++)); do [ -s "$T/siem.port" ] && break; sleep 0.1; done
 [ -s "$T/siem.port" ] || { cat "$T/siem.log" >&2; echo "HTTP sink did not start" >&2; exit 1; }
 PORT=$(cat "$T/siem.port")
-R=$("$BENCH" http "http://127.0.0.1:$PORT/ingest" "$T/spool.db" "$N")
-echo "$R" >&2
-GOT=$(awk '{ s += $2 } END { print s + 0 }' "$T/siem.count")
-[ "$GOT" -eq "$N" ] || { echo "HTTP sink counted $GOT events, want $N" >&2; exit 1; }
-HTTP_RATE=$(field done_rate "$R")
-row "SAW spool + forwarder -> local HTTP (emitted)" "$(field emit_s "$R")" \
-	"$(field emit_rate "$R")" "" ""
-row "SAW spool + forwarder -> local HTTP (delivered, spool empty)" "$(field done_s "$R")" \
-	"$HTTP_RATE" "$(field cpu_rate "$R")" ">= 20000"
+# http_run BENCH LABEL: one spool + forwarder run into the running HTTP sink; adds rows.
+http_run() {
+	local bench=$1 label=$2 r got before
+	rm -f "$T"/spool.db*
+	before=$(awk '{ s += $2 } END { print s + 0 }' "$T/siem.count")
+	r=$("$bench" http "http://127.0.0.1:$PORT/ingest" "$T/spool.db" "$N")
+	echo "$r" >&2
+	got=$(($(awk '{ s += $2 } END { print s + 0 }' "$T/siem.count") - before))
+	[ "$got" -eq "$N" ] || { echo "HTTP sink counted $got events, want $N" >&2; exit 1; }
+	HTTP_RATE=$(field done_rate "$r")
+	row "$label spool + forwarder -> local HTTP (emitted)" "$(field emit_s "$r")" \
+		"$(field emit_rate "$r")" "" ""
+	row "$label spool + forwarder -> local HTTP (delivered, spool empty)" \
+		"$(field done_s "$r")" "$HTTP_RATE" "$(field cpu_rate "$r")" ">= 20000"
+	[ -z "$(field loop_cpu_rate "$r")" ] ||
+		row "  event loop thread alone (longest emit $(field emit_max_ms "$r") ms)" "" "" \
+			"$(field loop_cpu_rate "$r")" ""
+}
+if [ -n "${SAW_BENCH_AUDIT_BASELINE:-}" ]; then
+	http_run "$SAW_BENCH_AUDIT_BASELINE" "baseline:"
+	BASE_RATE=$HTTP_RATE
+fi
+http_run "$BENCH" "SAW"
 
 # ---- 3. the peer: rsyslog omfile, same lines ---------------------------------------------
 # peer_rsyslog SYNC LABEL: start a private rsyslogd (omfile sync=SYNC), feed it N events,
@@ -171,5 +189,6 @@ echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs
 FAILED=0
 awk -v r="$FILE_RATE" 'BEGIN { exit !(r >= 50000) }' || { echo "below target: file $FILE_RATE events/s"; FAILED=1; }
 awk -v r="$HTTP_RATE" 'BEGIN { exit !(r >= 20000) }' || { echo "below target: delivered $HTTP_RATE events/s"; FAILED=1; }
+[ -z "${BASE_RATE:-}" ] || echo "delivered: $HTTP_RATE events/s, baseline $BASE_RATE events/s in the same run"
 [ "$FAILED" -eq 0 ] && echo "targets met"
 exit 0

@@ -373,6 +373,46 @@ slurp(const char *path)
 	return buf;
 }
 
+/* The compact writer (audit.c) prints integers itself: extremes and signs come out as
+ * jansson would print them, and read back equal. */
+static void
+torture_serialize_integers(void **state)
+{
+	struct fixture *f = *state;
+	static const json_int_t vals[] = { 0,	1,	   -1,	      9,	 10,
+					   -10, 123456789, INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+	char err[256] = "", key[16], want[64], *text;
+	json_t *ev, *back;
+	json_error_t jerr;
+	struct audit *a;
+	size_t i;
+
+	a = audit_open(f->path, NULL, err, sizeof(err));
+	assert_non_null(a);
+	ev = ocsf_event_new(OCSF_CLASS_API_ACTIVITY, 1, true, ocsf_now_ms());
+	assert_non_null(ev);
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		snprintf(key, sizeof(key), "i%zu", i);
+		json_object_set_new(ev, key, json_integer(vals[i]));
+	}
+	assert_int_equal(audit_emit(a, ev), 0);
+	audit_close(a);
+	text = slurp(f->path);
+	/* The second line is the event (the first, the chain anchor). */
+	back = json_loads(strchr(text, '\n') + 1, JSON_DISABLE_EOF_CHECK, &jerr);
+	assert_non_null(back);
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		snprintf(key, sizeof(key), "i%zu", i);
+		assert_true(json_is_integer(json_object_get(back, key)));
+		assert_true(json_integer_value(json_object_get(back, key)) == vals[i]);
+		snprintf(want, sizeof(want), "\"%s\":%" JSON_INTEGER_FORMAT ",", key, vals[i]);
+		if (strstr(text, want) == NULL)
+			fail_msg("%s not in the line", want);
+	}
+	json_decref(back);
+	free(text);
+}
+
 /* stderr format: "prog: level: msg" on a terminal or file, "<N>msg" under journald. */
 static void
 torture_log_format(void **state)
@@ -443,6 +483,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_write_failure_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_log_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_serialize_integers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -239,6 +241,272 @@ torture_spool_version(void **state)
 	sqlite3_close(db);
 	assert_null(spool_open(f->spool, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "newer version"));
+}
+
+/* An ack of exactly the rows the last peek returned takes its counts from the peek; any other
+ * ack counts in the database: both must leave rows and bytes right. */
+static void
+torture_spool_ack_counts(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], ev[64];
+	long long want_bytes = 0, lens[10];
+	static struct collect c, all;
+	struct spool *s;
+	int i;
+
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	for (i = 0; i < 10; i++) {
+		snprintf(ev, sizeof(ev), "{\"n\":%d,\"pad\":\"%.*s\"}", i, i * 3,
+			 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		lens[i] = (long long)strlen(ev);
+		assert_int_equal(spool_append(s, "uid", i, ev, strlen(ev)), 0);
+	}
+	/* Peek 4, ack the last of them: the peek's counts. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, 0, 4, 1 << 20, collect_cb, &c), 4);
+	assert_int_equal(spool_ack(s, c.ids[3]), 0);
+	for (i = 4; i < 10; i++)
+		want_bytes += lens[i];
+	assert_int_equal(spool_rows(s), 6);
+	assert_int_equal(spool_bytes(s), want_bytes);
+	/* Peek from past two unacked rows, ack that peek's end: four rows go, and the counts
+	 * must include the two the peek did not return. */
+	memset(&all, 0, sizeof(all));
+	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &all), 6);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, all.ids[1], 2, 1 << 20, collect_cb, &c), 2);
+	assert_int_equal(c.ids[0], all.ids[2]);
+	assert_int_equal(spool_ack(s, c.ids[1]), 0);
+	assert_int_equal(spool_rows(s), 2);
+	assert_int_equal(spool_bytes(s), lens[8] + lens[9]);
+	/* An ack that is not the peek's end (here: one id less) counts in the database. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 2);
+	assert_int_equal(spool_ack(s, c.ids[0]), 0);
+	assert_int_equal(spool_rows(s), 1);
+	assert_int_equal(spool_bytes(s), lens[9]);
+	spool_close(s);
+	/* The counts survive a reopen (they are recomputed from the database). */
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(spool_rows(s), 1);
+	assert_int_equal(spool_bytes(s), lens[9]);
+	spool_close(s);
+}
+
+/* One spool per file: a second open fails in plain words while the first holds it. */
+static void
+torture_spool_exclusive(void **state)
+{
+	struct fixture *f = *state;
+	char err[512];
+	struct spool *s, *s2;
+	struct stat sb;
+
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_null(spool_open(f->spool, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "in use"));
+	assert_int_equal(spool_append(s, "a", 1, "{\"a\":1}", 7), 0);
+	spool_close(s);
+	s2 = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s2);
+	assert_int_equal(spool_rows(s2), 1);
+	spool_close(s2);
+	/* Events name people: the file is the owner's only. */
+	assert_int_equal(stat(f->spool, &sb), 0);
+	assert_int_equal(sb.st_mode & 077, 0);
+}
+
+static off_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Checks the spool holds n rows, ids increasing, events "{"n":first..}" in order. */
+static void
+check_rows(struct spool *s, long long n)
+{
+	static struct collect c;
+	long long after = 0, seen = 0;
+	int got, i;
+
+	for (;;) {
+		memset(&c, 0, sizeof(c));
+		got = spool_peek(s, after, 1000, 64 << 20, collect_cb, &c);
+		assert_true(got >= 0);
+		if (got == 0)
+			break;
+		for (i = 0; i < got; i++) {
+			char want[64];
+
+			assert_true(c.ids[i] > after);
+			after = c.ids[i];
+			snprintf(want, sizeof(want), "{\"n\":%lld,", seen);
+			if (strncmp(c.bodies[i], want, strlen(want)) != 0)
+				fail_msg("row %lld is %s, want %s...", seen, c.bodies[i], want);
+			seen++;
+		}
+	}
+	assert_int_equal(seen, n);
+}
+
+static void
+append_padded(struct spool *s, long long n, size_t len)
+{
+	char ev[4096];
+	int k;
+
+	assert_true(len < sizeof(ev) && len > 40);
+	k = snprintf(ev, sizeof(ev), "{\"n\":%lld,\"pad\":\"", n);
+	memset(ev + k, 'p', len - (size_t)k - 2);
+	memcpy(ev + len - 2, "\"}", 2);
+	assert_int_equal(spool_append(s, "uid-1", n, ev, len), 0);
+}
+
+/*
+ * Checkpoints run on the spool's thread, never in the appending one: with the thread held
+ * the database file does not change however long the WAL grows (sqlite's auto-checkpoint, on
+ * the appending connection, would copy it every 1000 pages); released, the thread copies
+ * the WAL into the database by itself.
+ */
+static void
+torture_spool_checkpoint_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_stats st;
+	char err[256], wal[PATH_MAX + 64];
+	struct spool *s;
+	off_t db0;
+	long long i;
+	int waited;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->spool);
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	spool_checkpoint_hold(s, true);
+	spool_stats(s, &st);
+	assert_true(st.checkpoint_thread);
+	db0 = file_size(f->spool);
+	for (i = 0; i < 3000; i++)
+		append_padded(s, i, 800);
+	assert_int_equal(file_size(f->spool), db0);
+	assert_true(file_size(wal) > 3000 * 800);
+	spool_stats(s, &st);
+	assert_int_equal(st.checkpoints, 0);
+
+	spool_checkpoint_hold(s, false);
+	for (waited = 0; waited < 20000; waited += 10) {
+		spool_stats(s, &st);
+		if (st.checkpoints > 0 && file_size(f->spool) > 3000 * 800)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.checkpoints > 0);
+	assert_true(file_size(f->spool) > 3000 * 800);
+	check_rows(s, 3000);
+	spool_close(s);
+	/* And what was copied reads back after a restart. */
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	check_rows(s, 3000);
+	spool_close(s);
+}
+
+/*
+ * PASSIVE checkpoints never catch up with a writer that keeps appending, and only a WAL
+ * copied in full starts over: past a limit the thread runs a RESTART, appends wait for it,
+ * and the WAL file shrinks back; nothing is lost or reordered on the way.
+ */
+static void
+torture_spool_checkpoint_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_stats st;
+	char err[256], wal[PATH_MAX + 64];
+	struct spool *s;
+	off_t peak;
+	long long n = 0;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->spool);
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	/* A long WAL: 3000-byte rows take a page each (two or three frames an append). */
+	spool_checkpoint_hold(s, true);
+	for (; n < 9000; n++)
+		append_padded(s, n, 3000);
+	peak = file_size(wal);
+	assert_true(peak > 9000 * 3000);
+	spool_checkpoint_hold(s, false);
+	/* Keep appending, as a burst would, until the thread has restarted the WAL. */
+	while (n < 400000) {
+		append_padded(s, n, 100);
+		if (++n % 100 == 0) {
+			spool_stats(s, &st);
+			if (st.restarts > 0)
+				break;
+		}
+	}
+	spool_stats(s, &st);
+	assert_true(st.restarts > 0);
+	/* The first commit after the restart trims the file. */
+	append_padded(s, n++, 100);
+	assert_true(file_size(wal) < peak);
+	assert_int_equal(spool_rows(s), n);
+	check_rows(s, n);
+	spool_close(s);
+}
+
+/* "Durable once spool_append() returned": a process killed with SIGKILL right after loses
+ * none of the rows it was told were written. */
+static void
+torture_spool_sigkill(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], c;
+	struct spool *s;
+	int fds[2], status;
+	long long acked = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		long long i;
+
+		close(fds[0]);
+		if ((s = spool_open(f->spool, 0, err, sizeof(err))) == NULL)
+			_exit(2);
+		for (i = 0; i < 1000000; i++) {
+			append_padded(s, i, 500);
+			if (write(fds[1], "x", 1) != 1)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	while (acked < 2000 && read(fds[0], &c, 1) == 1)
+		acked++;
+	kill(pid, SIGKILL);
+	/* Count what was reported before the kill landed. */
+	while (read(fds[0], &c, 1) == 1)
+		acked++;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_true(acked >= 2000);
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	/* At most the one row committed but not yet reported comes in addition. */
+	assert_true(spool_rows(s) == acked || spool_rows(s) == acked + 1);
+	check_rows(s, spool_rows(s));
+	spool_close(s);
 }
 
 /* ---- the forwarder, against a SIEM played by the test ------------------------------ */
@@ -676,6 +944,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_spool_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_damaged_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_ack_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_exclusive, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_checkpoint_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_checkpoint_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_forward_outage, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_forward_hec, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_forward_413, setup, teardown),
