@@ -75,6 +75,10 @@ static const char *const store_migrations[] = {
 	" exp INTEGER NOT NULL,"
 	" PRIMARY KEY (iss, jti)"
 	") STRICT;",
+	/* 3 -> 4: the highest seq of the workspace's guestd audit events the broker has
+	 * written and acknowledged (issue #6), so that a resend after a broker restart is not
+	 * written twice. A workspace registered again starts from 0 (a new row). */
+	"ALTER TABLE workspaces ADD COLUMN audit_seq INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
@@ -100,6 +104,8 @@ enum store_stmt {
 	STMT_WS_GET,
 	STMT_WS_FIND_KEY,
 	STMT_WS_LIST,
+	STMT_WS_SEQ_GET,
+	STMT_WS_SEQ_SET,
 	STMT_COUNT
 };
 
@@ -130,6 +136,8 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_WS_GET] = "SELECT " STORE_WS_COLS " FROM workspaces WHERE name = ?1",
 	[STMT_WS_FIND_KEY] = "SELECT " STORE_WS_COLS " FROM workspaces WHERE key_fp = ?1",
 	[STMT_WS_LIST] = "SELECT " STORE_WS_COLS " FROM workspaces ORDER BY name",
+	[STMT_WS_SEQ_GET] = "SELECT audit_seq FROM workspaces WHERE name = ?1",
+	[STMT_WS_SEQ_SET] = "UPDATE workspaces SET audit_seq = ?2 WHERE name = ?1",
 };
 
 /*
@@ -862,6 +870,53 @@ store_workspace_list(struct store *st, int (*cb)(const struct store_workspace *,
 	}
 	free(rows);
 	return ret;
+}
+
+int
+store_workspace_audit_seq_get(struct store *st, const char *name, int64_t *seq)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_SEQ_GET];
+	int rc, ret;
+
+	*seq = 0;
+	if (name == NULL)
+		return 1;
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(q, 0);
+		ret = 0;
+	} else if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else {
+		store_warn(st, "get workspace audit mark");
+		ret = -1;
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return ret;
+}
+
+int
+store_workspace_audit_seq_set(struct store *st, const char *name, int64_t seq)
+{
+	sqlite3_stmt *q = st->stmt[STMT_WS_SEQ_SET];
+
+	if (name == NULL || seq < 0)
+		return -1;
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, seq);
+	return store_update(st, STMT_WS_SEQ_SET, "record workspace audit mark");
+}
+
+bool
+store_audit_seq_plausible(int64_t seq, int64_t now_us)
+{
+	if (seq < 0)
+		return false;
+	if (now_us > INT64_MAX - STORE_AUDIT_SEQ_SKEW_US)
+		return true;
+	return seq <= now_us + STORE_AUDIT_SEQ_SKEW_US;
 }
 
 void

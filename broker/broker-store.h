@@ -12,6 +12,7 @@
 #ifndef SAW_BROKER_STORE_H
 #define SAW_BROKER_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -88,6 +89,27 @@ int store_workspace_find_by_key(struct store *st, const char *key_fp, struct sto
 int store_workspace_list(struct store *st, int (*cb)(const struct store_workspace *, void *),
 			 void *arg);
 void store_workspace_clear(struct store_workspace *w);
+
+/*
+ * A workspace's audit mark (issue #6): the highest seq of its guestd's audit events that
+ * the broker has written to its audit pipeline and acknowledged (CTL_AUDIT_ACK), kept so
+ * that a resend after a broker restart is dropped rather than written twice. 0 for a new
+ * workspace, and again for one removed and registered again (a new guestd). get: 0, 1 if
+ * there is no such workspace, -1 on error. set: one prepared UPDATE in WAL mode without an
+ * fsync, like the store's other writes (broker-workspace.c calls it once per batch of
+ * events, never per event); 0, 1 if there is no such workspace, -1 on error.
+ */
+int store_workspace_audit_seq_get(struct store *st, const char *name, int64_t *seq);
+int store_workspace_audit_seq_set(struct store *st, const char *name, int64_t seq);
+/*
+ * Whether seq may become a workspace's audit mark at broker wall-clock time now_us (µs
+ * since the epoch). guestd numbers its events max(last + 1, its wall clock in µs), so a
+ * seq far ahead of the broker's clock can only come from a damaged or compromised guestd,
+ * which would otherwise push the mark near its maximum and have every later event dropped
+ * as a resend. STORE_AUDIT_SEQ_SKEW_US of clock difference (a day) is allowed. Pure.
+ */
+#define STORE_AUDIT_SEQ_SKEW_US (86400LL * 1000000LL)
+bool store_audit_seq_plausible(int64_t seq, int64_t now_us);
 
 /* ---- revocation (issue #4) ------------------------------------------------------------ */
 

@@ -23,9 +23,19 @@
  * acknowledgement goes and the control channel is not read (guestd keeps the events).
  * Intake is rate limited per workspace (token bucket, WorkspaceAuditRate/Burst): an empty
  * bucket stops reading the control channel until it refills, so SSH flow control pushes
- * back on guestd, whose spool holds the events; nothing is dropped. The marks live in
- * memory: a broker restart forgets them, and then a resend of events whose
- * acknowledgement was lost is written again (metadata.uid tells the copies apart).
+ * back on guestd, whose spool holds the events; nothing is dropped.
+ *
+ * The durable mark is also the workspace's audit_seq in the session store: after each batch
+ * the mark goes to the store (one UPDATE) and only then into a CTL_AUDIT_ACK, so a broker
+ * restarted after a crash still drops what it had acknowledged, or had written and was
+ * about to acknowledge: guestd resends what it has no ACK for. What the store cannot
+ * record is not acknowledged (retried, the channel paused meanwhile). The one window left
+ * is a crash between a batch's write(2)s to the audit pipeline and the UPDATE right after
+ * them: that batch is written again after the restart (metadata.uid tells the copies
+ * apart). A workspace removed forgets its mark; registered again it is a new guestd and
+ * starts from 0 (a new row). A seq more than STORE_AUDIT_SEQ_SKEW_US ahead of our clock is
+ * refused as malformed: guestd numbers by its wall clock in µs, and a mark pushed near the
+ * maximum would make the broker drop every later event of the workspace as a resend.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,11 +90,12 @@ struct workspace {
 	size_t rx_seen;
 	/* CTL_AUDIT intake */
 	struct ws_audit_mark *mark;
-	bool audit_ack; /* HELLO asked for CTL_AUDIT_ACK */
-	int64_t acked;	/* last upto sent on this connection; -1: none */
-	bool paused;	/* the control channel is not read (rate limit, unhealthy) */
-	bool unhealthy; /* paused until audit_healthy() */
-	double tokens;	/* token bucket: WorkspaceAuditRate, WorkspaceAuditBurst */
+	bool audit_ack;	   /* HELLO asked for CTL_AUDIT_ACK */
+	int64_t acked;	   /* last upto sent on this connection; -1: none */
+	bool paused;	   /* the control channel is not read (rate limit, unhealthy) */
+	bool unhealthy;	   /* paused until audit_healthy() */
+	bool store_failed; /* paused until the store records the mark */
+	double tokens;	   /* token bucket: WorkspaceAuditRate, WorkspaceAuditBurst */
 	struct timespec refilled;
 	struct event *ev_audit;			   /* ends a pause */
 	unsigned long long pauses, admitted, dups; /* since the last summary */
@@ -202,20 +213,74 @@ workspace_new_token(struct broker *b, const char *session, const char *ws, int64
 
 /* ---- audit marks, rate limit, online/offline events ---------------------------------- */
 
+/*
+ * The mark of workspace name, loaded from the store the first time. durable only advances
+ * once the store has recorded it, so a store value that differs from ours means the row
+ * was made again (workspace removed and registered again, database put back): the store
+ * wins. Returns NULL (logged) on a database error or out of memory.
+ */
 static struct ws_audit_mark *
 workspace_mark(struct broker *b, const char *name)
 {
 	struct ws_audit_mark *m;
+	int64_t stored = 0;
 
+	if (store_workspace_audit_seq_get(b->store, name, &stored) != 0) {
+		log_warnx("workspace %s: cannot read its audit mark from the session database",
+			  name);
+		return NULL;
+	}
 	for (m = b->audit_marks; m != NULL; m = m->next)
 		if (strcmp(m->ws, name) == 0)
-			return m;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return NULL;
-	snprintf(m->ws, sizeof(m->ws), "%s", name);
-	m->next = b->audit_marks;
-	b->audit_marks = m;
+			break;
+	if (m == NULL) {
+		if ((m = calloc(1, sizeof(*m))) == NULL)
+			return NULL;
+		snprintf(m->ws, sizeof(m->ws), "%s", name);
+		m->taken = m->durable = stored;
+		m->next = b->audit_marks;
+		b->audit_marks = m;
+		if (stored > 0)
+			log_debug("workspace %s: audit events up to #%lld already written", name,
+				  (long long)stored);
+		return m;
+	}
+	if (stored != m->durable) {
+		log_info("workspace %s: audit mark #%lld in the session database, #%lld here: "
+			 "the workspace was registered again; its new guestd's events count from "
+			 "the database's mark",
+			 name, (long long)stored, (long long)m->durable);
+		m->taken = m->durable = stored;
+	}
 	return m;
+}
+
+/* A workspace removed: one registered again under its name is a new guestd. */
+static void
+workspace_mark_forget(struct broker *b, const char *name)
+{
+	struct ws_audit_mark **pp, *m;
+	struct workspace *w;
+
+	for (pp = &b->audit_marks; (m = *pp) != NULL; pp = &m->next) {
+		if (strcmp(m->ws, name) != 0)
+			continue;
+		for (w = b->workspaces; w != NULL; w = w->next)
+			if (w->mark == m)
+				w->mark = NULL;
+		*pp = m->next;
+		free(m);
+		return;
+	}
+}
+
+static int64_t
+workspace_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static double
@@ -297,7 +362,38 @@ workspace_audit_throttle(struct workspace *w)
 	workspace_audit_pause(w, (long)(wait * 1000) + 1);
 }
 
-/* Acknowledges what is durable: everything taken, once the pipeline is healthy. */
+/*
+ * Records the taken mark in the session store, which makes it durable: only a recorded mark
+ * is acknowledged, so that what guestd deletes is what a restarted broker still drops.
+ * Returns 0, or -1 (logged once per failure spell).
+ */
+static int
+workspace_audit_record(struct workspace *w)
+{
+	struct ws_audit_mark *m = w->mark;
+	int rc = store_workspace_audit_seq_set(w->broker->store, m->ws, m->taken);
+
+	if (rc != 0) {
+		if (!w->store_failed)
+			log_warnx(
+				"workspace %s: cannot record its audit mark #%lld in the session "
+				"database%s: its events are not acknowledged until it can (guestd "
+				"keeps them)",
+				w->name, (long long)m->taken,
+				rc == 1 ? " (the workspace is no longer registered)" : "");
+		w->store_failed = true;
+		return -1;
+	}
+	if (w->store_failed)
+		log_info("workspace %s: audit mark recorded again; acknowledging its events",
+			 w->name);
+	w->store_failed = false;
+	m->durable = m->taken;
+	return 0;
+}
+
+/* Acknowledges what is durable: everything taken, once the pipeline is healthy and the
+ * store has recorded the mark. */
 static void
 workspace_audit_settle(struct workspace *w, bool force)
 {
@@ -316,7 +412,10 @@ workspace_audit_settle(struct workspace *w, bool force)
 			workspace_audit_pause(w, WS_AUDIT_RETRY_MS);
 			return;
 		}
-		m->durable = m->taken;
+		if (workspace_audit_record(w) != 0) {
+			workspace_audit_pause(w, WS_AUDIT_RETRY_MS);
+			return;
+		}
 	}
 	if (w->unhealthy)
 		log_info("workspace %s: the audit pipeline recovered; taking its events again",
@@ -333,9 +432,9 @@ workspace_audit_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct workspace *w = arg;
 
-	if (w->unhealthy) {
+	if (w->unhealthy || w->store_failed) {
 		workspace_audit_settle(w, false);
-		if (w->unhealthy)
+		if (w->unhealthy || w->store_failed)
 			return; /* settle re-armed the timer */
 		workspace_ctl_flush(w);
 	}
@@ -406,13 +505,19 @@ void
 workspace_disconnect(struct broker *b, const char *name, const char *reason)
 {
 	struct workspace *w;
+	struct store_workspace row;
 
 	for (w = b->workspaces; w != NULL; w = w->next) {
 		if (strcmp(w->name, name) == 0) {
 			conn_close(w->conn, reason);
-			return; /* conn_close unlinked w */
+			break; /* conn_close unlinked w */
 		}
 	}
+	/* removed rather than killed: its audit mark goes with it */
+	memset(&row, 0, sizeof(row));
+	if (store_workspace_get(b->store, name, &row) == 1)
+		workspace_mark_forget(b, name);
+	store_workspace_clear(&row);
 }
 
 static void
@@ -481,7 +586,8 @@ workspace_conn_open(struct conn *c)
 				evbuffer_free(w->tx);
 			free(w);
 		}
-		conn_close(c, "Out of memory.");
+		conn_close(c, "The broker cannot take this workspace now (out of memory or a "
+			      "database error); it will be retried.");
 		return;
 	}
 	store_workspace_clear(&row);
@@ -636,7 +742,8 @@ workspace_reconcile(struct workspace *w, const json_t *list)
  * unmapped.workspace is the workspace this connection authenticated as, and the hash
  * chain's reserved members are removed (the file sink sets its own). A seq at or below
  * what this workspace already had taken is a resend: dropped. Returns -1 (the connection
- * ends, as for any malformed message) when the message is not a CTL_AUDIT body.
+ * ends, as for any malformed message) when the message is not a CTL_AUDIT body or its seq
+ * is implausibly far ahead of our clock (store_audit_seq_plausible()).
  */
 static int
 workspace_audit(struct workspace *w, json_t *body)
@@ -648,6 +755,13 @@ workspace_audit(struct workspace *w, json_t *body)
 
 	if (ctl_audit_from_json(body, &seq, &in, err, sizeof(err)) != 0) {
 		log_warnx("workspace %s: malformed CTL_AUDIT: %s", w->name, err);
+		return -1;
+	}
+	if (seq > 0 && !store_audit_seq_plausible(seq, workspace_wall_us())) {
+		log_warnx("workspace %s: malformed CTL_AUDIT: seq #%lld is more than %lld s ahead "
+			  "of this broker's clock (guestd's clock is far off, or guestd is "
+			  "compromised)",
+			  w->name, (long long)seq, (long long)(STORE_AUDIT_SEQ_SKEW_US / 1000000));
 		return -1;
 	}
 	if (seq > 0 && w->mark != NULL && seq <= w->mark->taken) {

@@ -678,6 +678,114 @@ torture_ws_killed(void **state)
 	assert_int_equal(store_workspace_set_killed(f->st, "nope", 1), 1);
 }
 
+/* ---- guestd audit marks (issue #6) ---- */
+
+static void
+torture_ws_audit_seq(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsseq");
+	int64_t seq = -1;
+	char err[512];
+
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 0);
+	assert_int_equal(store_workspace_audit_seq_set(f->st, "alice-ws", 1700000000123456LL), 0);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 1700000000123456LL);
+	/* no such workspace; a negative mark is refused and changes nothing */
+	assert_int_equal(store_workspace_audit_seq_set(f->st, "nope", 5), 1);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "nope", &seq), 1);
+	assert_int_equal(seq, 0);
+	assert_int_equal(store_workspace_audit_seq_set(f->st, "alice-ws", -1), -1);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, NULL, &seq), 1);
+
+	/* survives a restart of the broker */
+	store_close(f->st);
+	f->st = NULL;
+	if (store_open(f->path, &f->st, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 1700000000123456LL);
+
+	/* removed and registered again: a new guestd, counted from 0 */
+	assert_int_equal(store_workspace_remove(f->st, "alice-ws"), 0);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 1);
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 0);
+}
+
+/* A database of schema version 3 (no audit_seq) gets the column, 0 for existing rows. */
+static void
+torture_ws_audit_seq_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct store_workspace w = mkws("alice-ws", "SHA256:wsmig"), out;
+	int64_t seq = -1;
+	char err[512];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+
+	assert_int_equal(store_workspace_add(f->st, &w), 0);
+	assert_int_equal(store_workspace_audit_seq_set(f->st, "alice-ws", 42), 0);
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE workspaces DROP COLUMN audit_seq;"
+				      " PRAGMA user_version = 3;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	db = NULL;
+
+	if (store_open(f->path, &f->st, err, sizeof(err)) != 0)
+		fail_msg("reopen: %s", err);
+	assert_int_equal(store_workspace_get(f->st, "alice-ws", &out), 0);
+	store_workspace_clear(&out);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 0);
+	assert_int_equal(store_workspace_audit_seq_set(f->st, "alice-ws", 7), 0);
+	assert_int_equal(store_workspace_audit_seq_get(f->st, "alice-ws", &seq), 0);
+	assert_int_equal(seq, 7);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 4);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+static void
+torture_audit_seq_plausible(void **state)
+{
+	const int64_t now = 1700000000000000LL; /* µs: November 2023 */
+	(void)state;
+
+	/* what guestd gives out: small counters, and its wall clock in µs */
+	assert_true(store_audit_seq_plausible(0, now));
+	assert_true(store_audit_seq_plausible(1, now));
+	assert_true(store_audit_seq_plausible(now, now));
+	assert_true(store_audit_seq_plausible(now - 3600LL * 1000000, now));
+	/* guestd's clock ahead of ours by up to a day */
+	assert_true(store_audit_seq_plausible(now + STORE_AUDIT_SEQ_SKEW_US, now));
+	assert_int_equal(STORE_AUDIT_SEQ_SKEW_US, 86400LL * 1000000);
+	/* further ahead: refused; so is a seq near the maximum (1 << 53) */
+	assert_false(store_audit_seq_plausible(now + STORE_AUDIT_SEQ_SKEW_US + 1, now));
+	assert_false(store_audit_seq_plausible(now + 2 * STORE_AUDIT_SEQ_SKEW_US, now));
+	assert_false(store_audit_seq_plausible((int64_t)1 << 53, now));
+	assert_false(store_audit_seq_plausible(INT64_MAX, now));
+	assert_false(store_audit_seq_plausible(-1, now));
+	/* a broker clock at the epoch still takes small counters, not wall-clock numbers */
+	assert_true(store_audit_seq_plausible(1000, 0));
+	assert_false(store_audit_seq_plausible(now, 0));
+	/* no overflow near the top */
+	assert_true(store_audit_seq_plausible(INT64_MAX, INT64_MAX - 1));
+}
+
 int
 main(void)
 {
@@ -700,6 +808,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_jti, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ws_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_audit_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_ws_audit_seq_migration, setup, teardown),
+		cmocka_unit_test(torture_audit_seq_plausible),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
