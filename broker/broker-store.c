@@ -909,16 +909,6 @@ store_workspace_audit_seq_set(struct store *st, const char *name, int64_t seq)
 	return store_update(st, STMT_WS_SEQ_SET, "record workspace audit mark");
 }
 
-bool
-store_audit_seq_plausible(int64_t seq, int64_t now_us)
-{
-	if (seq < 0)
-		return false;
-	if (now_us > INT64_MAX - STORE_AUDIT_SEQ_SKEW_US)
-		return true;
-	return seq <= now_us + STORE_AUDIT_SEQ_SKEW_US;
-}
-
 void
 store_workspace_clear(struct store_workspace *w)
 {

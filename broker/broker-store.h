@@ -101,16 +101,6 @@ void store_workspace_clear(struct store_workspace *w);
  */
 int store_workspace_audit_seq_get(struct store *st, const char *name, int64_t *seq);
 int store_workspace_audit_seq_set(struct store *st, const char *name, int64_t seq);
-/*
- * Whether seq may become a workspace's audit mark at broker wall-clock time now_us (µs
- * since the epoch). guestd numbers its events max(last + 1, its wall clock in µs), so a
- * seq far ahead of the broker's clock can only come from a damaged or compromised guestd,
- * which would otherwise push the mark near its maximum and have every later event dropped
- * as a resend. STORE_AUDIT_SEQ_SKEW_US of clock difference (a day) is allowed. Pure.
- */
-#define STORE_AUDIT_SEQ_SKEW_US (86400LL * 1000000LL)
-bool store_audit_seq_plausible(int64_t seq, int64_t now_us);
-
 /* ---- revocation (issue #4) ------------------------------------------------------------ */
 
 /* Live sessions matching every non-NULL filter (at least one must be given), by id. cb may

@@ -33,7 +33,7 @@
  * is a crash between a batch's write(2)s to the audit pipeline and the UPDATE right after
  * them: that batch is written again after the restart (metadata.uid tells the copies
  * apart). A workspace removed forgets its mark; registered again it is a new guestd and
- * starts from 0 (a new row). A seq more than STORE_AUDIT_SEQ_SKEW_US ahead of our clock is
+ * starts from 0 (a new row). A seq more than CTL_AUDIT_SEQ_SKEW_US ahead of our clock is
  * refused as malformed: guestd numbers by its wall clock in µs, and a mark pushed near the
  * maximum would make the broker drop every later event of the workspace as a resend.
  */
@@ -743,7 +743,7 @@ workspace_reconcile(struct workspace *w, const json_t *list)
  * chain's reserved members are removed (the file sink sets its own). A seq at or below
  * what this workspace already had taken is a resend: dropped. Returns -1 (the connection
  * ends, as for any malformed message) when the message is not a CTL_AUDIT body or its seq
- * is implausibly far ahead of our clock (store_audit_seq_plausible()).
+ * is implausibly far ahead of our clock (ctl_audit_seq_plausible()).
  */
 static int
 workspace_audit(struct workspace *w, json_t *body)
@@ -757,11 +757,11 @@ workspace_audit(struct workspace *w, json_t *body)
 		log_warnx("workspace %s: malformed CTL_AUDIT: %s", w->name, err);
 		return -1;
 	}
-	if (seq > 0 && !store_audit_seq_plausible(seq, workspace_wall_us())) {
+	if (seq > 0 && !ctl_audit_seq_plausible(seq, workspace_wall_us())) {
 		log_warnx("workspace %s: malformed CTL_AUDIT: seq #%lld is more than %lld s ahead "
 			  "of this broker's clock (guestd's clock is far off, or guestd is "
 			  "compromised)",
-			  w->name, (long long)seq, (long long)(STORE_AUDIT_SEQ_SKEW_US / 1000000));
+			  w->name, (long long)seq, (long long)(CTL_AUDIT_SEQ_SKEW_US / 1000000));
 		return -1;
 	}
 	if (seq > 0 && w->mark != NULL && seq <= w->mark->taken) {

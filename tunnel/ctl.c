@@ -512,6 +512,16 @@ ctl_audit_seq_next(int64_t last, int64_t now_us)
 	return next > CTL_SEQ_MAX ? -1 : next;
 }
 
+bool
+ctl_audit_seq_plausible(int64_t seq, int64_t now_us)
+{
+	if (seq < 0)
+		return false;
+	if (now_us > INT64_MAX - CTL_AUDIT_SEQ_SKEW_US)
+		return true;
+	return seq <= now_us + CTL_AUDIT_SEQ_SKEW_US;
+}
+
 json_t *
 ctl_audit_ack_to_json(int64_t upto)
 {

@@ -32,6 +32,7 @@
 #define SAW_TUNNEL_CTL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,15 @@ int ctl_audit_from_json(const json_t *j, int64_t *seq, json_t **event, char *err
  * microseconds (now_us) if that is higher, so that numbers keep growing across a restart
  * that lost last (an empty spool). -1 past CTL_SEQ_MAX (the year 2255). Pure. */
 int64_t ctl_audit_seq_next(int64_t last, int64_t now_us);
+/*
+ * Whether seq may become a workspace's audit mark at broker wall-clock time now_us (µs
+ * since the epoch). guestd numbers its events max(last + 1, its wall clock in µs), so a
+ * seq far ahead of the broker's clock can only come from a damaged or compromised guestd,
+ * which would otherwise push the mark near its maximum and have every later event dropped
+ * as a resend. CTL_AUDIT_SEQ_SKEW_US of clock difference (a day) is allowed. Pure.
+ */
+#define CTL_AUDIT_SEQ_SKEW_US (86400LL * 1000000LL)
+bool ctl_audit_seq_plausible(int64_t seq, int64_t now_us);
 /* CTL_AUDIT_ACK: upto 0..CTL_SEQ_MAX (0: the broker holds nothing of this workspace). */
 json_t *ctl_audit_ack_to_json(int64_t upto);
 int ctl_audit_ack_from_json(const json_t *j, int64_t *upto, char *err, size_t errlen);

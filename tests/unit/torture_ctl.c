@@ -586,6 +586,33 @@ test_audit_seq_next(void **state)
 }
 
 static void
+test_audit_seq_plausible(void **state)
+{
+	const int64_t now = 1700000000000000LL; /* µs: November 2023 */
+	(void)state;
+
+	/* what guestd gives out: small counters, and its wall clock in µs */
+	assert_true(ctl_audit_seq_plausible(0, now));
+	assert_true(ctl_audit_seq_plausible(1, now));
+	assert_true(ctl_audit_seq_plausible(now, now));
+	assert_true(ctl_audit_seq_plausible(now - 3600LL * 1000000, now));
+	/* guestd's clock ahead of ours by up to a day */
+	assert_true(ctl_audit_seq_plausible(now + CTL_AUDIT_SEQ_SKEW_US, now));
+	assert_int_equal(CTL_AUDIT_SEQ_SKEW_US, 86400LL * 1000000);
+	/* further ahead: refused; so is a seq near the maximum (1 << 53) */
+	assert_false(ctl_audit_seq_plausible(now + CTL_AUDIT_SEQ_SKEW_US + 1, now));
+	assert_false(ctl_audit_seq_plausible(now + 2 * CTL_AUDIT_SEQ_SKEW_US, now));
+	assert_false(ctl_audit_seq_plausible((int64_t)1 << 53, now));
+	assert_false(ctl_audit_seq_plausible(INT64_MAX, now));
+	assert_false(ctl_audit_seq_plausible(-1, now));
+	/* a broker clock at the epoch still takes small counters, not wall-clock numbers */
+	assert_true(ctl_audit_seq_plausible(1000, 0));
+	assert_false(ctl_audit_seq_plausible(now, 0));
+	/* no overflow near the top */
+	assert_true(ctl_audit_seq_plausible(INT64_MAX, INT64_MAX - 1));
+}
+
+static void
 test_audit_ack(void **state)
 {
 	json_t *j, *back = NULL;
@@ -645,6 +672,7 @@ main(void)
 		cmocka_unit_test(test_end),
 		cmocka_unit_test(test_audit),
 		cmocka_unit_test(test_audit_seq_next),
+		cmocka_unit_test(test_audit_seq_plausible),
 		cmocka_unit_test(test_audit_ack),
 	};
 

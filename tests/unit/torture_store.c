@@ -759,33 +759,6 @@ torture_ws_audit_seq_migration(void **state)
 	sqlite3_close(db);
 }
 
-static void
-torture_audit_seq_plausible(void **state)
-{
-	const int64_t now = 1700000000000000LL; /* µs: November 2023 */
-	(void)state;
-
-	/* what guestd gives out: small counters, and its wall clock in µs */
-	assert_true(store_audit_seq_plausible(0, now));
-	assert_true(store_audit_seq_plausible(1, now));
-	assert_true(store_audit_seq_plausible(now, now));
-	assert_true(store_audit_seq_plausible(now - 3600LL * 1000000, now));
-	/* guestd's clock ahead of ours by up to a day */
-	assert_true(store_audit_seq_plausible(now + STORE_AUDIT_SEQ_SKEW_US, now));
-	assert_int_equal(STORE_AUDIT_SEQ_SKEW_US, 86400LL * 1000000);
-	/* further ahead: refused; so is a seq near the maximum (1 << 53) */
-	assert_false(store_audit_seq_plausible(now + STORE_AUDIT_SEQ_SKEW_US + 1, now));
-	assert_false(store_audit_seq_plausible(now + 2 * STORE_AUDIT_SEQ_SKEW_US, now));
-	assert_false(store_audit_seq_plausible((int64_t)1 << 53, now));
-	assert_false(store_audit_seq_plausible(INT64_MAX, now));
-	assert_false(store_audit_seq_plausible(-1, now));
-	/* a broker clock at the epoch still takes small counters, not wall-clock numbers */
-	assert_true(store_audit_seq_plausible(1000, 0));
-	assert_false(store_audit_seq_plausible(now, 0));
-	/* no overflow near the top */
-	assert_true(store_audit_seq_plausible(INT64_MAX, INT64_MAX - 1));
-}
-
 int
 main(void)
 {
@@ -810,7 +783,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_ws_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ws_audit_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_ws_audit_seq_migration, setup, teardown),
-		cmocka_unit_test(torture_audit_seq_plausible),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
