@@ -862,17 +862,20 @@ workspace_conn_input(struct conn *c)
 	uint8_t buf[8192];
 	char err[128];
 	size_t got;
+	bool eof = false;
 
 	if (w == NULL || w->ctl == NULL)
 		return;
 	do {
 		got = 0;
-		while (!w->paused && evbuffer_get_length(w->rx) + sizeof(buf) <= WS_CTL_RX_MAX) {
+		while (!eof && !w->paused &&
+		       evbuffer_get_length(w->rx) + sizeof(buf) <= WS_CTL_RX_MAX) {
 			int r = ssh_channel_read_nonblocking(w->ctl, buf, sizeof(buf), 0);
 
+			/* what arrived before the EOF is still handled (below), then closed */
 			if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(w->ctl))) {
-				conn_close(c, "The control channel was closed.");
-				return;
+				eof = true;
+				break;
 			}
 			if (r < 0) {
 				conn_close(c, "Control channel error.");
@@ -920,8 +923,13 @@ workspace_conn_input(struct conn *c)
 			if (type == CTL_AUDIT && !audit_healthy(w->broker->audit))
 				workspace_audit_settle(w, false);
 		}
-	} while (got > 0 && !w->paused);
+	} while (got > 0 && !eof && !w->paused);
 	workspace_audit_settle(w, false);
+	if (eof) {
+		/* frames still held by the rate limit stay in guestd's spool (never acked) */
+		conn_close(c, "The control channel was closed.");
+		return;
+	}
 	workspace_ctl_flush(w);
 }
 
