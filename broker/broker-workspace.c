@@ -255,6 +255,30 @@ workspace_mark(struct broker *b, const char *name)
 	return m;
 }
 
+/* A workspace removed: no session stays attached to it, no tunnel token for it stays valid. */
+static void
+workspace_attachments_forget(struct broker *b, const char *name)
+{
+	struct attachment **pp, *at;
+	struct tunnel_token **tp, *t;
+
+	for (pp = &b->attachments; (at = *pp) != NULL;) {
+		if (strcmp(at->ws, name) == 0) {
+			*pp = at->next;
+			free(at);
+		} else
+			pp = &at->next;
+	}
+	for (tp = &b->tokens; (t = *tp) != NULL;) {
+		if (strcmp(t->ws, name) == 0) {
+			*tp = t->next;
+			explicit_bzero(t, sizeof(*t));
+			free(t);
+		} else
+			tp = &t->next;
+	}
+}
+
 /* A workspace removed: one registered again under its name is a new guestd. */
 static void
 workspace_mark_forget(struct broker *b, const char *name)
@@ -513,10 +537,14 @@ workspace_disconnect(struct broker *b, const char *name, const char *reason)
 			break; /* conn_close unlinked w */
 		}
 	}
-	/* removed rather than killed: its audit mark goes with it */
+	/* removed rather than killed: its audit mark, the sessions attached to it and their
+	 * tunnel tokens go with it (a workspace registered again under the name may belong to
+	 * someone else; its owner's sessions attach anew) */
 	memset(&row, 0, sizeof(row));
-	if (store_workspace_get(b->store, name, &row) == 1)
+	if (store_workspace_get(b->store, name, &row) == 1) {
 		workspace_mark_forget(b, name);
+		workspace_attachments_forget(b, name);
+	}
 	store_workspace_clear(&row);
 }
 
@@ -718,11 +746,15 @@ workspace_reconcile(struct workspace *w, const json_t *list)
 			struct store_session row;
 
 			/* After a broker restart the attachment table is empty: a session that
-			 * is still live in the store is attached again, anything else ends. */
+			 * is still live in the store and belongs to this workspace's owner is
+			 * attached again, anything else ends (guestd's list is only a claim: a
+			 * workspace removed and registered again for someone else, or a guestd
+			 * naming a session it was never given, gets nothing). */
 			memset(&row, 0, sizeof(row));
 			if (store_session_get(b->store, sid, &row) == 0 &&
 			    row.state == STORE_LIVE && row.expires > broker_now() &&
-			    row.idle_deadline > broker_now()) {
+			    row.idle_deadline > broker_now() && row.sub != NULL &&
+			    strcmp(row.sub, w->owner_sub) == 0) {
 				workspace_attach_session(w, &row);
 				store_session_clear(&row);
 				continue;

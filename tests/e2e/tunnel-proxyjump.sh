@@ -133,4 +133,21 @@ check "after guestd SIGKILL + restart, login works again within 10 s ($ms ms)" \
 	test "$ok" = 1 -a "$ms" -le 10000
 [ "$ok" = 1 ] || show_file "$T/back2.err"
 
+# removed and registered again for someone else: the session attached to the old
+# registration is not handed to the new one (its guestd is told of no session)
+GLOG=$LAB_DIR/ws/guestd.log
+attached=$(grep -c "attached (key" "$GLOG" || true)
+check "before the removal, the session is attached to $WS" test "$attached" -ge 1
+lab_sawctl workspace remove "$WS" >"$T/rm.out" 2>&1 || show_file "$T/rm.out"
+lab_sawctl workspace add "$WS" --owner someone-else --key "$LAB_WS_KEY.pub" \
+	--profile corporate >"$T/readd.out" 2>&1 || show_file "$T/readd.out"
+lab_wait_ws_state "$WS" online 20 || fail_soft "$WS did not come back online after re-add"
+sleep 1
+check "re-added for another owner: no session of the old registration attached" \
+	test "$(grep -c "attached (key" "$GLOG" || true)" -eq "$attached"
+rc=0
+SSH_TIMEOUT=10 lab_ssh -F "$cfgA" -J "$jump" "$WS" true >/dev/null 2>"$T/other.err" || rc=$?
+check "re-added for another owner: $LAB_USER cannot reach it (exit $rc)" test "$rc" -ne 0
+assert_contains "$T/other.err" "belongs to another user"
+
 finish
