@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,15 +161,23 @@ gproxy_reply_json(int fd, int status, const char *reason, json_t *body)
 void
 gproxy_audit(struct guestd *g, json_t *ev)
 {
-	char *text;
+	char buf[2048], *text = buf;
+	size_t n;
 
 	if (ev == NULL)
 		return;
 	/* The journal keeps a copy (what the broker never got stays readable here); the
-	 * broker's audit pipeline gets the event over CTL_AUDIT. */
-	if ((text = json_dumps(ev, JSON_COMPACT)) != NULL)
+	 * broker's audit pipeline gets the event over CTL_AUDIT. An event is ~800 bytes:
+	 * serialised into the stack, not into a string grown by reallocation. */
+	n = json_dumpb(ev, buf, sizeof(buf), JSON_COMPACT);
+	if (n >= sizeof(buf) && (text = malloc(n + 1)) != NULL)
+		n = json_dumpb(ev, text, n + 1, JSON_COMPACT);
+	if (text != NULL && n > 0 && (text != buf || n < sizeof(buf))) {
+		text[n] = '\0';
 		log_info("audit: %s", text);
-	free(text);
+	}
+	if (text != buf)
+		free(text);
 	gbroker_audit(g, ev);
 }
 
@@ -430,7 +439,6 @@ gproxy_connected(struct gproxy_client *c)
 		gproxy_refuse(c, 431, "Request Header Fields Too Large", "request head too large");
 		return;
 	}
-	event_del(c->ev_read);
 	event_del(c->ev_timeout);
 	c->ufd = -1;
 	c->state = GP_RELAY;
@@ -453,7 +461,10 @@ gproxy_connected(struct gproxy_client *c)
 		policy_free(c->pol);
 		c->pol = NULL;
 	}
+	/* the relay's read event first, then ours: libevent counts both on the descriptor
+	 * and leaves the epoll interest as it is */
 	grelay_start(c->relay);
+	event_del(c->ev_read);
 }
 
 static void
@@ -478,6 +489,21 @@ gproxy_dial_cb(evutil_socket_t fd, short what, void *arg)
 	gproxy_connected(c);
 }
 
+/* Whether a non-blocking connect() has finished, without waiting; *err its outcome. */
+static bool
+gproxy_dial_ready(int fd, int *err)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	socklen_t elen = sizeof(*err);
+
+	*err = 0;
+	if (poll(&pfd, 1, 0) != 1)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, err, &elen) != 0)
+		*err = errno;
+	return true;
+}
+
 static void
 gproxy_dial_next(struct gproxy_client *c)
 {
@@ -485,7 +511,7 @@ gproxy_dial_next(struct gproxy_client *c)
 	struct timeval tv = { GPROXY_DIAL_TIMEOUT, 0 };
 	struct sockaddr *sa;
 	char body[GPROXY_HOST_MAX + 200];
-	int one = 1, fd;
+	int one = 1, fd, err;
 
 	while (c->next_addr < c->naddrs) {
 		sa = (struct sockaddr *)&c->addrs[c->next_addr];
@@ -511,8 +537,23 @@ gproxy_dial_next(struct gproxy_client *c)
 			close(fd);
 			continue;
 		}
+		/* On loopback (and on a veth in the same host) the handshake has completed by
+		 * the time connect() returns EINPROGRESS: one poll saves a loop turn and two
+		 * epoll_ctl per connection; elsewhere it says "not yet" and we wait as usual. */
+		if (gproxy_dial_ready(fd, &err)) {
+			if (err == 0) {
+				c->ufd = fd;
+				gproxy_connected(c);
+				return;
+			}
+			log_debug("proxy: %s:%d via %s: %s", c->req.host, c->req.port, c->dst_ip,
+				  strerror(err));
+			close(fd);
+			continue;
+		}
 		c->ufd = fd;
 		c->state = GP_DIALING;
+		event_del(c->ev_read);
 		if (c->ev_dial != NULL)
 			event_free(c->ev_dial);
 		if ((c->ev_dial = event_new(g->base, fd, EV_WRITE, gproxy_dial_cb, c)) == NULL ||
@@ -678,6 +719,7 @@ gproxy_resolve(struct gproxy_client *c)
 	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
 	snprintf(sport, sizeof(sport), "%d", c->req.port);
 	c->state = GP_RESOLVING;
+	event_del(c->ev_read);
 	evtimer_add(c->ev_timeout, &tv); /* the whole lookup is bounded */
 	c->dns_done = false;
 	req = evdns_getaddrinfo(px->dns, c->req.host, sport, &hints, gproxy_dns_cb, c);
@@ -752,7 +794,10 @@ gproxy_decide(struct gproxy_client *c)
 		gproxy_client_free(c, false);
 		return;
 	case POLICY_ALLOW:
-		event_del(c->ev_read); /* early bytes wait in the socket until we relay */
+		/* Early bytes wait in the socket until we relay. ev_read stays armed while we
+		 * work without returning to the loop (an IP literal dialled at once): the relay
+		 * then takes the same epoll interest over without an epoll_ctl DEL and ADD.
+		 * The lookup and the dial wait disarm it before they return to the loop. */
 		c->pol = policy_ref(g->policy);
 		gproxy_resolve(c);
 		return;

@@ -28,6 +28,7 @@ struct grelay_dir {
 	size_t inpipe;	 /* bytes in the pipe */
 	size_t pipecap;	 /* its capacity */
 	bool bulk;	 /* a read filled the buffer: switch to the pipe once it is drained */
+	bool bigpipe;	 /* the pipe counts in grelay_big_pipes */
 	bool eof;	 /* the source said EOF */
 	bool shut;	 /* EOF passed on (shutdown of the destination's write side) */
 	uint64_t bytes;
@@ -136,7 +137,12 @@ grelay_flush(struct grelay *r, int d)
 	return 0;
 }
 
-/* Bulk mode for direction d: a pipe as large as the kernel gives us up to GRELAY_BUF. */
+/* Pipes enlarged to GRELAY_BUF now open (the event loop's thread only). */
+static unsigned int grelay_big_pipes;
+
+/* Bulk mode for direction d: a pipe as large as the kernel gives us up to GRELAY_BUF while
+ * fewer than GRELAY_BIG_PIPES are, else the kernel's default size, so that many bulk
+ * transfers at once cannot pin more than GRELAY_BIG_PIPES * GRELAY_BUF. */
 static void
 grelay_pipe(struct grelay_dir *x)
 {
@@ -144,7 +150,10 @@ grelay_pipe(struct grelay_dir *x)
 		x->pipe[0] = x->pipe[1] = -1;
 		return;
 	}
-	(void)fcntl(x->pipe[1], F_SETPIPE_SZ, GRELAY_BUF);
+	x->bigpipe = grelay_big_pipes < GRELAY_BIG_PIPES &&
+		     fcntl(x->pipe[1], F_SETPIPE_SZ, GRELAY_BUF) > 0;
+	if (x->bigpipe)
+		grelay_big_pipes++;
 	x->pipecap = (size_t)fcntl(x->pipe[1], F_GETPIPE_SZ);
 	if ((ssize_t)x->pipecap <= 0 || x->pipecap > GRELAY_BUF)
 		x->pipecap = 65536 < GRELAY_BUF ? 65536 : GRELAY_BUF;
@@ -300,13 +309,33 @@ grelay_queue(struct grelay *r, int dir, const void *data, size_t len)
 void
 grelay_start(struct grelay *r)
 {
+	struct grelay_dir *x;
+	ssize_t n;
 	int d;
 
+	/*
+	 * Both sockets were just connected: what is queued (the proxy's 200, a forwarded head)
+	 * almost always fits in the send buffer, so it goes now rather than after a loop turn
+	 * spent waiting for EPOLLOUT (two epoll_ctl and one epoll_wait per connection). A
+	 * failure is left to the write event, so that done_cb still never runs from here.
+	 */
 	for (d = 0; d < 2; d++) {
-		if (r->dir[d].len > 0)
+		x = &r->dir[d];
+		while (x->len > x->off) {
+			n = send(r->fd[1 - d], x->buf + x->off, x->len - x->off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			x->off += (size_t)n;
+			x->bytes += (uint64_t)n;
+		}
+		if (x->len > x->off) {
 			event_add(r->ev_write[1 - d], NULL);
-		else
+		} else {
+			x->off = x->len = 0;
 			event_add(r->ev_read[d], NULL);
+		}
 	}
 }
 
@@ -327,6 +356,8 @@ grelay_free(struct grelay *r)
 		if (r->dir[i].pipe[0] >= 0) {
 			close(r->dir[i].pipe[0]);
 			close(r->dir[i].pipe[1]);
+			if (r->dir[i].bigpipe)
+				grelay_big_pipes--;
 		}
 		free(r->dir[i].buf);
 	}

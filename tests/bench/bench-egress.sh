@@ -5,17 +5,28 @@
 # proxy's added latency per request. Loopback only: the target is tests/bench/saw-egressbench
 # on 127.0.0.1, guestd runs for a real brokered session (IdP, broker, sawctl, an attached
 # login: tests/e2e/egress-lib.sh) with a policy that allows 127.0.0.1:TARGET and names
-# 127.0.0.1/32 in addresses.allow_private.
+# 127.0.0.1/32 in addresses.allow_private. Every path uses the same client, the same target
+# and the same byte counts; "direct" is the client connected to the target without a proxy.
 #
-# Measured, each proxy in turn:
+# First, not timed: saw-egressbench check through each proxy (64 MiB downstream compared
+# byte for byte, 32 MiB upstream sent with early data and ended by a half-close); guestd must
+# pass, the others are reported.
+# Measured, the paths interleaved (each round runs every path once, so that a machine shared
+# with other work slows all of them alike), median of the rounds:
 #   (1) CONNECT connections per second: SAW_BENCH_THREADS (8) clients for SAW_BENCH_SECS (5 s),
-#       each connection: CONNECT, 200, one byte there and back, close;
+#       SAW_BENCH_CONN_RUNS (3) rounds; each connection: CONNECT, 200, one byte there and back,
+#       close;
 #   (2) bulk throughput: SAW_BENCH_BYTES (2 GiB) downstream through one CONNECT tunnel,
-#       SAW_BENCH_RUNS (3) runs, median;
+#       SAW_BENCH_RUNS (3) rounds;
 #   (3) credential proxy: SAW_BENCH_REQS (200) sequential keep-alive requests, median and p90
 #       latency, straight to the HTTPS upstream and through the credential proxy.
-# Targets: guestd ≥ 1.5× tinyproxy's connections/s, ≥ 0.9× direct throughput.
-# Root only (apt-get, the ControlSocket). Progress on stderr, the table on stdout. Benchmarks
+# With (1) and (2), the CPU time (user+system, /proc/PID/stat) of every process on the path:
+# the proxy, the broker (guestd sends it an OCSF event per connection over CTL_AUDIT, and on
+# this machine it shares the CPUs; in production it runs elsewhere), the target and the client,
+# per connection and per GiB. On a machine with few CPUs the figures that say what a proxy
+# costs are these; the rates say how the machine shared its CPUs among the processes.
+# Targets: guestd >= 1.5x tinyproxy's connections/s, >= 0.9x direct throughput.
+# Root only (apt-get, the ControlSocket). Progress on stderr, the tables on stdout. Benchmarks
 # measure, they do not pass or fail: exit 0 when it ran.
 # Environment: SAW_BUILD_DIR (default build/), the SAW_BENCH_* above, SAW_KEEP_TMP=1.
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
@@ -30,6 +41,7 @@ SECS=${SAW_BENCH_SECS:-5}
 THREADS=${SAW_BENCH_THREADS:-8}
 BYTES=${SAW_BENCH_BYTES:-2147483648}
 RUNS=${SAW_BENCH_RUNS:-3}
+CONN_RUNS=${SAW_BENCH_CONN_RUNS:-3}
 REQS=${SAW_BENCH_REQS:-200}
 EB=$SAW_BUILD/tests/saw-egressbench
 blog() { echo "bench-egress: $*" >&2; }
@@ -44,7 +56,8 @@ fi
 
 TARGET=$(free_port)
 "$EB" server "$TARGET" >"$T/target.out" 2>&1 &
-track $!
+TARGET_PID=$!
+track "$TARGET_PID"
 wait_for_port "$TARGET" 10 || fail "the target server did not start"
 
 # --- saw-guestd (and the credential proxy's HTTPS upstream) -------------------------------------
@@ -105,7 +118,8 @@ echo '^127\.0\.0\.1$' >"$T/tinyproxy.filter"
 touch "$T/tinyproxy.log"
 chown nobody "$T/tinyproxy.log"
 tinyproxy -d -c "$T/tinyproxy.conf" >"$T/tinyproxy.out" 2>&1 &
-track $! "$T/tinyproxy.out"
+TINY_PID=$!
+track "$TINY_PID" "$T/tinyproxy.out"
 SQUID=$(free_port)
 mkdir -p "$T/squid"
 chown proxy: "$T/squid" 2>/dev/null || true
@@ -127,7 +141,8 @@ shutdown_lifetime 1 seconds
 max_filedescriptors 16384
 CONF
 squid -N -f "$T/squid.conf" >"$T/squid.out" 2>&1 &
-track $! "$T/squid.out"
+SQUID_PID=$!
+track "$SQUID_PID" "$T/squid.out"
 wait_for_port "$TINY" 10 || fail "tinyproxy did not start"
 wait_for_port "$SQUID" 20 || fail "squid did not start"
 for p in "$PROXY_PORT" "$TINY" "$SQUID"; do
@@ -141,26 +156,96 @@ for p in "$PROXY_PORT" "$TINY" "$SQUID"; do
 	blog "CONNECT 127.0.0.1:$OTHER (not allowed) through 127.0.0.1:$p: $code"
 done
 
+NCPU=$(nproc)
+HZ=$(getconf CLK_TCK)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+NAMES=(direct guestd tinyproxy squid)
+declare -A PORT=([direct]=0 [guestd]=$PROXY_PORT [tinyproxy]=$TINY [squid]=$SQUID)
+declare -A PID=([direct]="" [guestd]=$GUESTD_PID [tinyproxy]=$TINY_PID [squid]=$SQUID_PID)
+declare -A CHECK CPS TPUT
+# ticks PID: CPU clock ticks (user+system, with reaped children) of a process so far; 0 if none
+ticks() {
+	if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat"
+	else
+		echo 0
+	fi
+}
+# sticks PID: the same, system time only (the kernel's work on the process's behalf)
+sticks() {
+	if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
+		awk '{ sub(/^.*\) /, ""); print $13 + $15 }' "/proc/$1/stat"
+	else
+		echo 0
+	fi
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
-declare -A CPS TPUT
-for name in direct guestd tinyproxy squid; do
-	case $name in
-	direct) p=0 ;; guestd) p=$PROXY_PORT ;; tinyproxy) p=$TINY ;; squid) p=$SQUID ;;
-	esac
-	blog "$name: connections/s ($THREADS clients, ${SECS}s)"
-	out=$("$EB" conn "$p" "$TARGET" "$SECS" "$THREADS")
-	CPS[$name]=$(awk '{print $2}' <<<"$out")
-	fails=$(awk '{print $4}' <<<"$out")
-	[ "$fails" = 0 ] || blog "$name: $fails failed connections"
-	sleep 1
-	vals=()
-	for ((i = 0; i < RUNS; i++)); do
-		v=$("$EB" bulk "$p" "$TARGET" "$BYTES" | awk '{print $2}')
-		vals+=("$v")
-	done
-	TPUT[$name]=$(printf '%s\n' "${vals[@]}" | median)
-	blog "$name: ${CPS[$name]} conn/s, ${TPUT[$name]} MiB/s (runs: ${vals[*]})"
+# col FILE N: the median of column N
+col() { awk -v n="$2" '{print $n}' "$1" | median; }
+
+for name in "${NAMES[@]}"; do
+	out=$("$EB" check "${PORT[$name]}" "$TARGET" 2>&1) || true
+	CHECK[$name]=$([ "$out" = "check ok" ] && echo ok || echo "failed: ${out#check: }")
+	blog "$name: relay check: ${CHECK[$name]}"
 done
+[ "${CHECK[guestd]}" = ok ] || fail "guestd's relay check: ${CHECK[guestd]}"
+
+# one measured run; appends "rate proxy broker target client proxy-system" (CPU per connection
+# in µs, or per GiB in s) to $T/<mode>.<name>
+measure() {
+	local mode=$1 name=$2 p0 b0 t0 s0 p1 b1 t1 s1 out rate units client
+	p0=$(ticks "${PID[$name]}")
+	s0=$(sticks "${PID[$name]}")
+	b0=$(ticks "$BROKER_PID")
+	t0=$(ticks "$TARGET_PID")
+	if [ "$mode" = conn ]; then
+		out=$("$EB" conn "${PORT[$name]}" "$TARGET" "$SECS" "$THREADS")
+		rate=$(awk '{print $2}' <<<"$out")
+		units=$(awk '{print $6 / 1e6}' <<<"$out") # millions of connections: CPU s -> µs each
+		[ "$(awk '{print $4}' <<<"$out")" = 0 ] ||
+			blog "$name: $(awk '{print $4}' <<<"$out") failed connections"
+	else
+		out=$("$EB" bulk "${PORT[$name]}" "$TARGET" "$BYTES") || blog "$name: bulk run: $out"
+		rate=$(awk '{print $2}' <<<"$out")
+		units=$(awk '{print $4 / 1073741824}' <<<"$out") # GiB: CPU s per GiB
+	fi
+	client=$(awk '{print $NF == "(short)" ? $(NF - 1) : $NF}' <<<"$out")
+	# the broker takes guestd's audit events as they come; what it still had queued is
+	# counted too (it does nothing else meanwhile)
+	[ "$name" != guestd ] || sleep 1
+	p1=$(ticks "${PID[$name]}")
+	s1=$(sticks "${PID[$name]}")
+	b1=$(ticks "$BROKER_PID")
+	t1=$(ticks "$TARGET_PID")
+	awk -v r="$rate" -v u="$units" -v hz="$HZ" -v p=$((p1 - p0)) -v b=$((b1 - b0)) \
+		-v t=$((t1 - t0)) -v c="$client" -v sy=$((s1 - s0)) 'BEGIN {
+		if (u <= 0) u = 1e-9
+		printf "%s %.4f %.4f %.4f %.4f %.4f\n", r, p / hz / u, b / hz / u, t / hz / u, c / u,
+			sy / hz / u }' >>"$T/$mode.$name"
+	blog "$name: $mode: $(tail -n1 "$T/$mode.$name")"
+}
+
+for name in "${NAMES[@]}"; do # warm-up: thread pools, caches, the first-connection costs
+	"$EB" conn "${PORT[$name]}" "$TARGET" 1 "$THREADS" >/dev/null
+done
+for ((r = 0; r < CONN_RUNS; r++)); do
+	blog "connections/s, round $((r + 1)) of $CONN_RUNS ($THREADS clients, ${SECS}s per path)"
+	for name in "${NAMES[@]}"; do
+		measure conn "$name"
+		sleep 1
+	done
+done
+for ((r = 0; r < RUNS; r++)); do
+	blog "bulk throughput, round $((r + 1)) of $RUNS ($((BYTES / 1048576)) MiB per path)"
+	for name in "${NAMES[@]}"; do
+		measure bulk "$name"
+	done
+done
+for name in "${NAMES[@]}"; do
+	CPS[$name]=$(col "$T/conn.$name" 1)
+	TPUT[$name]=$(col "$T/bulk.$name" 1)
+done
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- credential proxy latency ----------------------------------------------------------------
 blog "credential proxy: $REQS requests each way"
@@ -190,12 +275,41 @@ read -r d50 d90 p50 p90 <"$T/cred.out"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }'; }
 echo
-echo "saw-guestd egress benchmark (loopback; $THREADS clients x ${SECS}s; $((BYTES / 1048576)) MiB per bulk run, median of $RUNS)"
-printf '%-10s %12s %14s %12s %12s\n' proxy "CONNECT/s" "vs tinyproxy" "MiB/s" "vs direct"
-for name in direct guestd tinyproxy squid; do
-	printf '%-10s %12s %14s %12s %12s\n' "$name" "${CPS[$name]}" \
+echo "saw-guestd egress benchmark (loopback; $NCPU CPUs, $(uname -r); load average $LOAD0 before, $LOAD1 after)"
+echo "CONNECT: $THREADS clients x ${SECS}s, median of $CONN_RUNS rounds; bulk: $((BYTES / 1048576)) MiB through one CONNECT tunnel, median of $RUNS rounds; paths interleaved"
+printf '%-10s %10s %13s %9s %10s  %s\n' proxy "CONNECT/s" "vs tinyproxy" "MiB/s" "vs direct" "relay check"
+for name in "${NAMES[@]}"; do
+	printf '%-10s %10s %13s %9s %10s  %s\n' "$name" "${CPS[$name]}" \
 		"$(ratio "${CPS[$name]}" "${CPS[tinyproxy]}")" "${TPUT[$name]}" \
-		"$(ratio "${TPUT[$name]}" "${TPUT[direct]}")"
+		"$(ratio "${TPUT[$name]}" "${TPUT[direct]}")" "${CHECK[$name]}"
+done
+echo
+echo "CPU per CONNECT connection, µs (user+system, median of the rounds; \"kernel\": the proxy's"
+echo "system time, most of it the loopback TCP work of its two sockets):"
+printf '%-10s %8s %8s %15s %8s %8s %8s\n' path proxy kernel "broker (audit)" target client total
+for name in "${NAMES[@]}"; do
+	f=$T/conn.$name
+	awk -v n="$name" -v p="$(col "$f" 2)" -v b="$(col "$f" 3)" -v t="$(col "$f" 4)" \
+		-v c="$(col "$f" 5)" -v sy="$(col "$f" 6)" 'BEGIN {
+		if (n != "guestd") b = 0
+		if (n == "direct") p = 0
+		printf "%-10s %8s %8s %15s %8.1f %8.1f %8.1f\n", n,
+			n == "direct" ? "-" : sprintf("%.1f", p), n == "direct" ? "-" : sprintf("%.1f", sy),
+			n == "guestd" ? sprintf("%.1f", b) : "-", t, c, p + b + t + c }'
+done
+echo
+echo "CPU per GiB of bulk transfer, s (user+system, median of the rounds); ceiling: the MiB/s at which"
+echo "the path's CPU time per GiB would occupy all $NCPU CPUs (what the machine could do if nothing else ran):"
+printf '%-10s %8s %8s %8s %8s %8s %14s\n' path proxy kernel target client total "ceiling MiB/s"
+for name in "${NAMES[@]}"; do
+	f=$T/bulk.$name
+	awk -v n="$name" -v p="$(col "$f" 2)" -v t="$(col "$f" 4)" -v c="$(col "$f" 5)" \
+		-v sy="$(col "$f" 6)" -v ncpu="$NCPU" 'BEGIN {
+		if (n == "direct") p = 0
+		tot = p + t + c
+		printf "%-10s %8s %8s %8.3f %8.3f %8.3f %14.0f\n", n,
+			n == "direct" ? "-" : sprintf("%.3f", p), n == "direct" ? "-" : sprintf("%.3f", sy),
+			t, c, tot, (tot > 0 ? ncpu * 1024 / tot : 0) }'
 done
 echo
 printf 'credential proxy, %d keep-alive requests: direct HTTPS p50 %s ms p90 %s ms; through the proxy p50 %s ms p90 %s ms; added p50 %s ms\n' \

@@ -4,13 +4,22 @@
  *   saw-egressbench server PORT
  *       a target on 127.0.0.1:PORT; per connection the first byte says what to do:
  *       'e' echo one byte back and wait for EOF; 'b' then 8 bytes (big endian) N: send N
- *       bytes as fast as possible and close
+ *       bytes as fast as possible and close; 'p' then N: the same with a position-dependent
+ *       pattern; 'h' read to EOF, then answer the byte count and a checksum of what came
+ *       (16 bytes, big endian) and close
  *   saw-egressbench conn PROXY_PORT|0 TARGET_PORT SECONDS THREADS
  *       connections per second: connect (to the proxy with CONNECT 127.0.0.1:TARGET, or
  *       directly when PROXY_PORT is 0), one byte there and back, close; THREADS in parallel
- *       for SECONDS. Prints "conn_per_s N failures F".
+ *       for SECONDS. Prints "conn_per_s N failures F conns C cpu_s S" (S: this process's
+ *       user+system CPU seconds).
  *   saw-egressbench bulk PROXY_PORT|0 TARGET_PORT BYTES
- *       one connection, BYTES downstream; prints "mib_per_s X".
+ *       one connection, BYTES downstream; prints "mib_per_s X bytes B cpu_s S".
+ *   saw-egressbench check PROXY_PORT|0 TARGET_PORT
+ *       not a measurement: the relay's correctness. 64 MiB downstream compared byte for byte
+ *       with the pattern; then the request head, 'h' and the first 1000 bytes in one write
+ *       (bytes sent before the 200 arrived), 32 MiB upstream, a half-close, and the target's
+ *       count and checksum must match what was sent. Prints "check ok" or what failed
+ *       (exit 1).
  * Loopback only; every loop is bounded by time or bytes.
  */
 #include <arpa/inet.h>
@@ -22,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +48,67 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The check pattern: byte i of a stream. */
+static unsigned char
+pattern(uint64_t i)
+{
+	return (unsigned char)(i ^ (i >> 8) ^ (i >> 16) ^ (i >> 24));
+}
+
+static void
+pattern_fill(unsigned char *p, size_t n, uint64_t off)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = pattern(off + i);
+}
+
+/* FNV-1a over a stream, a byte at a time */
+static uint64_t
+fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+#define FNV_INIT 0xcbf29ce484222325ULL
+#define CHECK_BUF (64 * 1024)
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
 }
 
 static int
@@ -78,22 +149,29 @@ write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* A connection to the target, through the proxy when there is one. */
+/* A connection to the target, through the proxy when there is one; early (at most 1024
+ * bytes) is sent right after the request head, in the same write, before the 200. */
 static int
-open_target(void)
+open_target_early(const void *early, size_t elen)
 {
-	char req[128], buf[1024];
-	size_t got = 0;
+	char req[128 + 1024], buf[1024];
+	size_t got = 0, rlen;
 	ssize_t n;
 	int fd;
 
-	if ((fd = dial(proxy_port ? proxy_port : target_port)) < 0)
+	if (elen > 1024 || (fd = dial(proxy_port ? proxy_port : target_port)) < 0)
 		return -1;
-	if (proxy_port == 0)
+	if (proxy_port == 0) {
+		if (elen > 0 && write_all(fd, early, elen) != 0)
+			goto fail;
 		return fd;
-	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+	}
+	snprintf(req, 128, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
 		 target_port, target_port);
-	if (write_all(fd, req, strlen(req)) != 0)
+	rlen = strlen(req);
+	if (elen > 0)
+		memcpy(req + rlen, early, elen);
+	if (write_all(fd, req, rlen + elen) != 0)
 		goto fail;
 	/* read exactly the response head, byte-wise after the first read is not needed: the
 	 * target sends nothing before our first byte */
@@ -111,6 +189,12 @@ open_target(void)
 fail:
 	close(fd);
 	return -1;
+}
+
+static int
+open_target(void)
+{
+	return open_target_early(NULL, 0);
 }
 
 static void *
@@ -143,12 +227,11 @@ serve_one(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	static char block[256 * 1024];
-	unsigned char hdr[8];
+	unsigned char hdr[8], *buf = NULL;
 	uint64_t n = 0, chunk;
 	char c;
 	size_t got = 0;
 	ssize_t r;
-	int i;
 
 	if (read(fd, &c, 1) != 1)
 		goto out;
@@ -158,14 +241,44 @@ serve_one(void *arg)
 			;
 		goto out;
 	}
-	if (c != 'b')
+	if (c == 'h') {
+		unsigned char ans[16];
+		uint64_t h = FNV_INIT;
+
+		/* heap, not stack: these threads have 64 KiB stacks */
+		if ((buf = malloc(CHECK_BUF)) == NULL)
+			goto out;
+		while ((r = read(fd, buf, CHECK_BUF)) > 0) {
+			h = fnv(h, buf, (size_t)r);
+			n += (uint64_t)r;
+		}
+		put64(ans, n);
+		put64(ans + 8, h);
+		(void)!write_all(fd, ans, sizeof(ans));
+		goto out;
+	}
+	if (c != 'b' && c != 'p')
 		goto out;
 	while (got < 8 && (r = read(fd, hdr + got, 8 - got)) > 0)
 		got += (size_t)r;
 	if (got != 8)
 		goto out;
-	for (i = 0; i < 8; i++)
-		n = (n << 8) | hdr[i];
+	n = get64(hdr);
+	if (c == 'p') {
+		uint64_t off = 0;
+
+		if ((buf = malloc(CHECK_BUF)) == NULL)
+			goto out;
+		while (n > 0) {
+			chunk = n < CHECK_BUF ? n : CHECK_BUF;
+			pattern_fill(buf, chunk, off);
+			if (write_all(fd, buf, chunk) != 0)
+				break;
+			off += chunk;
+			n -= chunk;
+		}
+		goto out;
+	}
 	while (n > 0) {
 		chunk = n < sizeof(block) ? n : sizeof(block);
 		if (write_all(fd, block, chunk) != 0)
@@ -173,6 +286,7 @@ serve_one(void *arg)
 		n -= chunk;
 	}
 out:
+	free(buf);
 	close(fd);
 	return NULL;
 }
@@ -209,6 +323,85 @@ server(int port)
 	}
 }
 
+/* 64 MiB downstream, compared with the pattern. */
+static int
+check_down(void)
+{
+	static unsigned char got[256 * 1024], want[256 * 1024];
+	unsigned char hdr[9] = { 'p' };
+	uint64_t total = 64ULL << 20, off = 0;
+	ssize_t n;
+	int fd;
+
+	put64(hdr + 1, total);
+	if ((fd = open_target()) < 0 || write_all(fd, hdr, sizeof(hdr)) != 0) {
+		printf("check: cannot open a connection for the download\n");
+		return -1;
+	}
+	while (off < total && (n = read(fd, got, sizeof(got))) > 0) {
+		pattern_fill(want, (size_t)n, off);
+		if (memcmp(got, want, (size_t)n) != 0) {
+			printf("check: downstream bytes differ near offset %llu\n",
+			       (unsigned long long)off);
+			close(fd);
+			return -1;
+		}
+		off += (uint64_t)n;
+	}
+	close(fd);
+	if (off != total) {
+		printf("check: downstream ended after %llu of %llu bytes\n",
+		       (unsigned long long)off, (unsigned long long)total);
+		return -1;
+	}
+	return 0;
+}
+
+/* 'h' and 1000 bytes sent with the request head, 32 MiB more, half-close, the answer. */
+static int
+check_up(void)
+{
+	static unsigned char buf[256 * 1024];
+	unsigned char first[1001], ans[16];
+	uint64_t total = 32ULL << 20, off, h = FNV_INIT;
+	size_t chunk, got = 0;
+	ssize_t n;
+	int fd;
+
+	first[0] = 'h';
+	pattern_fill(first + 1, 1000, 0);
+	h = fnv(h, first + 1, 1000);
+	if ((fd = open_target_early(first, sizeof(first))) < 0) {
+		printf("check: cannot open a connection for the upload (with early data)\n");
+		return -1;
+	}
+	for (off = 1000; off < total; off += chunk) {
+		chunk = total - off < sizeof(buf) ? (size_t)(total - off) : sizeof(buf);
+		pattern_fill(buf, chunk, off);
+		h = fnv(h, buf, chunk);
+		if (write_all(fd, buf, chunk) != 0) {
+			printf("check: upload failed at offset %llu\n", (unsigned long long)off);
+			close(fd);
+			return -1;
+		}
+	}
+	shutdown(fd, SHUT_WR);
+	while (got < sizeof(ans) && (n = read(fd, ans + got, sizeof(ans) - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (got != sizeof(ans)) {
+		printf("check: no answer after a half-close\n");
+		return -1;
+	}
+	if (get64(ans) != total || get64(ans + 8) != h) {
+		printf("check: the target got %llu bytes (sent %llu)%s\n",
+		       (unsigned long long)get64(ans), (unsigned long long)total,
+		       get64(ans) == total ? " with a different checksum" : "");
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -229,8 +422,8 @@ main(int argc, char **argv)
 			pthread_create(&th[i], NULL, conn_worker, NULL);
 		for (i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
-		printf("conn_per_s %.0f failures %ld\n", (double)total_ok / (now() - t0),
-		       total_fail);
+		printf("conn_per_s %.0f failures %ld conns %ld cpu_s %.3f\n",
+		       (double)total_ok / (now() - t0), total_fail, total_ok, cpu_seconds());
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "bulk") == 0) {
@@ -253,9 +446,18 @@ main(int argc, char **argv)
 		while (got < want && (n = read(fd, buf, sizeof(buf))) > 0)
 			got += (uint64_t)n;
 		close(fd);
-		printf("mib_per_s %.0f%s\n", (double)got / 1048576.0 / (now() - t0),
-		       got == want ? "" : " (short)");
+		printf("mib_per_s %.0f bytes %llu cpu_s %.3f%s\n",
+		       (double)got / 1048576.0 / (now() - t0), (unsigned long long)got,
+		       cpu_seconds(), got == want ? "" : " (short)");
 		return got == want ? 0 : 1;
+	}
+	if (argc == 4 && strcmp(argv[1], "check") == 0) {
+		proxy_port = atoi(argv[2]);
+		target_port = atoi(argv[3]);
+		if (check_down() != 0 || check_up() != 0)
+			return 1;
+		printf("check ok\n");
+		return 0;
 	}
 	fprintf(stderr, "usage: see the comment at the top of saw-egressbench.c\n");
 	return 2;
