@@ -1084,10 +1084,18 @@ proxy_session_end(struct guestd *g, const char *session_id)
 		if (pl->sid != NULL && strcmp(pl->sid, session_id) == 0)
 			gproxy_listener_free(pl);
 	}
-	/* Revocation drops the session's direct connections too, not only its tunnel. */
+	/* Revocation drops the session's direct connections too, not only its tunnel, and
+	 * resets them: bytes guestd or the kernel still holds for the client are discarded
+	 * rather than delivered at the client's pace after the session ended. */
 	for (c = TAILQ_FIRST(&px->clients); c != NULL; c = cnext) {
 		cnext = TAILQ_NEXT(c, entry);
 		if (strcmp(c->sid, session_id) == 0) {
+			static const struct linger now = { .l_onoff = 1, .l_linger = 0 };
+
+			if (c->relay != NULL)
+				grelay_abort_on_free(c->relay);
+			else if (c->fd >= 0)
+				(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
 			gproxy_client_free(c, true);
 			n++;
 		}

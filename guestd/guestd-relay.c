@@ -340,6 +340,17 @@ grelay_start(struct grelay *r)
 }
 
 void
+grelay_abort_on_free(struct grelay *r)
+{
+	static const struct linger now = { .l_onoff = 1, .l_linger = 0 };
+	int i;
+
+	for (i = 0; r != NULL && i < 2; i++)
+		if (r->fd[i] >= 0)
+			(void)setsockopt(r->fd[i], SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+}
+
+void
 grelay_free(struct grelay *r)
 {
 	int i;

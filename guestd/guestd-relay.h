@@ -47,6 +47,9 @@ int grelay_queue(struct grelay *r, int dir, const void *data, size_t len);
 /* Starts moving bytes (after any grelay_queue()). */
 void grelay_start(struct grelay *r);
 void grelay_free(struct grelay *r);
+/* Makes grelay_free() reset both connections (RST, SO_LINGER 0) instead of closing them
+ * gracefully: nothing still buffered for either peer is delivered (a revoked session). */
+void grelay_abort_on_free(struct grelay *r);
 /* Bytes written a→b (dir 0) and b→a (dir 1). */
 uint64_t grelay_bytes(const struct grelay *r, int dir);
 
