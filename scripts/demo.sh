@@ -269,6 +269,7 @@ WorkspaceName $ws_name
 WorkspaceKey $wdir/workspace_key
 LocalSSH 127.0.0.1:22
 ControlSocket $wdir/guestd.sock
+AuditSpool $wdir/audit.spool
 AuthorizedKeysUser nobody
 ProxyListen 127.0.0.1:3128
 GUESTD
