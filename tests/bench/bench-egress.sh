@@ -61,17 +61,7 @@ track "$TARGET_PID"
 wait_for_port "$TARGET" 10 || fail "the target server did not start"
 
 # --- saw-guestd (and the credential proxy's HTTPS upstream) -------------------------------------
-mkdir -p "$T/pki"
-(
-	cd "$T/pki"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=bench CA" -keyout ca.key -out ca.pem 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-		-keyout srv.key -out srv.csr 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1\n' >ext.cnf
-	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-		-extfile ext.cnf -out srv.pem 2>/dev/null
-) || fail "certificates"
+make_test_pki "$T/pki"
 UP=$(free_port)
 python3 "$EGRESS_HELPERS" https "$UP" "$T/pki/srv.pem" "$T/pki/srv.key" /dev/null \
 	>"$T/upstream.out" 2>/dev/null &

@@ -14,17 +14,7 @@ SECRET_A="sk-real-openai-$RANDOM$RANDOM-do-not-leak"
 SECRET_B="sk-ant-real-$RANDOM$RANDOM-do-not-leak"
 
 # --- a CA and a server certificate for 127.0.0.1 ---------------------------------------------
-mkdir -p "$T/pki"
-(
-	cd "$T/pki"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=saw test CA" -keyout ca.key -out ca.pem 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-		-keyout srv.key -out srv.csr 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf
-	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-		-extfile ext.cnf -out srv.pem 2>/dev/null
-) || fail "cannot make the test certificates"
+make_test_pki "$T/pki"
 
 UP_PORT=$(free_port)
 python3 "$EGRESS_HELPERS" https "$UP_PORT" "$T/pki/srv.pem" "$T/pki/srv.key" "$T/sent.log" \

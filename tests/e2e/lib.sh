@@ -253,6 +253,22 @@ start_broker() {
 	log "broker on 127.0.0.1:$port (pid $BROKER_PID)"
 }
 
+# make_test_pki DIR: a throwaway CA (DIR/ca.pem) and a server certificate for 127.0.0.1 and
+# localhost signed by it (DIR/srv.pem, DIR/srv.key), for the tests' HTTPS upstreams.
+make_test_pki() {
+	mkdir -p "$1"
+	(
+		cd "$1" &&
+			openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+				-subj "/CN=saw test CA" -keyout ca.key -out ca.pem 2>/dev/null &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+				-subj "/CN=127.0.0.1" -keyout srv.key -out srv.csr 2>/dev/null &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf &&
+			openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+				-days 2 -extfile ext.cnf -out srv.pem 2>/dev/null
+	) || fail "cannot make the test certificates in $1"
+}
+
 # make_key NAME: an ed25519 client key pair at $T/keys/NAME (+ .pub); prints the path.
 make_key() {
 	mkdir -p "$T/keys"

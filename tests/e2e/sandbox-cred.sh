@@ -20,17 +20,7 @@ SECRET="sk-real-sandbox-$RANDOM$RANDOM-do-not-leak"
 lab_up
 
 # --- the upstream (HTTPS, records what it got, never echoes it) and two origins, all in ws ---
-mkdir -p "$T/pki"
-(
-	cd "$T/pki"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=saw test CA" -keyout ca.key -out ca.pem 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-		-keyout srv.key -out srv.csr 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf
-	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-		-extfile ext.cnf -out srv.pem 2>/dev/null
-) || fail "cannot make the test certificates"
+make_test_pki "$T/pki"
 ws_port() {
 	lab_exec ws python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
