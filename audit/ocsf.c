@@ -5,6 +5,7 @@
 #include "audit/ocsf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,16 +235,82 @@ ocsf_subject_unmapped(json_t *ev, const struct ocsf_subject *s)
 	return rc;
 }
 
-static int
-ocsf_random_uid(char out[33])
+/*
+ * metadata.uid comes from a per-thread pool of getrandom() bytes, refilled OCSF_UID_POOL at a
+ * time: one syscall per event was a measurable share of an egress CONNECT (issue #5). The
+ * pool is thread-local, so threads never share (or lock) it. A forked child must not hand out
+ * the uids its parent will also hand out: the pthread_atfork() child handler, which runs in
+ * the child's only thread, the one that called fork(), empties that thread's copy.
+ */
+#define OCSF_UID_BYTES 16
+#define OCSF_UID_POOL 4096
+
+struct ocsf_uid_pool {
+	unsigned char buf[OCSF_UID_POOL];
+	size_t off; /* bytes before off are used (or never filled) */
+};
+
+static _Thread_local struct ocsf_uid_pool ocsf_pool = { .off = OCSF_UID_POOL };
+static pthread_once_t ocsf_pool_once = PTHREAD_ONCE_INIT;
+static int ocsf_pool_atfork_rc = -1;
+
+static void
+ocsf_pool_reset(void)
 {
-	unsigned char b[16];
+	ocsf_pool.off = sizeof(ocsf_pool.buf);
+}
+
+static void
+ocsf_pool_register(void)
+{
+	ocsf_pool_atfork_rc = pthread_atfork(NULL, NULL, ocsf_pool_reset);
+}
+
+static int
+ocsf_random_bytes(unsigned char *out, size_t len)
+{
+	struct ocsf_uid_pool *p = &ocsf_pool;
+	size_t got = 0;
+	ssize_t n;
+
+	/* no child handler, no pool: a child could repeat its parent's uids */
+	if (pthread_once(&ocsf_pool_once, ocsf_pool_register) != 0 || ocsf_pool_atfork_rc != 0)
+		return getrandom(out, len, 0) == (ssize_t)len ? 0 : -1;
+	if (sizeof(p->buf) - p->off < len) {
+		/* a short read (a signal during a large request) leaves the rest unused */
+		while (got < sizeof(p->buf)) {
+			n = getrandom(p->buf + got, sizeof(p->buf) - got, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (got < len)
+			return -1;
+		if (got < sizeof(p->buf))
+			memmove(p->buf + sizeof(p->buf) - got, p->buf, got);
+		p->off = sizeof(p->buf) - got;
+	}
+	memcpy(out, p->buf + p->off, len);
+	p->off += len;
+	return 0;
+}
+
+static int
+ocsf_random_uid(char out[2 * OCSF_UID_BYTES + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[OCSF_UID_BYTES];
 	size_t i;
 
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+	if (ocsf_random_bytes(b, sizeof(b)) != 0)
 		return -1;
-	for (i = 0; i < sizeof(b); i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	for (i = 0; i < sizeof(b); i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 0x0f];
+	}
+	out[2 * sizeof(b)] = '\0';
 	return 0;
 }
 
@@ -253,7 +320,7 @@ ocsf_event_new(enum ocsf_class class_uid, int activity_id, bool success, int64_t
 	json_t *ev = NULL, *meta = NULL, *product = NULL;
 	int category_uid = (int)class_uid / 1000;
 	const char *class_name, *category_name, *activity_name;
-	char uid[33], type_name[128];
+	char uid[2 * OCSF_UID_BYTES + 1], type_name[128];
 	int rc = 0;
 
 	class_name = ocsf_lookup(ocsf_classes, (int)class_uid);

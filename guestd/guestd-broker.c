@@ -27,6 +27,14 @@
  * and a row is deleted only when the broker's CTL_AUDIT_ACK covers its seq. The broker's
  * first ACK after HELLO says what it already holds, so nothing is sent before it. Without
  * a spool (AuditSpool none) events wait in a memory ring while offline, unnumbered.
+ *
+ * Sending is deferred to the end of the loop turn (ev_flush, made active by the first event
+ * or acknowledgement of the turn): every event the turn produced goes out in one channel
+ * write, and the step that follows the write reads what libssh took in meanwhile. Writing
+ * before that step also clears the POLLOUT interest libssh leaves after every write, so
+ * EV_WRITE is armed only when output is really pending: a write per event, each arming and
+ * disarming EPOLLOUT for a wake-up with nothing to do, was a large share of what guestd
+ * spent on an egress CONNECT.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -99,6 +107,8 @@ struct gbroker {
 	ssh_channel ctl;
 	struct event *ev_read, *ev_write;
 	struct event *ev_keepalive, *ev_retry, *ev_state;
+	struct event *ev_flush; /* audit output, sent once per loop turn */
+	bool wrote;		/* gbroker_flush_ctl() wrote since this was cleared */
 	int64_t last_rx, up_since, last_state;
 	long backoff_ms;
 	struct gfwd_list fwds;
@@ -128,6 +138,7 @@ struct gbroker {
 
 static void gbroker_dial(struct gbroker *b);
 static void gbroker_step(struct gbroker *b);
+static void gbroker_audit_flush(struct gbroker *b);
 
 long
 gbroker_backoff_next(long base_ms, long max_ms)
@@ -265,11 +276,39 @@ gbroker_flush_ctl(struct gbroker *b)
 		if (w < 0)
 			return -1;
 		evbuffer_drain(b->out, (size_t)w);
+		if (w > 0)
+			b->wrote = true;
 		if ((size_t)w < len)
 			break;
 	}
-	gbroker_arm(b);
+	/* write interest: gbroker_step() (or a caller outside it) ends with gbroker_arm() */
 	return 0;
+}
+
+/* Audit output goes at the end of this loop turn, with whatever else the turn queues. */
+static void
+gbroker_flush_later(struct gbroker *b)
+{
+	if (b->ev_flush != NULL && b->state == GB_UP)
+		event_active(b->ev_flush, EV_TIMEOUT, 0);
+}
+
+static void
+gbroker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+
+	if (b->ssh == NULL || b->state != GB_UP)
+		return;
+	b->wrote = false;
+	gbroker_audit_flush(b);
+	/* The write polled libssh's socket and may have taken input off it (an ACK, data of a
+	 * forwarded channel) that no event announces: a step handles it, and its reads clear
+	 * the POLLOUT libssh keeps after a write, so it arms EV_WRITE only if bytes remain. */
+	if (b->wrote)
+		gbroker_step(b);
+	else
+		gbroker_arm(b);
 }
 
 static int
@@ -342,7 +381,7 @@ gbroker_audit_memory(struct gbroker *b, json_t *ev)
 	}
 	b->aq[(b->ahead + b->alen) % GBROKER_AUDIT_QUEUE] = ev;
 	b->alen++;
-	gbroker_audit_flush_memory(b);
+	gbroker_flush_later(b);
 }
 
 /* ---- the durable spool ------------------------------------------------------------------ */
@@ -576,7 +615,7 @@ out:
 	free(text);
 	json_decref(body);
 	json_decref(ev);
-	gbroker_spool_pump(b);
+	gbroker_flush_later(b);
 }
 
 /* What to send now: the spool or the memory ring. */
@@ -636,7 +675,7 @@ gbroker_audit_ack(struct gbroker *b, int64_t upto)
 	if (upto > b->broker_upto)
 		b->broker_upto = upto;
 	gbroker_spool_acked(b);
-	gbroker_spool_pump(b);
+	gbroker_flush_later(b); /* with the events of this turn, after the reads */
 }
 
 static json_t *
@@ -686,6 +725,7 @@ gbroker_state_cb(evutil_socket_t fd, short what, void *arg)
 
 	gbroker_send_state(b);
 	gbroker_audit_flush(b);
+	gbroker_arm(b);
 }
 
 void
@@ -1174,11 +1214,12 @@ gbroker_start(struct guestd *g)
 	b->ev_keepalive = evtimer_new(g->base, gbroker_keepalive_cb, b);
 	b->ev_retry = evtimer_new(g->base, gbroker_retry_cb, b);
 	b->ev_state = evtimer_new(g->base, gbroker_state_cb, b);
+	b->ev_flush = event_new(g->base, -1, 0, gbroker_flush_cb, b);
 	b->out = evbuffer_new();
 	if (gbroker_spool_open(b) != 0 ||
 	    (b->spool == NULL && (b->aq = calloc(GBROKER_AUDIT_QUEUE, sizeof(*b->aq))) == NULL) ||
 	    b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
-	    b->out == NULL) {
+	    b->ev_flush == NULL || b->out == NULL) {
 		g->broker = b;
 		gbroker_stop(g);
 		return -1;
@@ -1198,6 +1239,9 @@ gbroker_stop(struct guestd *g)
 		return;
 	sshc_cancel(b->attempt);
 	if (b->ssh != NULL) {
+		/* what this turn queued (ev_flush has not run): without a spool, its only copy */
+		if (b->state == GB_UP)
+			gbroker_audit_flush(b);
 		event_free(b->ev_read);
 		event_free(b->ev_write);
 		while ((f = TAILQ_FIRST(&b->fwds)) != NULL)
@@ -1211,6 +1255,8 @@ gbroker_stop(struct guestd *g)
 		event_free(b->ev_retry);
 	if (b->ev_state)
 		event_free(b->ev_state);
+	if (b->ev_flush)
+		event_free(b->ev_flush);
 	if (b->out)
 		evbuffer_free(b->out);
 	if (b->aq != NULL) {

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -143,6 +145,80 @@ torture_event_uid_unique(void **state)
 				str_at(json_object_get(b, "metadata"), "uid"));
 	json_decref(a);
 	json_decref(b);
+}
+
+#define UID_MANY 1000 /* several refills of the random pool (256 uids each) */
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+uid_take(char out[33])
+{
+	json_t *ev = ocsf_event_new(OCSF_CLASS_AUTHENTICATION, 1, true, T0);
+	const char *uid;
+
+	assert_non_null(ev);
+	uid = str_at(json_object_get(ev, "metadata"), "uid");
+	assert_int_equal(strlen(uid), 32);
+	assert_int_equal(strspn(uid, "0123456789abcdef"), 32);
+	memcpy(out, uid, 33);
+	json_decref(ev);
+}
+
+static void
+torture_event_uid_many_unique(void **state)
+{
+	char(*uids)[33] = calloc(UID_MANY, 33);
+	size_t i;
+
+	assert_non_null(uids);
+	for (i = 0; i < UID_MANY; i++)
+		uid_take(uids[i]);
+	qsort(uids, UID_MANY, 33, uid_cmp);
+	for (i = 1; i < UID_MANY; i++)
+		assert_string_not_equal(uids[i - 1], uids[i]);
+	/* not a constant nor a counter: the first 64 bits differ between neighbours */
+	assert_memory_not_equal(uids[0], uids[UID_MANY - 1], 16);
+	free(uids);
+}
+
+/* A forked child must not hand out the uids its parent hands out next. */
+static void
+torture_event_uid_fork(void **state)
+{
+	char parent[8][33], child[8][33];
+	int fds[2], status;
+	size_t i, j, got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	uid_take(parent[0]); /* the pool is filled now, with uids to come */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		close(fds[0]);
+		for (i = 0; i < 8; i++)
+			uid_take(child[i]);
+		_exit(write(fds[1], child, sizeof(child)) == (ssize_t)sizeof(child) ? 0 : 1);
+	}
+	close(fds[1]);
+	for (i = 0; i < 8; i++)
+		uid_take(parent[i]);
+	while (got < sizeof(child) &&
+	       (n = read(fds[0], (char *)child + got, sizeof(child) - got)) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(got, sizeof(child));
+	for (i = 0; i < 8; i++)
+		for (j = 0; j < 8; j++)
+			assert_string_not_equal(parent[i], child[j]);
 }
 
 static void
@@ -319,6 +395,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(torture_event_new),
 		cmocka_unit_test(torture_event_uid_unique),
+		cmocka_unit_test(torture_event_uid_many_unique),
+		cmocka_unit_test(torture_event_uid_fork),
 		cmocka_unit_test(torture_logon_success),
 		cmocka_unit_test(torture_logon_failure),
 		cmocka_unit_test(torture_logon_empty_subject),
