@@ -48,6 +48,12 @@ egress_up() {
 		echo "DecisionSocket $T/decide.sock"
 		echo "ProxyListen 127.0.0.1:$PROXY_PORT"
 		echo "PolicyFile $policy"
+		# guestd's audit events spooled as in production (the default directory may not
+		# exist on a test machine), unless the test says otherwise
+		case " $* " in
+		*" AuditSpool "*) ;;
+		*) echo "AuditSpool $T/guestd-audit.spool" ;;
+		esac
 		for l in "$@"; do echo "$l"; done
 	} >"$GUESTD_CONF"
 	# shellcheck disable=SC2086 # GUESTD_FLAGS: words
