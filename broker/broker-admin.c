@@ -1118,8 +1118,12 @@ admin_request_run(struct broker *b, const char *actor, const char *line, size_t 
 	/* JSON_REJECT_DUPLICATES: {"name":"a","name":"b"} must not mean whichever came last */
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (req == NULL) {
-		snprintf(msg, sizeof(msg), "the request is not valid JSON (%.100s, at byte %d)",
-			 jerr.text, jerr.position);
+		char vis[128];
+
+		/* jansson quotes the offending input, which may be any bytes: made printable, or
+		 * the answer (a JSON string) could not be built at all */
+		snprintf(msg, sizeof(msg), "the request is not valid JSON (%s, at byte %d)",
+			 conf_vis(jerr.text, vis, sizeof(vis)), jerr.position);
 		admin_outcome_set(oc, NULL, NULL, msg);
 		return (*out = admin_error_line(msg)) != NULL ? 0 : -1;
 	}

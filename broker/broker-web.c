@@ -1011,8 +1011,12 @@ web_admin_request(struct web_req *r, char *err, size_t errlen, int *code)
 	if (!get && r->len > 0) {
 		body = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!json_is_object(body)) {
-			snprintf(err, errlen, "the body must be a JSON object (%.100s)",
-				 body == NULL ? jerr.text : "not an object");
+			char vis[128];
+
+			/* jansson quotes the offending input: made printable (err becomes JSON) */
+			snprintf(err, errlen, "the body must be a JSON object (%s)",
+				 body == NULL ? conf_vis(jerr.text, vis, sizeof(vis)) :
+						"not an object");
 			goto fail;
 		}
 		json_object_foreach(body, key, v) {

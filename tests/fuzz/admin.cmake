@@ -10,7 +10,7 @@ set(_saw_fuzz_admin_seeds ${CMAKE_CURRENT_LIST_DIR}/corpus/admin)
 set(_saw_fuzz_admin_srcs ${CMAKE_CURRENT_LIST_DIR}/fuzz_admin.c
   ${CMAKE_SOURCE_DIR}/broker/broker-admin.c ${CMAKE_SOURCE_DIR}/broker/broker-store.c
   ${CMAKE_SOURCE_DIR}/audit/log.c)
-set(_saw_fuzz_admin_libs PkgConfig::JANSSON PkgConfig::LIBSSH PkgConfig::LIBEVENT
+set(_saw_fuzz_admin_libs sawconf PkgConfig::JANSSON PkgConfig::LIBSSH PkgConfig::LIBEVENT
   PkgConfig::SQLITE)
 
 if(SAW_FUZZ)
