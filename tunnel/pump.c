@@ -107,6 +107,20 @@ chan_gone(ssh_channel c)
 	return c == NULL || ssh_channel_is_closed(c) || !ssh_channel_is_open(c);
 }
 
+/*
+ * Whether a read's end-of-file is the peer's EOF on a live connection (the data is complete)
+ * and not the connection itself going away: libssh can report SSH_EOF for the channels of a
+ * session that just received a DISCONNECT (a revocation), and passing that on as a clean
+ * end would let buffered bytes reach the client after the session is gone.
+ */
+static bool
+chan_clean_eof(ssh_channel c)
+{
+	ssh_session s = ssh_channel_get_session(c);
+
+	return s != NULL && ssh_is_connected(s);
+}
+
 /* Moves src → dst as far as dst's window allows. Returns -1 on error. */
 static int
 pump_chan_to_chan(struct pump *p, ssh_channel src, ssh_channel dst, int dir)
@@ -126,6 +140,8 @@ pump_chan_to_chan(struct pump *p, ssh_channel src, ssh_channel dst, int dir)
 		r = ssh_channel_read_nonblocking(src, buf, win < sizeof(buf) ? win : sizeof(buf),
 						 0);
 		if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(src))) {
+			if (!chan_clean_eof(src))
+				return -1;
 			ssh_channel_send_eof(dst);
 			p->eof_sent[dir] = true;
 			return 0;
@@ -158,6 +174,8 @@ pump_chan_to_sock(struct pump *p)
 		r = ssh_channel_read_nonblocking(p->a, buf, room < sizeof(buf) ? room : sizeof(buf),
 						 0);
 		if (r == SSH_EOF || (r == 0 && ssh_channel_is_eof(p->a))) {
+			if (!chan_clean_eof(p->a))
+				return -1;     /* the connection went: reset, do not finish */
 			p->eof_sent[0] = true; /* shutdown once the buffer drained */
 			break;
 		}
