@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <grp.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1189,21 +1188,19 @@ admin_client_finish(struct admin_client *c, const char *msg)
 
 /*
  * API Activity of one admin socket request (or refusal). The caller is who the kernel says
- * (SO_PEERCRED): the uid, its account name when it has one, and the pid in the detail.
+ * (SO_PEERCRED): the uid, and the pid in the detail.
  */
 static void
 admin_audit(struct admin *a, uid_t uid, pid_t pid, const char *op, bool ok, const char *detail)
 {
 	struct broker_api_call call;
-	struct passwd pw, *res = NULL;
-	char pwbuf[1024], uidtext[32], name[64], what[512];
+	char uidtext[32], name[64], what[512];
 
+	/* the uid only: an account name lookup may go to NSS (LDAP, …) and block the loop */
 	memset(&call, 0, sizeof(call));
 	snprintf(uidtext, sizeof(uidtext), "%u", (unsigned)uid);
 	if (uid == (uid_t)-1)
 		snprintf(name, sizeof(name), "unknown");
-	else if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
-		snprintf(name, sizeof(name), "%s", pw.pw_name);
 	else
 		snprintf(name, sizeof(name), "uid %u", (unsigned)uid);
 	snprintf(what, sizeof(what), "pid %d%s%s", (int)pid, detail != NULL && *detail ? ": " : "",

@@ -31,10 +31,8 @@ if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 500 ]; then fail "SAW_BENCH_ROUNDS mus
 SIGN=$SAW_SRC/tests/tools/set-sign
 SSF_ISS=https://ssf.bench.example
 "$SIGN" keygen "$T/ssf" --kid bench
-JWKS_PORT=$(free_port)
-python3 -m http.server "$JWKS_PORT" --bind 127.0.0.1 --directory "$T/ssf" >"$T/jwks.log" 2>&1 &
-track $! "$T/jwks.log"
-wait_for_port "$JWKS_PORT" 10 || fail "the JWKS server did not start"
+serve_dir "$T/ssf"
+JWKS_PORT=$SERVE_PORT
 HTTP_PORT=$(free_port)
 
 lab_up

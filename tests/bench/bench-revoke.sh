@@ -34,10 +34,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 SIGN=$SAW_SRC/tests/tools/set-sign
 SSF_ISS=https://ssf.bench.example
 "$SIGN" keygen "$T/ssf" --kid bench
-JWKS_PORT=$(free_port)
-python3 -m http.server "$JWKS_PORT" --bind 127.0.0.1 --directory "$T/ssf" >"$T/jwks.log" 2>&1 &
-track $! "$T/jwks.log"
-wait_for_port "$JWKS_PORT" 10 || fail "the JWKS server did not start"
+serve_dir "$T/ssf"
+JWKS_PORT=$SERVE_PORT
 
 start_idp
 HTTP_PORT=$(free_port)

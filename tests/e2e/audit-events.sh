@@ -30,10 +30,8 @@ auth() { echo "Authorization: Bearer $1"; }
 # the SSF transmitter's keys on a loopback web server
 "$SIGN" keygen "$T/ssf" --kid ssf-1
 "$SIGN" keygen "$T/other" --kid ssf-1 # same kid, another key: a forger's
-JWKS_PORT=$(free_port)
-python3 -m http.server "$JWKS_PORT" --bind 127.0.0.1 --directory "$T/ssf" >"$T/jwks.log" 2>&1 &
-track $! "$T/jwks.log"
-wait_for_port "$JWKS_PORT" 10 || fail "the JWKS server did not start"
+serve_dir "$T/ssf"
+JWKS_PORT=$SERVE_PORT
 
 # the workspace's "sshd": an echo server that closes when the client is done sending
 ECHO_PORT=$(free_port)

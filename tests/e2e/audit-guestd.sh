@@ -174,10 +174,10 @@ check "broker: the flood was paced (pauses counted)" grep -Eq \
 wait_for_text "$GUESTD_LOG" "reconnecting to the broker" 10 || fail "guestd did not notice"
 [ "$(refuse_many d $((BEFORE + 1)) $((BEFORE + OFFLINE)))" = "$OFFLINE" ] ||
 	fail "refusals while the broker is down"
-spooled=$(python3 - "$SPOOL" <<'PY'
-import sqlite3, sys
-# read-only and without the lock: guestd holds the database exclusively, so copy it first
-import shutil, tempfile, os
+# spool_rows: rows in guestd's spool (read from a copy: guestd may hold the database)
+spool_rows() {
+	python3 - "$SPOOL" <<'PY'
+import os, shutil, sqlite3, sys, tempfile
 d = tempfile.mkdtemp()
 for suf in ("", "-wal"):
     if os.path.exists(sys.argv[1] + suf):
@@ -186,8 +186,10 @@ try:
     print(sqlite3.connect(os.path.join(d, "s")).execute("select count(*) from spool").fetchone()[0])
 except Exception as e:
     print("?", e)
+shutil.rmtree(d)
 PY
-)
+}
+spooled=$(spool_rows)
 log "guestd's spool holds $spooled row(s) (expected $OFFLINE)"
 log "SIGKILL guestd and start it again"
 kill -KILL "$GUESTD_PID"
@@ -275,21 +277,6 @@ sys.exit(0 if json.load(sys.stdin).get("sessions") else 1)' 2>/dev/null && retur
 	fail "no session attached to alice-ws after a new login (ssh exit $rc)"
 }
 
-# spool_rows: rows in guestd's spool (read from a copy: guestd may hold the database)
-spool_rows() {
-	python3 - "$SPOOL" <<'PY'
-import os, shutil, sqlite3, sys, tempfile
-d = tempfile.mkdtemp()
-for suf in ("", "-wal"):
-    if os.path.exists(sys.argv[1] + suf):
-        shutil.copy(sys.argv[1] + suf, os.path.join(d, "s" + suf))
-try:
-    print(sqlite3.connect(os.path.join(d, "s")).execute("select count(*) from spool").fetchone()[0])
-except Exception as e:
-    print("?", e)
-shutil.rmtree(d)
-PY
-}
 
 # ---- 3. broker SIGKILLed after writing events it could not acknowledge ------------------
 CRASH=30

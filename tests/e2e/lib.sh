@@ -253,6 +253,29 @@ start_broker() {
 	log "broker on 127.0.0.1:$port (pid $BROKER_PID)"
 }
 
+# serve_dir DIR: DIR over HTTP on 127.0.0.1 (python3 http.server, e.g. a JWKS), on a free port
+# put in SERVE_PORT; stopped with the test. Log in DIR.log.
+serve_dir() {
+	SERVE_PORT=$(free_port)
+	python3 -m http.server "$SERVE_PORT" --bind 127.0.0.1 --directory "$1" >"$1.log" 2>&1 &
+	track $! "$1.log"
+	wait_for_port "$SERVE_PORT" 10 || fail "the HTTP server for $1 did not start"
+}
+
+# make_kill_command DIR: DIR/stop-vm, a KillCommand that appends its arguments to DIR/marker
+# (the broker runs it as its User, so DIR is world-writable). Sets KILL_DIR.
+make_kill_command() {
+	KILL_DIR=$1
+	mkdir -p "$KILL_DIR"
+	chmod 0777 "$KILL_DIR"
+	cat >"$KILL_DIR/stop-vm" <<EOS
+#!/bin/sh
+echo "\$*" >>"$KILL_DIR/marker"
+echo "stopping \$2"
+EOS
+	chmod 0755 "$KILL_DIR/stop-vm"
+}
+
 # make_test_pki DIR: a throwaway CA (DIR/ca.pem) and a server certificate for 127.0.0.1 and
 # localhost signed by it (DIR/srv.pem, DIR/srv.key), for the tests' HTTPS upstreams.
 make_test_pki() {

@@ -24,15 +24,7 @@ sawctl() {
 }
 
 # KillCommand: a script that records its arguments (the broker runs it as its User)
-KILL_DIR=$T/kill
-mkdir -p "$KILL_DIR"
-chmod 0777 "$KILL_DIR"
-cat >"$KILL_DIR/stop-vm" <<EOS
-#!/bin/sh
-echo "\$*" >>"$KILL_DIR/marker"
-echo "stopping \$2"
-EOS
-chmod 0755 "$KILL_DIR/stop-vm"
+make_kill_command "$T/kill"
 
 start_idp
 revoke_broker "AdminGroup saw-admins" "AdminAPIAudience urn:saw:admin" \

@@ -29,15 +29,7 @@
 . "$(dirname "$0")/sandbox-lib.sh"
 
 # KillCommand: a script recording its arguments (the broker runs it as its User).
-KILL_DIR=$T/kill
-mkdir -p "$KILL_DIR"
-chmod 0777 "$KILL_DIR"
-cat >"$KILL_DIR/stop-vm" <<EOS
-#!/bin/sh
-echo "\$*" >>"$KILL_DIR/marker"
-echo "stopping \$2"
-EOS
-chmod 0755 "$KILL_DIR/stop-vm"
+make_kill_command "$T/kill"
 
 lab_up
 # The corp requests below read at 100 KiB/s through guestd's proxy in ws. What the client's

@@ -25,10 +25,8 @@ EV=https://schemas.openid.net/secevent
 "$SIGN" keygen "$T/ssf" --kid ssf-1
 "$SIGN" keygen "$T/other" --kid ssf-1 # same kid, another key: a forger's
 "$SIGN" keygen "$T/other2" --kid ssf-unknown
-JWKS_PORT=$(free_port)
-python3 -m http.server "$JWKS_PORT" --bind 127.0.0.1 --directory "$T/ssf" >"$T/jwks.log" 2>&1 &
-track $! "$T/jwks.log"
-wait_for_port "$JWKS_PORT" 10 || fail "the JWKS server did not start"
+serve_dir "$T/ssf"
+JWKS_PORT=$SERVE_PORT
 
 start_idp
 revoke_broker "OIDCScopes openid profile groups email" "SSFTransmitterIssuer $SSF_ISS" \
