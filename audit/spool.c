@@ -71,6 +71,7 @@ struct spool_ckpt {
 struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *ins, *sel, *del, *sum;
+	sqlite3_stmt *begin, *commit; /* prepared once: one transaction per loop turn */
 	char *wal_path;
 	int wal_fd;
 	int lock_fd; /* flock(LOCK_EX) on the database: one spool per file */
@@ -80,6 +81,8 @@ struct spool {
 	/* The last spool_peek(): rows after_id < id <= upto, their number and bytes. */
 	bool peeked;
 	long long peek_after, peek_upto, peek_rows, peek_bytes;
+	/* spool_begin(): a transaction is open; what it holds is durable at spool_commit() */
+	bool txn;
 	/* Loop side of the checkpoint thread. */
 	struct spool_ckpt *ck;
 	bool ck_failed;	  /* could not start it: sqlite checkpoints inline */
@@ -392,7 +395,11 @@ spool_open(const char *path, long long max_bytes, char *err, size_t errlen)
 	    sqlite3_prepare_v3(s->db,
 			       "SELECT count(*), coalesce(sum(length(event)), 0) FROM spool "
 			       "WHERE id <= ?",
-			       -1, SQLITE_PREPARE_PERSISTENT, &s->sum, NULL) != SQLITE_OK) {
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->sum, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &s->begin, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &s->commit, NULL) !=
+		    SQLITE_OK) {
 		snprintf(err, errlen, "audit spool %s: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
@@ -531,6 +538,74 @@ fail:
 	return -1;
 }
 
+/* Steps a prepared statement without rows; SQLITE_DONE or the error code. */
+static int
+spool_step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+spool_begin(struct spool *s)
+{
+	if (s->txn)
+		return 0;
+	if (spool_step(s->begin) != SQLITE_DONE) {
+		log_warnx("audit spool %s: cannot begin a transaction: %s", s->path,
+			  sqlite3_errmsg(s->db));
+		return -1;
+	}
+	s->txn = true;
+	return 0;
+}
+
+/* The counts after a transaction was rolled back: read again from the table. */
+static void
+spool_recount(struct spool *s)
+{
+	sqlite3_bind_int64(s->sum, 1, INT64_MAX);
+	if (sqlite3_step(s->sum) == SQLITE_ROW) {
+		s->rows = sqlite3_column_int64(s->sum, 0);
+		s->bytes = sqlite3_column_int64(s->sum, 1);
+	}
+	sqlite3_reset(s->sum);
+	s->gone = 0; /* trivially true; spool_ack() then counts what it deletes */
+	s->peeked = false;
+}
+
+int
+spool_commit(struct spool *s)
+{
+	char err[1400];
+
+	if (!s->txn)
+		return 0;
+	s->txn = false;
+	if (spool_step(s->commit) == SQLITE_DONE)
+		return 0;
+	log_warnx("audit spool %s: cannot commit: %s", s->path, sqlite3_errmsg(s->db));
+	if (!sqlite3_get_autocommit(s->db) &&
+	    spool_exec(s->db, s->path, "ROLLBACK", err, sizeof(err)) == -1)
+		log_warnx("%s", err);
+	spool_recount(s);
+	return -1;
+}
+
+bool
+spool_in_txn(const struct spool *s)
+{
+	return s->txn;
+}
+
+long long
+spool_last_id(const struct spool *s)
+{
+	return (long long)sqlite3_last_insert_rowid(s->db);
+}
+
 int
 spool_wal_fd(struct spool *s)
 {
@@ -599,6 +674,7 @@ spool_close(struct spool *s)
 {
 	if (s == NULL)
 		return;
+	(void)spool_commit(s); /* closing would roll it back */
 	spool_ckpt_stop(s);
 	if (s->wal_fd != -1)
 		close(s->wal_fd);
@@ -606,6 +682,8 @@ spool_close(struct spool *s)
 	sqlite3_finalize(s->sel);
 	sqlite3_finalize(s->del);
 	sqlite3_finalize(s->sum);
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
 	/* The last connection to close checkpoints and removes the WAL. */
 	if (s->db != NULL)
 		sqlite3_close(s->db);

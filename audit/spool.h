@@ -11,6 +11,12 @@
  * database (a second open, from this process or another, fails while it is held). The file
  * is created 0600.
  *
+ * Several appends (and acks) can share one transaction: after spool_begin() they are committed
+ * together, and made durable against a kill, by spool_commit() (a daemon commits at the end of
+ * the loop turn that appended, before it waits for anything again: one WAL commit per turn
+ * instead of one per event). A failed commit rolls the whole transaction back and says so;
+ * spool_close() commits an open one.
+ *
  * Checkpoints (WAL copied back into the database, with fsyncs) run on a thread of the spool
  * with a second sqlite connection, never in the caller's thread; it starts with the first
  * spool_append(). A spool only read (spool_peek) has none.
@@ -57,6 +63,14 @@ int spool_peek(struct spool *s, long long after_id, size_t max_rows, size_t max_
 	       int (*cb)(const struct spool_row *row, void *arg), void *arg);
 /* Deletes every row with id <= upto_id. Returns 0 or -1. */
 int spool_ack(struct spool *s, long long upto_id);
+/* Opens a transaction (no-op if one is open). Returns 0 or -1 (logged). */
+int spool_begin(struct spool *s);
+/* Commits it (no-op if none). Returns 0, or -1 when it was rolled back (logged): every append
+ * and ack since spool_begin() is undone and the counts are read again. */
+int spool_commit(struct spool *s);
+bool spool_in_txn(const struct spool *s);
+/* The id of the row the last successful spool_append() stored. */
+long long spool_last_id(const struct spool *s);
 /* fdatasync the WAL (rows committed so far survive power loss). Returns 0 or -1. */
 int spool_sync(struct spool *s);
 /* The WAL's descriptor for a background sync (syncer.h); -1 if nothing was written yet.

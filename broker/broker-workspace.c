@@ -802,8 +802,8 @@ workspace_audit(struct workspace *w, json_t *body)
 			  (long long)seq);
 		return 0;
 	}
-	if ((ev = json_deep_copy(in)) == NULL)
-		return -1;
+	/* the frame's body is ours and dropped after this: the event is completed in place */
+	ev = json_incref(in);
 	meta = json_object_get(ev, "metadata");
 	if (!json_is_object(meta)) {
 		meta = json_object();

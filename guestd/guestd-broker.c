@@ -28,9 +28,13 @@
  * first ACK after HELLO says what it already holds, so nothing is sent before it. Without
  * a spool (AuditSpool none) events wait in a memory ring while offline, unnumbered.
  *
- * Sending is deferred to the end of the loop turn (ev_flush, made active by the first event
- * or acknowledgement of the turn): every event the turn produced goes out in one channel
- * write, and the step that follows the write reads what libssh took in meanwhile. Writing
+ * At the end of the loop turn (ev_flush, made active by the first event or acknowledgement
+ * of the turn) the turn's events are committed to the spool in one transaction; sending
+ * follows at most GBROKER_SEND_MS later (ev_send): every event produced meanwhile goes out
+ * in one channel write, which under load is one SSH packet and one wake-up of the broker
+ * for many events instead of one per turn (delivery a millisecond later; durability is the
+ * spool's, unchanged), and the step that follows the write reads what libssh took in
+ * meanwhile. Writing
  * before that step also clears the POLLOUT interest libssh leaves after every write, so
  * EV_WRITE is armed only when output is really pending: a write per event, each arming and
  * disarming EPOLLOUT for a wake-up with nothing to do, was a large share of what guestd
@@ -69,6 +73,9 @@
 #define GBROKER_INFLIGHT_MAX 1024	    /* spooled events sent, not yet acknowledged */
 #define GBROKER_INFLIGHT_BYTES (256 * 1024) /* and their frames' bytes */
 #define GBROKER_PEEK_ROWS 64
+#define GBROKER_SEND_MS 1		  /* audit output waits at most this long for more */
+#define GBROKER_FRESH_MAX 1024		  /* appended, not yet sent, kept framed in memory */
+#define GBROKER_FRESH_BYTES (1024 * 1024) /* and their frames' bytes */
 #define GBROKER_LOST_LOG_EVERY 1000
 
 enum gbroker_state {
@@ -86,6 +93,14 @@ struct gsent {
 	long long id; /* spool row */
 	int64_t seq;
 	size_t len; /* frame bytes */
+};
+
+/* An event this process spooled and has not sent yet, its CTL_AUDIT frame ready. */
+struct gfresh {
+	long long id; /* spool row */
+	int64_t seq;
+	uint8_t *frame;
+	size_t len;
 };
 
 /* One forwarded-tcpip channel to LocalSSH. */
@@ -107,8 +122,10 @@ struct gbroker {
 	ssh_channel ctl;
 	struct event *ev_read, *ev_write;
 	struct event *ev_keepalive, *ev_retry, *ev_state;
-	struct event *ev_flush; /* audit output, sent once per loop turn */
-	bool wrote;		/* gbroker_flush_ctl() wrote since this was cleared */
+	struct event *ev_flush; /* end of a loop turn: commit the spool, arm ev_send */
+	struct event *ev_send;	/* audit output, sent GBROKER_SEND_MS after the first of it */
+	bool send_armed;
+	bool wrote; /* gbroker_flush_ctl() wrote since this was cleared */
 	int64_t last_rx, up_since, last_state;
 	long backoff_ms;
 	struct gfwd_list fwds;
@@ -132,11 +149,22 @@ struct gbroker {
 	long long send_id;	/* rows with id <= send_id were sent on this connection */
 	struct gsent *inflight; /* ring of GBROKER_INFLIGHT_MAX */
 	size_t ifhead, iflen, ifbytes;
+	/* While fresh_all, every spooled row after send_id is in fresh (a ring of
+	 * GBROKER_FRESH_MAX) and the pump sends from there: no reading back, parsing and
+	 * encoding again of what this process has just written. Set when a read of the spool
+	 * finds nothing left to send; cleared (back to reading the spool) when the ring
+	 * overflows, the connection ends or a commit fails. */
+	struct gfresh *fresh;
+	size_t fhead, flen, fbytes;
+	bool fresh_all;
+	unsigned long long txn_events;		   /* appended in the open spool transaction */
 	unsigned long long spool_full, spool_lost; /* not spooled (full / error), dropped rows */
 	bool full;
 };
 
 static void gbroker_dial(struct gbroker *b);
+static void gbroker_fresh_clear(struct gbroker *b);
+static void gbroker_spool_commit(struct gbroker *b);
 static void gbroker_step(struct gbroker *b);
 static void gbroker_audit_flush(struct gbroker *b);
 
@@ -236,6 +264,8 @@ gbroker_lost(struct gbroker *b, const char *why)
 	}
 	evtimer_del(b->ev_keepalive);
 	evtimer_del(b->ev_state);
+	evtimer_del(b->ev_send);
+	b->send_armed = false;
 	evbuffer_drain(b->out, evbuffer_get_length(b->out));
 	b->inlen = 0;
 	b->state = GB_IDLE;
@@ -243,6 +273,7 @@ gbroker_lost(struct gbroker *b, const char *why)
 	b->broker_upto = -1;
 	b->send_id = 0;
 	b->ifhead = b->iflen = b->ifbytes = 0;
+	gbroker_fresh_clear(b);
 	if (b->g->shutting_down)
 		return;
 	if (b->up_since != 0 && now - b->up_since > GBROKER_STABLE_SECONDS)
@@ -289,15 +320,17 @@ gbroker_flush_ctl(struct gbroker *b)
 static void
 gbroker_flush_later(struct gbroker *b)
 {
-	if (b->ev_flush != NULL && b->state == GB_UP)
+	if (b->ev_flush != NULL &&
+	    (b->state == GB_UP || (b->spool != NULL && spool_in_txn(b->spool))))
 		event_active(b->ev_flush, EV_TIMEOUT, 0);
 }
 
 static void
-gbroker_flush_cb(evutil_socket_t fd, short what, void *arg)
+gbroker_send_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gbroker *b = arg;
 
+	b->send_armed = false;
 	if (b->ssh == NULL || b->state != GB_UP)
 		return;
 	b->wrote = false;
@@ -309,6 +342,23 @@ gbroker_flush_cb(evutil_socket_t fd, short what, void *arg)
 		gbroker_step(b);
 	else
 		gbroker_arm(b);
+}
+
+static void
+gbroker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gbroker *b = arg;
+	struct timeval tv = { 0, GBROKER_SEND_MS * 1000 };
+
+	/* the turn's events are committed to the spool before any of them is sent */
+	if (b->spool != NULL && spool_in_txn(b->spool))
+		gbroker_spool_commit(b);
+	if (b->ssh == NULL || b->state != GB_UP || b->send_armed)
+		return;
+	if (evtimer_add(b->ev_send, &tv) == 0)
+		b->send_armed = true;
+	else
+		gbroker_send_cb(-1, 0, b);
 }
 
 static int
@@ -451,6 +501,9 @@ gbroker_spool_acked(struct gbroker *b)
 	}
 	if (upto_id < 0)
 		return;
+	/* in the turn's transaction, with its appends: one commit for both */
+	if (!spool_in_txn(b->spool) && spool_begin(b->spool) == 0)
+		gbroker_flush_later(b);
 	if (spool_ack(b->spool, upto_id) != 0)
 		log_warnx("audit spool %s: cannot delete acknowledged events (they may be sent "
 			  "again; the broker drops what it has)",
@@ -538,6 +591,68 @@ gbroker_spool_row(const struct spool_row *row, void *arg)
 	return 0;
 }
 
+static void
+gbroker_fresh_pop(struct gbroker *b)
+{
+	struct gfresh *f = &b->fresh[b->fhead];
+
+	b->fbytes -= f->len;
+	free(f->frame);
+	f->frame = NULL;
+	b->fhead = (b->fhead + 1) % GBROKER_FRESH_MAX;
+	b->flen--;
+}
+
+static void
+gbroker_fresh_clear(struct gbroker *b)
+{
+	while (b->flen > 0)
+		gbroker_fresh_pop(b);
+	b->fresh_all = false;
+}
+
+/* Keeps the frame of the row just appended (taking it), or gives up the ring when full. */
+static void
+gbroker_fresh_push(struct gbroker *b, long long id, int64_t seq, uint8_t *frame, size_t len)
+{
+	struct gfresh *f;
+
+	if (!b->fresh_all || b->fresh == NULL || b->flen == GBROKER_FRESH_MAX ||
+	    b->fbytes + len > GBROKER_FRESH_BYTES) {
+		free(frame);
+		gbroker_fresh_clear(b); /* the spool has them: read back when there is room */
+		return;
+	}
+	f = &b->fresh[(b->fhead + b->flen) % GBROKER_FRESH_MAX];
+	f->id = id;
+	f->seq = seq;
+	f->frame = frame;
+	f->len = len;
+	b->flen++;
+	b->fbytes += len;
+}
+
+/* gbroker_spool_pump() while every row to send is in the ring. */
+static void
+gbroker_fresh_pump(struct gbroker *b)
+{
+	while (b->flen > 0 && b->iflen < GBROKER_INFLIGHT_MAX &&
+	       b->ifbytes < GBROKER_INFLIGHT_BYTES &&
+	       evbuffer_get_length(b->out) < GBROKER_MAX_CTL_OUT / 2) {
+		struct gfresh *f = &b->fresh[b->fhead];
+
+		if (f->seq <= b->broker_upto) {
+			gbroker_inflight_push(b, f->id, f->seq, 0); /* the broker has it */
+		} else {
+			if (evbuffer_add(b->out, f->frame, f->len) != 0)
+				break;
+			gbroker_inflight_push(b, f->id, f->seq, f->len);
+		}
+		gbroker_fresh_pop(b);
+	}
+	gbroker_spool_acked(b);
+}
+
 /* Sends spooled events after the last one sent on this connection, in order, while the
  * broker has answered HELLO and the in-flight window has room. */
 static void
@@ -548,7 +663,7 @@ gbroker_spool_pump(struct gbroker *b)
 
 	if (b->state != GB_UP || b->broker_upto < 0)
 		return;
-	for (;;) {
+	for (; !b->fresh_all;) {
 		size_t before = b->iflen;
 
 		n = spool_peek(b->spool, b->send_id, GBROKER_PEEK_ROWS, GBROKER_INFLIGHT_BYTES,
@@ -560,27 +675,73 @@ gbroker_spool_pump(struct gbroker *b)
 			break;
 		}
 		gbroker_spool_acked(b); /* skipped rows the broker already holds */
+		if (n == 0)
+			b->fresh_all = true; /* caught up: what comes next is kept framed */
 		if (n == 0 || b->iflen == before)
 			break;
 	}
+	if (b->fresh_all)
+		gbroker_fresh_pump(b);
 	if (gbroker_flush_ctl(b) != 0)
 		log_warnx("broker: control channel write failed");
 }
 
+/* Commits the events this loop turn spooled (one WAL commit for all of them). */
 static void
-gbroker_audit_spool(struct gbroker *b, json_t *ev)
+gbroker_spool_commit(struct gbroker *b)
 {
-	json_t *body = NULL, *uid;
+	unsigned long long n = b->txn_events;
+
+	b->txn_events = 0;
+	if (spool_commit(b->spool) == 0) {
+		gbroker_sync_arm(b, AUDIT_SYNC_MS);
+		return;
+	}
+	if (n == 0) {
+		gbroker_fresh_clear(b);
+		log_warnx("audit spool %s: cannot delete acknowledged events (they may be sent "
+			  "again; the broker drops what it has)",
+			  b->spool_path);
+		return;
+	}
+	/* Rolled back: those rows are gone. Their frames must not be sent, and what the ring
+	 * holds of them (the newest n, when it holds every unsent row) goes to the journal,
+	 * where an event nothing durable holds belongs. */
+	b->spool_full += n;
+	log_warnx("AUDIT EVENT NOT SPOOLED: audit spool %s could not commit the last %llu "
+		  "event(s) (database error); %llu event(s) not spooled so far%s",
+		  b->spool_path, n, b->spool_full,
+		  b->fresh_all && b->flen >= n ? " (logged below)" : "");
+	if (b->fresh_all && b->flen >= n) {
+		for (size_t i = b->flen - (size_t)n; i < b->flen; i++) {
+			const struct gfresh *f = &b->fresh[(b->fhead + i) % GBROKER_FRESH_MAX];
+			/* the frame's body is {"seq":N,"event":EVENT} (ctl_audit_frame()) */
+			const char *body = (const char *)f->frame + CTL_FRAME_HEADER;
+			size_t blen = f->len - CTL_FRAME_HEADER;
+			const char *ev = memmem(body, blen, ",\"event\":", 9);
+
+			if (ev != NULL)
+				log_info("audit: %.*s", (int)(body + blen - 1 - (ev + 9)), ev + 9);
+		}
+	}
+	gbroker_fresh_clear(b);
+}
+
+/* text: the event's compact JSON (len bytes). Returns 0 when the event is spooled. */
+static int
+gbroker_audit_spool(struct gbroker *b, json_t *ev, const char *text, size_t len)
+{
 	const char *uidstr = NULL;
-	char *text = NULL;
+	uint8_t *frame = NULL;
+	size_t flen = 0;
+	json_t *uid;
 	int64_t seq, time_ms;
 	struct timespec ts;
 	int rc = -1;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	seq = ctl_audit_seq_next(b->last_seq, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-	if (seq < 0 || (body = ctl_audit_to_json(seq, ev)) == NULL ||
-	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
+	if (seq < 0 || ctl_audit_frame(seq, text, len, &frame, &flen) != 0)
 		goto out;
 	uid = json_object_get(json_object_get(ev, "metadata"), "uid");
 	if (json_is_string(uid))
@@ -588,13 +749,22 @@ gbroker_audit_spool(struct gbroker *b, json_t *ev)
 	time_ms = json_is_integer(json_object_get(ev, "time")) ?
 			  (int64_t)json_integer_value(json_object_get(ev, "time")) :
 			  (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	rc = spool_append(b->spool, uidstr, time_ms, text, strlen(text));
+	/* the turn's events share one transaction, committed by ev_flush at its end */
+	if (!spool_in_txn(b->spool))
+		(void)spool_begin(b->spool); /* if not, this append commits on its own */
+	rc = spool_append(b->spool, uidstr, time_ms, (const char *)frame + CTL_FRAME_HEADER,
+			  flen - CTL_FRAME_HEADER);
 	if (rc == 0) {
 		b->last_seq = seq;
+		if (spool_in_txn(b->spool))
+			b->txn_events++;
+		else
+			gbroker_sync_arm(b, AUDIT_SYNC_MS);
+		gbroker_fresh_push(b, spool_last_id(b->spool), seq, frame, flen);
+		frame = NULL;
 		if (b->full)
 			log_warnx("audit spool %s has room again", b->spool_path);
 		b->full = false;
-		gbroker_sync_arm(b, AUDIT_SYNC_MS);
 	}
 out:
 	if (rc == SPOOL_FULL) {
@@ -612,10 +782,10 @@ out:
 			  "(they remain in this log)",
 			  b->spool_path, b->spool_full);
 	}
-	free(text);
-	json_decref(body);
+	free(frame);
 	json_decref(ev);
 	gbroker_flush_later(b);
+	return rc;
 }
 
 /* What to send now: the spool or the memory ring. */
@@ -629,20 +799,47 @@ gbroker_audit_flush(struct gbroker *b)
 }
 
 void
-gbroker_audit(struct guestd *g, json_t *ev)
+gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len)
 {
 	struct gbroker *b = g->broker;
+	char buf[2048], *big = NULL;
+	size_t n;
+	int rc = -1;
 
 	if (ev == NULL)
 		return;
-	if (b == NULL || (b->spool == NULL && b->aq == NULL)) {
-		json_decref(ev);
-		return;
+	if (text == NULL) {
+		/* an event is ~800 bytes: serialised into the stack, rarely into the heap */
+		n = json_dumpb(ev, buf, sizeof(buf), JSON_COMPACT);
+		if (n >= sizeof(buf) && (big = malloc(n + 1)) != NULL)
+			n = json_dumpb(ev, big, n + 1, JSON_COMPACT);
+		text = big != NULL ? big : buf;
+		len = n > 0 && (big != NULL || n < sizeof(buf)) ? n : 0;
 	}
-	if (b->spool != NULL)
-		gbroker_audit_spool(b, ev);
+	/* The journal gets the event when nothing durable holds it: no spool (the memory
+	 * queue drops the oldest when full), or the spool refused it ("they remain in this
+	 * log"); a spooled event is there only with -d, not written twice at info level. */
+	if (b != NULL && b->spool != NULL) {
+		json_incref(ev);
+		rc = gbroker_audit_spool(b, ev, text, len); /* an empty text is refused, counted */
+	}
+	if (len > 0 && rc == 0)
+		log_debug("audit: %.*s", (int)len, text);
+	else if (len > 0)
+		log_info("audit: %.*s", (int)len, text);
 	else
+		log_warnx("audit: cannot serialise an event (out of memory)");
+	if (b != NULL && b->spool == NULL && b->aq != NULL)
 		gbroker_audit_memory(b, ev);
+	else
+		json_decref(ev);
+	free(big);
+}
+
+void
+gbroker_audit(struct guestd *g, json_t *ev)
+{
+	gbroker_audit_text(g, ev, NULL, 0);
 }
 
 unsigned long long
@@ -1181,7 +1378,8 @@ gbroker_spool_open(struct gbroker *b)
 	}
 	if ((b->syncer = syncer_new(b->g->base, gbroker_sync_done, b)) == NULL ||
 	    (b->ev_sync = evtimer_new(b->g->base, gbroker_sync_cb, b)) == NULL ||
-	    (b->inflight = calloc(GBROKER_INFLIGHT_MAX, sizeof(*b->inflight))) == NULL) {
+	    (b->inflight = calloc(GBROKER_INFLIGHT_MAX, sizeof(*b->inflight))) == NULL ||
+	    (b->fresh = calloc(GBROKER_FRESH_MAX, sizeof(*b->fresh))) == NULL) {
 		log_warnx("AuditSpool %s: out of memory or no thread for the sync",
 			  cfg->audit_spool);
 		return -1;
@@ -1215,11 +1413,12 @@ gbroker_start(struct guestd *g)
 	b->ev_retry = evtimer_new(g->base, gbroker_retry_cb, b);
 	b->ev_state = evtimer_new(g->base, gbroker_state_cb, b);
 	b->ev_flush = event_new(g->base, -1, 0, gbroker_flush_cb, b);
+	b->ev_send = evtimer_new(g->base, gbroker_send_cb, b);
 	b->out = evbuffer_new();
 	if (gbroker_spool_open(b) != 0 ||
 	    (b->spool == NULL && (b->aq = calloc(GBROKER_AUDIT_QUEUE, sizeof(*b->aq))) == NULL) ||
 	    b->ev_keepalive == NULL || b->ev_retry == NULL || b->ev_state == NULL ||
-	    b->ev_flush == NULL || b->out == NULL) {
+	    b->ev_flush == NULL || b->ev_send == NULL || b->out == NULL) {
 		g->broker = b;
 		gbroker_stop(g);
 		return -1;
@@ -1257,6 +1456,8 @@ gbroker_stop(struct guestd *g)
 		event_free(b->ev_state);
 	if (b->ev_flush)
 		event_free(b->ev_flush);
+	if (b->ev_send)
+		event_free(b->ev_send);
 	if (b->out)
 		evbuffer_free(b->out);
 	if (b->aq != NULL) {
@@ -1276,6 +1477,9 @@ gbroker_stop(struct guestd *g)
 				 spool_rows(b->spool));
 		spool_close(b->spool);
 	}
+	if (b->fresh != NULL)
+		gbroker_fresh_clear(b);
+	free(b->fresh);
 	free(b->inflight);
 	free(b->spool_path);
 	free(b);

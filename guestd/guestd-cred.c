@@ -192,7 +192,7 @@ gcred_audit(struct gcred_client *c, bool ok, int status, const char *detail)
 			    json_pack("{s:s, s:s, s:I}", "proxy", "credential", "route",
 				      c->route[0] ? c->route : "-", "bytes_out",
 				      (json_int_t)c->bytes));
-	gproxy_audit(c->cr->g, ev);
+	gbroker_audit(c->cr->g, ev);
 }
 
 /* ---- clients ------------------------------------------------------------------------ */

@@ -51,7 +51,7 @@
 
 struct guestd_policy_ev {
 	struct guestd *g;
-	json_t *ev; /* owned until handed to gproxy_audit() */
+	json_t *ev; /* owned until handed to gbroker_audit() */
 };
 
 const struct policy *
@@ -65,7 +65,7 @@ gpolicy_audit_later(evutil_socket_t fd, short what, void *arg)
 {
 	struct guestd_policy_ev *pe = arg;
 
-	gproxy_audit(pe->g, pe->ev);
+	gbroker_audit(pe->g, pe->ev);
 	free(pe);
 }
 
@@ -101,7 +101,7 @@ gpolicy_audit(struct guestd *g, const struct policy *p, bool ok, const char *err
 		return;
 	}
 	if (!startup) {
-		gproxy_audit(g, ev);
+		gbroker_audit(g, ev);
 		return;
 	}
 	if ((pe = malloc(sizeof(*pe))) == NULL) {

@@ -24,9 +24,10 @@
  *   - anything else → 403 with a small JSON body naming the rule, and an audit event.
  * Once connected: TCP_NODELAY both ways, a bounded relay (guestd-relay.c), an idle timeout.
  *
- * Audit: OCSF Network Activity (4001) Open / Refuse events (audit/ocsf.h builders), logged
- * as "audit: {json}" lines and forwarded to the broker's audit pipeline over the control
- * channel (CTL_AUDIT, gbroker_audit(): queued while the broker is unreachable).
+ * Audit: OCSF Network Activity (4001) Open / Refuse events (audit/ocsf.h builders), spooled
+ * and forwarded to the broker's audit pipeline over the control channel (CTL_AUDIT,
+ * gbroker_audit(): kept while the broker is unreachable, and logged as "audit: {json}"
+ * lines when nothing durable holds them, or with -d).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -158,29 +159,6 @@ gproxy_reply_json(int fd, int status, const char *reason, json_t *body)
 	free(text);
 }
 
-void
-gproxy_audit(struct guestd *g, json_t *ev)
-{
-	char buf[2048], *text = buf;
-	size_t n;
-
-	if (ev == NULL)
-		return;
-	/* The journal keeps a copy (what the broker never got stays readable here); the
-	 * broker's audit pipeline gets the event over CTL_AUDIT. An event is ~800 bytes:
-	 * serialised into the stack, not into a string grown by reallocation. */
-	n = json_dumpb(ev, buf, sizeof(buf), JSON_COMPACT);
-	if (n >= sizeof(buf) && (text = malloc(n + 1)) != NULL)
-		n = json_dumpb(ev, text, n + 1, JSON_COMPACT);
-	if (text != NULL && n > 0 && (text != buf || n < sizeof(buf))) {
-		text[n] = '\0';
-		log_info("audit: %s", text);
-	}
-	if (text != buf)
-		free(text);
-	gbroker_audit(g, ev);
-}
-
 /* OCSF Network Activity (4001): Open or Refuse of an egress destination. */
 static json_t *
 gproxy_ocsf_network(struct gproxy_client *c, enum ocsf_net_activity activity, const char *host,
@@ -269,8 +247,8 @@ gproxy_refuse_dest(struct gproxy_client *c, const char *ip, const char *why)
 	log_info("proxy: session %s: %s %s refused (rule %s, policy version %lld)%s%s",
 		 c->sid[0] ? c->sid : "-", c->req.method, dest, c->rule, (long long)c->version,
 		 why ? ": " : "", why ? why : "");
-	gproxy_audit(g, gproxy_ocsf_network(c, OCSF_NET_REFUSE, c->req.host, ip, c->req.port,
-					    why != NULL ? why : c->rule));
+	gbroker_audit(g, gproxy_ocsf_network(c, OCSF_NET_REFUSE, c->req.host, ip, c->req.port,
+					     why != NULL ? why : c->rule));
 	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "error", "destination not allowed",
 			 "destination", dest, "rule", c->rule, "policy_version",
 			 (json_int_t)c->version, "how_to_request", GPROXY_HOW_TO);
@@ -455,8 +433,8 @@ gproxy_connected(struct gproxy_client *c)
 		gproxy_client_free(c, true);
 		return;
 	}
-	gproxy_audit(g, gproxy_ocsf_network(c, OCSF_NET_OPEN, c->req.host, c->dst_ip, c->req.port,
-					    c->rule));
+	gbroker_audit(g, gproxy_ocsf_network(c, OCSF_NET_OPEN, c->req.host, c->dst_ip, c->req.port,
+					     c->rule));
 	if (c->pol != NULL) {
 		policy_free(c->pol);
 		c->pol = NULL;

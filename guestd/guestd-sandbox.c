@@ -735,7 +735,7 @@ gsandbox_audit(struct gsandbox *sb, enum ocsf_process_activity activity, pid_t p
 	struct ocsf_subject who = { .username = sb->user,
 				    .uid = sb->sub,
 				    .session_uid = sb->session_id };
-	char sbx[128], *text;
+	char sbx[128];
 	json_t *ev, *proc;
 
 	ev = ocsf_process_activity(activity, &who, (long)pid, name, exit_code, success, detail,
@@ -761,11 +761,7 @@ gsandbox_audit(struct gsandbox *sb, enum ocsf_process_activity activity, pid_t p
 		json_pack("{s:s, s:s}", "sandbox", sbx, "role",
 			  shell ? (sb->command != NULL ? "command" : "login shell") :
 				  "sandbox init"));
-	/* the journal keeps a copy; the broker's audit pipeline gets it over CTL_AUDIT */
-	if ((text = json_dumps(ev, JSON_COMPACT)) != NULL)
-		log_info("audit: %s", text);
-	free(text);
-	gbroker_audit(g, ev);
+	gbroker_audit(g, ev); /* to the broker's audit pipeline (and the journal) */
 }
 
 /* A login refused before its sandbox existed (session s is live): a failed Launch. */

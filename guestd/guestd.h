@@ -98,12 +98,17 @@ bool gbroker_online(const struct guestd *g);
 /* The session table changed: send CTL_STATE soon. */
 void gbroker_state_changed(struct guestd *g);
 /* Hands one OCSF event (reference stolen) to the broker as CTL_AUDIT. With AuditSpool it
- * is numbered and committed to the spool first, and deleted from there once the broker's
+ * is numbered and committed to the spool first (the events of one loop turn in one
+ * transaction, committed at the turn's end before any is sent), and deleted from there once
+ * the broker's
  * CTL_AUDIT_ACK covers it (a full spool refuses it: counted, logged); with AuditSpool none
  * it is sent at once when online and queued in memory otherwise (GBROKER_AUDIT_QUEUE
  * events; past that the oldest is dropped and counted). */
 #define GBROKER_AUDIT_QUEUE 4096
 void gbroker_audit(struct guestd *g, json_t *ev);
+/* The same, for a caller that has already serialised ev (text: its compact JSON, len bytes,
+ * borrowed): it is not serialised again. */
+void gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len);
 /* Events lost so far: dropped from the full memory queue, not spooled (spool full or
  * failing), or spooled rows dropped as unreadable. */
 unsigned long long gbroker_audit_dropped(const struct guestd *g);
@@ -138,8 +143,6 @@ void gproxy_close(struct guestd *g);
 void gproxy_reply_error(int fd, int status, const char *reason, const char *body);
 /* The same with a JSON body (consumed). */
 void gproxy_reply_json(int fd, int status, const char *reason, json_t *body);
-/* Records an OCSF event (consumed). */
-void gproxy_audit(struct guestd *g, json_t *ev);
 /* The policy subject of a session (pointers borrowed from s and g). */
 void gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject *subj);
 /* A session ended: its listeners close, its connections drop, its capabilities die. */

@@ -13,7 +13,7 @@
 
 #include "tunnel/ctl.h"
 
-#define CTL_HEADER 6	    /* u32 length + u8 version + u8 type */
+#define CTL_HEADER CTL_FRAME_HEADER /* u32 length + u8 version + u8 type */
 #define CTL_MAX_STRING 1024 /* any single string member; ids, names, hosts are far shorter */
 
 static void ctl_err(char *err, size_t errlen, const char *fmt, ...)
@@ -37,12 +37,40 @@ ctl_type_known(unsigned int t)
 	return t >= CTL_HELLO && t <= CTL_AUDIT_ACK;
 }
 
+/* A frame around n bytes of body text (from two parts, so that a caller can put a prefix
+ * before text it already has). */
+static int
+ctl_frame(enum ctl_type type, const char *a, size_t alen, const char *b, size_t blen, const char *c,
+	  size_t clen, uint8_t **out, size_t *outlen)
+{
+	size_t n = alen + blen + clen, flen;
+	uint8_t *buf;
+
+	if (n > CTL_MAX_FRAME - 2)
+		return -1;
+	flen = n + 2;
+	if ((buf = malloc(4 + flen)) == NULL)
+		return -1;
+	buf[0] = (uint8_t)(flen >> 24);
+	buf[1] = (uint8_t)(flen >> 16);
+	buf[2] = (uint8_t)(flen >> 8);
+	buf[3] = (uint8_t)flen;
+	buf[4] = CTL_VERSION;
+	buf[5] = (uint8_t)type;
+	memcpy(buf + CTL_HEADER, a, alen);
+	memcpy(buf + CTL_HEADER + alen, b, blen);
+	memcpy(buf + CTL_HEADER + alen + blen, c, clen);
+	*out = buf;
+	*outlen = 4 + flen;
+	return 0;
+}
+
 int
 ctl_encode(enum ctl_type type, const json_t *body, uint8_t **out, size_t *outlen)
 {
 	char *text = NULL;
-	uint8_t *buf = NULL;
-	size_t n, flen;
+	size_t n;
+	int rc;
 
 	*out = NULL;
 	*outlen = 0;
@@ -51,28 +79,28 @@ ctl_encode(enum ctl_type type, const json_t *body, uint8_t **out, size_t *outlen
 	if ((text = json_dumps(body, JSON_COMPACT)) == NULL)
 		return -1;
 	n = strlen(text);
-	if (n > CTL_MAX_FRAME - 2)
-		goto fail;
-	flen = n + 2;
-	if ((buf = malloc(4 + flen)) == NULL)
-		goto fail;
-	buf[0] = (uint8_t)(flen >> 24);
-	buf[1] = (uint8_t)(flen >> 16);
-	buf[2] = (uint8_t)(flen >> 8);
-	buf[3] = (uint8_t)flen;
-	buf[4] = CTL_VERSION;
-	buf[5] = (uint8_t)type;
-	memcpy(buf + CTL_HEADER, text, n);
+	rc = ctl_frame(type, text, n, "", 0, "", 0, out, outlen);
 	/* bodies may carry a tunnel token */
 	explicit_bzero(text, n);
 	free(text);
-	*out = buf;
-	*outlen = 4 + flen;
-	return 0;
-fail:
-	explicit_bzero(text, strlen(text));
-	free(text);
-	return -1;
+	return rc;
+}
+
+int
+ctl_audit_frame(int64_t seq, const char *event, size_t len, uint8_t **out, size_t *outlen)
+{
+	char head[48];
+	int n;
+
+	*out = NULL;
+	*outlen = 0;
+	if (seq < 1 || seq > CTL_SEQ_MAX || event == NULL || len < 2 || event[0] != '{' ||
+	    event[len - 1] != '}' || memchr(event, '\0', len) != NULL)
+		return -1;
+	n = snprintf(head, sizeof(head), "{\"seq\":%lld,\"event\":", (long long)seq);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	return ctl_frame(CTL_AUDIT, head, (size_t)n, event, len, "}", 1, out, outlen);
 }
 
 int

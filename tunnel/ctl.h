@@ -104,6 +104,14 @@ void ctl_end_clear(struct ctl_end *e);
 /* CTL_AUDIT: seq 1..CTL_SEQ_MAX, or 0 for an unnumbered event (an older guestd, or one
  * without a spool: never acknowledged). event is borrowed (a new reference is taken). */
 json_t *ctl_audit_to_json(int64_t seq, json_t *event);
+/* The CTL_AUDIT frame of numbered event seq (1..CTL_SEQ_MAX) whose compact JSON text the
+ * caller already has (len bytes, an object: checked only for its braces and no NUL; the
+ * caller's serialiser vouches for the rest): what ctl_encode(CTL_AUDIT,
+ * ctl_audit_to_json(seq, event)) gives, without building and serialising the JSON again.
+ * Its body (the frame from byte CTL_FRAME_HEADER) is the text a spool row holds. Returns 0
+ * with *out malloc'ed, or -1. */
+#define CTL_FRAME_HEADER 6
+int ctl_audit_frame(int64_t seq, const char *event, size_t len, uint8_t **out, size_t *outlen);
 /* *event is borrowed from j (valid while j is); it is an object with an integer class_uid.
  * *seq is 0 when the member is absent. */
 int ctl_audit_from_json(const json_t *j, int64_t *seq, json_t **event, char *err, size_t errlen);

@@ -228,6 +228,136 @@ torture_spool_damaged_rows(void **state)
 	assert_int_equal(spool_row_check("uid", NULL, 0), -1);
 }
 
+/* Appends between spool_begin() and spool_commit() are one transaction: another connection
+ * sees none of them before the commit and all after; a commit that fails rolls them back
+ * and the counts follow; spool_close() commits an open transaction; a process killed with
+ * one open loses exactly its rows. */
+static void
+torture_spool_txn(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct collect c;
+	struct spool *s;
+	sqlite3 *db;
+	int status;
+	pid_t pid;
+
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_false(spool_in_txn(s));
+	assert_int_equal(spool_commit(s), 0); /* none open: nothing to do */
+	assert_int_equal(spool_begin(s), 0);
+	assert_int_equal(spool_begin(s), 0); /* already open */
+	assert_true(spool_in_txn(s));
+	assert_int_equal(spool_append(s, "a", 1, "{\"a\":1}", 7), 0);
+	assert_int_equal(spool_last_id(s), 1);
+	assert_int_equal(spool_append(s, "b", 2, "{\"b\":2}", 7), 0);
+	assert_int_equal(spool_last_id(s), 2);
+	assert_int_equal(spool_rows(s), 2);
+	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA busy_timeout=2000", NULL, NULL, NULL), SQLITE_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 2); /* its own: seen */
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(
+			sqlite3_prepare_v2(db, "SELECT count(*) FROM spool", -1, &st, NULL),
+			SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 0); /* others: not yet */
+		sqlite3_reset(st);
+		assert_int_equal(spool_commit(s), 0);
+		assert_false(spool_in_txn(s));
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 2);
+		sqlite3_finalize(st);
+	}
+
+	/* an ack in a transaction counts like one outside */
+	assert_int_equal(spool_begin(s), 0);
+	assert_int_equal(spool_append(s, "c", 3, "{\"c\":3}", 7), 0);
+	assert_int_equal(spool_rows(s), 3);
+	assert_int_equal(spool_ack(s, 1), 0);
+	assert_int_equal(spool_rows(s), 2);
+	assert_int_equal(spool_commit(s), 0);
+	assert_int_equal(spool_rows(s), 2);
+
+	/* close with a transaction open commits it */
+	assert_int_equal(spool_begin(s), 0);
+	assert_int_equal(spool_append(s, "d", 4, "{\"d\":4}", 7), 0);
+	spool_close(s);
+	sqlite3_close(db);
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(spool_rows(s), 3);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 3);
+	assert_string_equal(c.bodies[0], "{\"b\":2}");
+	assert_string_equal(c.bodies[2], "{\"d\":4}");
+	spool_close(s);
+
+	/* killed with a transaction open: its rows are gone, the committed ones stay */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if ((s = spool_open(f->spool, 0, err, sizeof(err))) == NULL ||
+		    spool_begin(s) != 0 || spool_append(s, "e", 5, "{\"e\":5}", 7) != 0)
+			_exit(2);
+		raise(SIGKILL);
+		_exit(3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(spool_rows(s), 3);
+	spool_close(s);
+}
+
+/* A transaction that cannot commit: its appends and acks are undone and the counts read
+ * again, and the spool goes on. (Made by a trigger that rolls the transaction back when a
+ * marked row is appended: that append fails, and the commit finds nothing to commit.) */
+static void
+torture_spool_txn_rollback(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct spool *s;
+	sqlite3 *db;
+
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(spool_append(s, "a", 1, "{\"a\":1}", 7), 0);
+	assert_int_equal(spool_append(s, "b", 2, "{\"b\":2}", 7), 0);
+	spool_close(s);
+	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "CREATE TRIGGER bad BEFORE INSERT ON spool WHEN NEW.uid = 'bad' "
+			     "BEGIN SELECT RAISE(ROLLBACK, 'refused'); END;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	s = spool_open(f->spool, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(spool_rows(s), 2);
+	assert_int_equal(spool_begin(s), 0);
+	assert_int_equal(spool_ack(s, 1), 0);
+	assert_int_equal(spool_append(s, "c", 3, "{\"c\":3}", 7), 0);
+	assert_int_equal(spool_rows(s), 2);
+	assert_int_equal(spool_append(s, "bad", 4, "{\"x\":4}", 7), -1);
+	assert_int_equal(spool_commit(s), -1);
+	assert_false(spool_in_txn(s));
+	assert_int_equal(spool_rows(s), 2); /* the ack and both appends undone */
+	assert_int_equal(spool_bytes(s), 14);
+	/* and the spool goes on working */
+	assert_int_equal(spool_append(s, "d", 5, "{\"d\":5}", 7), 0);
+	assert_int_equal(spool_rows(s), 3);
+	spool_close(s);
+}
+
 /* A newer schema version is refused rather than misread. */
 static void
 torture_spool_version(void **state)
@@ -944,6 +1074,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_spool_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_damaged_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_txn, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_spool_txn_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_ack_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_exclusive, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_spool_checkpoint_thread, setup, teardown),

@@ -525,7 +525,54 @@ test_audit(void **state)
 	assert_int_equal(seq, 1700000000123456);
 	assert_true(json_equal(got, ev));
 	json_decref(j);
-	free(buf);
+
+	/* the same frame from the event's text, as guestd builds it */
+	{
+		char *text = json_dumps(ev, JSON_COMPACT);
+		uint8_t *buf2 = NULL;
+		size_t len2;
+
+		assert_int_equal(
+			ctl_audit_frame(1700000000123456, text, strlen(text), &buf2, &len2), 0);
+		assert_int_equal(len2, len);
+		assert_memory_equal(buf2, buf, len);
+		j = NULL;
+		assert_int_equal(ctl_decode(buf2, len2, &consumed, &type, &j, err, sizeof(err)), 0);
+		assert_int_equal(consumed, len2);
+		assert_int_equal(ctl_audit_from_json(j, &seq, &got, err, sizeof(err)), 0);
+		assert_true(json_equal(got, ev));
+		json_decref(j);
+		free(buf2);
+		/* refused: no seq, seq out of range, not an object's text, a NUL inside */
+		assert_int_equal(ctl_audit_frame(0, text, strlen(text), &buf2, &len2), -1);
+		assert_null(buf2);
+		assert_int_equal(ctl_audit_frame(CTL_SEQ_MAX + 1, text, strlen(text), &buf2, &len2),
+				 -1);
+		assert_int_equal(ctl_audit_frame(5, "[1]", 3, &buf2, &len2), -1);
+		assert_int_equal(ctl_audit_frame(5, "{", 1, &buf2, &len2), -1);
+		assert_int_equal(ctl_audit_frame(5, "{\0}", 3, &buf2, &len2), -1);
+		free(text);
+		free(buf);
+	}
+	/* too big for a frame */
+	{
+		size_t big = CTL_MAX_FRAME;
+		char *text = malloc(big);
+		uint8_t *buf2 = NULL;
+		size_t len2;
+
+		assert_non_null(text);
+		memset(text, ' ', big);
+		text[0] = '{';
+		text[big - 1] = '}';
+		assert_int_equal(ctl_audit_frame(5, text, big, &buf2, &len2), -1);
+		text[big - 41] = '}'; /* the largest that fits, less a margin */
+		assert_int_equal(ctl_audit_frame(5, text, big - 40, &buf2, &len2), 0);
+		/* header, {"seq":5,"event": (17 bytes), the text, } */
+		assert_int_equal(len2, CTL_FRAME_HEADER + 17 + (big - 40) + 1);
+		free(buf2);
+		free(text);
+	}
 
 	/* unnumbered (an older guestd, or one without a spool) */
 	j = ctl_audit_to_json(0, ev);
