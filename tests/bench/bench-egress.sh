@@ -6,7 +6,11 @@
 # on 127.0.0.1, guestd runs for a real brokered session (IdP, broker, sawctl, an attached
 # login: tests/e2e/egress-lib.sh) with a policy that allows 127.0.0.1:TARGET and names
 # 127.0.0.1/32 in addresses.allow_private. Every path uses the same client, the same target
-# and the same byte counts; "direct" is the client connected to the target without a proxy.
+# and the same byte counts; "direct" is the client connected to the target without a proxy;
+# "floor" is tests/bench/saw-floorproxy, the least a CONNECT proxy can cost on this machine
+# (one allowed port, no names, no policy, no audit, one epoll loop per CPU, splice for bulk):
+# the yardstick that says how much of a proxy's cost is the kernel's loopback work for its
+# two sockets, which no proxy avoids, and how far the targets are reachable here at all.
 #
 # First, not timed: saw-egressbench check through each proxy (64 MiB downstream compared
 # byte for byte, 32 MiB upstream sent with early data and ended by a half-close); guestd must
@@ -44,8 +48,9 @@ RUNS=${SAW_BENCH_RUNS:-3}
 CONN_RUNS=${SAW_BENCH_CONN_RUNS:-3}
 REQS=${SAW_BENCH_REQS:-200}
 EB=$SAW_BUILD/tests/saw-egressbench
+FLOORPROXY=$SAW_BUILD/tests/saw-floorproxy
 blog() { echo "bench-egress: $*" >&2; }
-[ -x "$EB" ] || fail "no $EB (build first)"
+[ -x "$EB" ] && [ -x "$FLOORPROXY" ] || fail "no $EB or $FLOORPROXY (build first)"
 [ "$(id -u)" -eq 0 ] || fail "run as root (apt-get, guestd's ControlSocket)"
 
 if ! command -v tinyproxy >/dev/null || ! command -v squid >/dev/null; then
@@ -77,7 +82,9 @@ cat >"$T/policy.json" <<JSON
 JSON
 CRED=$(free_port)
 blog "starting the IdP, the broker and saw-guestd (a brokered session)"
-GUESTD_FLAGS="" egress_up "$T/policy.json" "CredentialListen 127.0.0.1:$CRED" \
+# The broker takes guestd's events as they come: its default WorkspaceAuditRate (500/s) would
+# hold most of a run's events back in guestd's spool, to be sent and counted after the run.
+EGRESS_BROKER_LINE="WorkspaceAuditRate 1000000" GUESTD_FLAGS="" egress_up "$T/policy.json" "CredentialListen 127.0.0.1:$CRED" \
 	"CredentialCAFile $T/pki/ca.pem" >"$T/egress-up.log" 2>&1 ||
 	{ cat "$T/egress-up.log"; fail "guestd setup"; }
 CAP=$(gsock "{\"op\":\"session_env\",\"session\":\"$SESSION_ID\"}" | python3 -c '
@@ -133,6 +140,11 @@ CONF
 squid -N -f "$T/squid.conf" >"$T/squid.out" 2>&1 &
 SQUID_PID=$!
 track "$SQUID_PID" "$T/squid.out"
+FLOOR=$(free_port)
+"$FLOORPROXY" "$FLOOR" "$TARGET" "$(nproc)" >"$T/floor.out" 2>&1 &
+FLOOR_PID=$!
+track "$FLOOR_PID" "$T/floor.out"
+wait_for_port "$FLOOR" 10 || fail "saw-floorproxy did not start"
 wait_for_port "$TINY" 10 || fail "tinyproxy did not start"
 wait_for_port "$SQUID" 20 || fail "squid did not start"
 for p in "$PROXY_PORT" "$TINY" "$SQUID"; do
@@ -149,9 +161,10 @@ done
 NCPU=$(nproc)
 HZ=$(getconf CLK_TCK)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-NAMES=(direct guestd tinyproxy squid)
-declare -A PORT=([direct]=0 [guestd]=$PROXY_PORT [tinyproxy]=$TINY [squid]=$SQUID)
-declare -A PID=([direct]="" [guestd]=$GUESTD_PID [tinyproxy]=$TINY_PID [squid]=$SQUID_PID)
+NAMES=(direct floor guestd tinyproxy squid)
+declare -A PORT=([direct]=0 [floor]=$FLOOR [guestd]=$PROXY_PORT [tinyproxy]=$TINY [squid]=$SQUID)
+declare -A PID=([direct]="" [floor]=$FLOOR_PID [guestd]=$GUESTD_PID [tinyproxy]=$TINY_PID
+	[squid]=$SQUID_PID)
 declare -A CHECK CPS TPUT
 # ticks PID: CPU clock ticks (user+system, with reaped children) of a process so far; 0 if none
 ticks() {
@@ -305,4 +318,5 @@ echo
 printf 'credential proxy, %d keep-alive requests: direct HTTPS p50 %s ms p90 %s ms; through the proxy p50 %s ms p90 %s ms; added p50 %s ms\n' \
 	"$REQS" "$d50" "$d90" "$p50" "$p90" "$(awk -v a="$p50" -v b="$d50" 'BEGIN{printf "%.2f", a-b}')"
 echo "targets: guestd >= 1.5x tinyproxy CONNECT/s: $(ratio "${CPS[guestd]}" "${CPS[tinyproxy]}")x; guestd >= 0.9x direct throughput: $(ratio "${TPUT[guestd]}" "${TPUT[direct]}")x"
+echo "the floor on this machine (saw-floorproxy): $(ratio "${CPS[floor]}" "${CPS[tinyproxy]}")x tinyproxy CONNECT/s, $(ratio "${TPUT[floor]}" "${TPUT[direct]}")x direct throughput; guestd: $(ratio "${CPS[guestd]}" "${CPS[floor]}")x the floor's CONNECT/s, $(ratio "${TPUT[guestd]}" "${TPUT[floor]}")x its throughput"
 exit 0

@@ -7,6 +7,9 @@ target_link_libraries(saw-loadclient PRIVATE PkgConfig::LIBSSH Threads::Threads 
 # Egress benchmark peers (tests/bench/bench-egress.sh).
 add_executable(saw-egressbench ${CMAKE_CURRENT_LIST_DIR}/saw-egressbench.c)
 target_link_libraries(saw-egressbench PRIVATE Threads::Threads)
+# The least a CONNECT proxy can cost here: the yardstick beside the peers.
+add_executable(saw-floorproxy ${CMAKE_CURRENT_LIST_DIR}/saw-floorproxy.c)
+target_link_libraries(saw-floorproxy PRIVATE Threads::Threads)
 
 if(SAW_E2E)
   add_test(NAME bench/loadclient-smoke

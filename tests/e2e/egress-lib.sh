@@ -14,6 +14,7 @@ EGRESS_HELPERS=$SAW_SRC/tests/e2e/egress-servers.py
 
 # egress_up POLICY_FILE [EXTRA GUESTD CONFIG LINES...]: everything above, and the session.
 # Sets GUESTD_CONF, GUESTD_LOG, GUESTD_PID, GUESTD_SOCK, PROXY_PORT, SESSION_ID.
+# EGRESS_BROKER_LINE: one more line for the broker's configuration (the benchmark's).
 egress_up() {
 	local policy=$1 i l
 	shift
@@ -22,7 +23,7 @@ egress_up() {
 		[ -x "$SAW_BUILD/$l" ] || fail "no $SAW_BUILD/$l (build first)"
 	done
 	start_idp
-	write_broker_config "AdminSocket $T/broker/admin.sock"
+	write_broker_config "AdminSocket $T/broker/admin.sock" ${EGRESS_BROKER_LINE:+"$EGRESS_BROKER_LINE"}
 	start_broker
 	wait_for_text "$BROKER_LOG" "admin socket" 10 || fail "no admin socket (see $BROKER_LOG)"
 	local wskey
