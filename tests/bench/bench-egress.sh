@@ -183,8 +183,8 @@ sticks() {
 	fi
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
-# col FILE N: the median of column N
-col() { awk -v n="$2" '{print $n}' "$1" | median; }
+# col FILE N: the median of column N (0 when that kind was not measured: SAW_BENCH_*RUNS=0)
+col() { if [ -f "$1" ]; then awk -v n="$2" '{print $n}' "$1" | median; else echo 0; fi; }
 
 for name in "${NAMES[@]}"; do
 	out=$("$EB" check "${PORT[$name]}" "$TARGET" 2>&1) || true
