@@ -34,11 +34,10 @@
  * in one channel write, which under load is one SSH packet and one wake-up of the broker
  * for many events instead of one per turn (delivery a millisecond later; durability is the
  * spool's, unchanged), and the step that follows the write reads what libssh took in
- * meanwhile. Writing
- * before that step also clears the POLLOUT interest libssh leaves after every write, so
- * EV_WRITE is armed only when output is really pending: a write per event, each arming and
- * disarming EPOLLOUT for a wake-up with nothing to do, was a large share of what guestd
- * spent on an egress CONNECT.
+ * meanwhile. Writing before that step also clears the POLLOUT interest libssh leaves after
+ * every write, so EV_WRITE is armed only when output is really pending: a write per event,
+ * each arming and disarming EPOLLOUT for a wake-up with nothing to do, was a large share of
+ * what guestd spent on an egress CONNECT.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -37,8 +37,8 @@ ctl_type_known(unsigned int t)
 	return t >= CTL_HELLO && t <= CTL_AUDIT_ACK;
 }
 
-/* A frame around n bytes of body text (from two parts, so that a caller can put a prefix
- * before text it already has). */
+/* A frame around a body given in three consecutive parts (a, b, c: so that a caller can wrap
+ * text it already has without copying it into a new string first). */
 static int
 ctl_frame(enum ctl_type type, const char *a, size_t alen, const char *b, size_t blen, const char *c,
 	  size_t clen, uint8_t **out, size_t *outlen)
