@@ -662,6 +662,9 @@ gbroker_spool_pump(struct gbroker *b)
 
 	if (b->state != GB_UP || b->broker_upto < 0)
 		return;
+	/* nothing is sent before it is committed (a timer may run before this turn's ev_flush) */
+	if (spool_in_txn(b->spool))
+		gbroker_spool_commit(b);
 	for (; !b->fresh_all;) {
 		size_t before = b->iflen;
 
