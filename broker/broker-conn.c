@@ -30,6 +30,7 @@
 
 #define CONN_MAX_MESSAGES_PER_TURN 64 /* fairness: one busy client cannot starve others */
 #define CONN_DRAIN_SECONDS 2
+#define CONN_DISCONNECT_POLLS 8 /* non-blocking polls to get our output out before DISCONNECT */
 
 static void conn_step(struct conn *c);
 static void conn_destroy(struct conn *c);
@@ -291,12 +292,42 @@ conn_step(struct conn *c)
 	conn_flush(c);
 }
 
+/*
+ * Before ssh_disconnect(): take in what the peer already sent (otherwise OpenSSH may report
+ * "closed by remote host" rather than our reason, see REFERENCE.md) and get our own pending
+ * output written, so that the DISCONNECT with its sentence really leaves.
+ *
+ * libssh 0.10, non-blocking, writes a packet at once only if its own last poll found the
+ * socket writable with nothing left to send; every write clears that state until the next
+ * poll. Otherwise the packet is only buffered, and ssh_disconnect() closes libssh's
+ * descriptor right after queueing the DISCONNECT: a connection that had output in flight
+ * (a tunnel carrying a download, an ssh -J printing output) would lose the DISCONNECT and the
+ * peer would see the TCP close without the reason. Each ssh_message_get() that finds no message
+ * polls the session once (input, then pending output), so poll until a poll started with
+ * nothing pending. Bounded: a peer that reads nothing cannot hold the event loop.
+ */
+static void
+conn_drain_for_disconnect(struct conn *c)
+{
+	ssh_message msg;
+	bool pending;
+	int polls, n = 0;
+
+	for (polls = 0; polls < CONN_DISCONNECT_POLLS; polls++) {
+		pending = (ssh_get_poll_flags(c->ssh) & SSH_WRITE_PENDING) != 0;
+		while (n < CONN_MAX_MESSAGES_PER_TURN && (msg = ssh_message_get(c->ssh)) != NULL) {
+			ssh_message_free(msg);
+			n++;
+		}
+		if (!pending || n >= CONN_MAX_MESSAGES_PER_TURN || !ssh_is_connected(c->ssh))
+			break;
+	}
+}
+
 void
 conn_close(struct conn *c, const char *reason)
 {
 	struct timeval zero = { 0, 0 };
-	ssh_message msg;
-	int n;
 
 	if (c->state == CONN_CLOSING)
 		return;
@@ -317,10 +348,7 @@ conn_close(struct conn *c, const char *reason)
 	auth_conn_cleanup(c);
 	sessions_detach(c);
 	if (ssh_is_connected(c->ssh)) {
-		/* Answer what is already queued so the client sees our disconnect reason
-		 * rather than a reset. */
-		for (n = 0; n < 16 && (msg = ssh_message_get(c->ssh)) != NULL; n++)
-			ssh_message_free(msg);
+		conn_drain_for_disconnect(c);
 		if (reason != NULL)
 			ssh_session_set_disconnect_message(c->ssh, reason);
 		ssh_disconnect(c->ssh);
