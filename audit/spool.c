@@ -320,6 +320,22 @@ spool_lock(struct spool *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads rows and bytes from the table (at open, and after a transaction was rolled back).
+ * Returns 0 or -1 (the counts are left as they were). */
+static int
+spool_count(struct spool *s)
+{
+	int rc;
+
+	sqlite3_bind_int64(s->sum, 1, INT64_MAX);
+	if ((rc = sqlite3_step(s->sum)) == SQLITE_ROW) {
+		s->rows = sqlite3_column_int64(s->sum, 0);
+		s->bytes = sqlite3_column_int64(s->sum, 1);
+	}
+	sqlite3_reset(s->sum);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 struct spool *
 spool_open(const char *path, long long max_bytes, char *err, size_t errlen)
 {
@@ -403,14 +419,10 @@ spool_open(const char *path, long long max_bytes, char *err, size_t errlen)
 		snprintf(err, errlen, "audit spool %s: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
-	sqlite3_bind_int64(s->sum, 1, INT64_MAX);
-	if (sqlite3_step(s->sum) != SQLITE_ROW) {
+	if (spool_count(s) != 0) {
 		snprintf(err, errlen, "audit spool %s: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
-	s->rows = sqlite3_column_int64(s->sum, 0);
-	s->bytes = sqlite3_column_int64(s->sum, 1);
-	sqlite3_reset(s->sum);
 	if (asprintf(&s->wal_path, "%s-wal", path) == -1) {
 		s->wal_path = NULL;
 		snprintf(err, errlen, "audit spool %s: out of memory", path);
@@ -562,20 +574,6 @@ spool_begin(struct spool *s)
 	return 0;
 }
 
-/* The counts after a transaction was rolled back: read again from the table. */
-static void
-spool_recount(struct spool *s)
-{
-	sqlite3_bind_int64(s->sum, 1, INT64_MAX);
-	if (sqlite3_step(s->sum) == SQLITE_ROW) {
-		s->rows = sqlite3_column_int64(s->sum, 0);
-		s->bytes = sqlite3_column_int64(s->sum, 1);
-	}
-	sqlite3_reset(s->sum);
-	s->gone = 0; /* trivially true; spool_ack() then counts what it deletes */
-	s->peeked = false;
-}
-
 int
 spool_commit(struct spool *s)
 {
@@ -590,7 +588,11 @@ spool_commit(struct spool *s)
 	if (!sqlite3_get_autocommit(s->db) &&
 	    spool_exec(s->db, s->path, "ROLLBACK", err, sizeof(err)) == -1)
 		log_warnx("%s", err);
-	spool_recount(s);
+	if (spool_count(s) != 0)
+		log_warnx("audit spool %s: cannot count its rows again: %s", s->path,
+			  sqlite3_errmsg(s->db));
+	s->gone = 0; /* trivially true; spool_ack() then counts what it deletes */
+	s->peeked = false;
 	return -1;
 }
 

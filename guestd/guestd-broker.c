@@ -543,6 +543,14 @@ gbroker_spool_drop(struct gbroker *b, long long id, const char *why)
 	gbroker_inflight_push(b, id, seq, 0);
 }
 
+/* Enough sent and not acknowledged, or queued for the channel: more when ACKs come. */
+static bool
+gbroker_window_full(const struct gbroker *b)
+{
+	return b->iflen == GBROKER_INFLIGHT_MAX || b->ifbytes >= GBROKER_INFLIGHT_BYTES ||
+	       evbuffer_get_length(b->out) >= GBROKER_MAX_CTL_OUT / 2;
+}
+
 static int
 gbroker_spool_row(const struct spool_row *row, void *arg)
 {
@@ -554,8 +562,7 @@ gbroker_spool_row(const struct spool_row *row, void *arg)
 	int64_t seq;
 	char err[160];
 
-	if (b->iflen == GBROKER_INFLIGHT_MAX || b->ifbytes >= GBROKER_INFLIGHT_BYTES ||
-	    evbuffer_get_length(b->out) >= GBROKER_MAX_CTL_OUT / 2)
+	if (gbroker_window_full(b))
 		return 1; /* enough in flight: more when acknowledgements come */
 	if (row->damaged) {
 		gbroker_spool_drop(b, row->id, "is damaged");
@@ -635,9 +642,7 @@ gbroker_fresh_push(struct gbroker *b, long long id, int64_t seq, uint8_t *frame,
 static void
 gbroker_fresh_pump(struct gbroker *b)
 {
-	while (b->flen > 0 && b->iflen < GBROKER_INFLIGHT_MAX &&
-	       b->ifbytes < GBROKER_INFLIGHT_BYTES &&
-	       evbuffer_get_length(b->out) < GBROKER_MAX_CTL_OUT / 2) {
+	while (b->flen > 0 && !gbroker_window_full(b)) {
 		struct gfresh *f = &b->fresh[b->fhead];
 
 		if (f->seq <= b->broker_upto) {
@@ -729,7 +734,7 @@ gbroker_spool_commit(struct gbroker *b)
 	gbroker_fresh_clear(b);
 }
 
-/* text: the event's compact JSON (len bytes). Returns 0 when the event is spooled. */
+/* ev (borrowed) and its compact JSON text (len bytes). Returns 0 when the event is spooled. */
 static int
 gbroker_audit_spool(struct gbroker *b, json_t *ev, const char *text, size_t len)
 {
@@ -785,7 +790,6 @@ out:
 			  b->spool_path, b->spool_full);
 	}
 	free(frame);
-	json_decref(ev);
 	gbroker_flush_later(b);
 	return rc;
 }
@@ -821,10 +825,8 @@ gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len)
 	/* The journal gets the event when nothing durable holds it: no spool (the memory
 	 * queue drops the oldest when full), or the spool refused it ("they remain in this
 	 * log"); a spooled event is there only with -d, not written twice at info level. */
-	if (b != NULL && b->spool != NULL) {
-		json_incref(ev);
+	if (b != NULL && b->spool != NULL)
 		rc = gbroker_audit_spool(b, ev, text, len); /* an empty text is refused, counted */
-	}
 	if (len > 0 && rc == 0)
 		log_debug("audit: %.*s", (int)len, text);
 	else if (len > 0)

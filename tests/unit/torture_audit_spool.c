@@ -191,28 +191,38 @@ torture_spool_cap(void **state)
 	spool_close(s);
 }
 
-static void
-torture_spool_damaged_rows(void **state)
+/* A spool holding rows "a", "b", … (n of them, event {"a":1} and so on), its database then
+ * changed behind its back by sql, opened again. */
+static struct spool *
+spool_with_sql(struct fixture *f, int n, const char *sql)
 {
-	struct fixture *f = *state;
-	char err[256];
-	struct collect c;
+	char err[256], uid[2] = "a", ev[8];
 	struct spool *s;
 	sqlite3 *db;
 
 	s = spool_open(f->spool, 0, err, sizeof(err));
 	assert_non_null(s);
-	assert_int_equal(spool_append(s, "a", 1, "{\"a\":1}", 7), 0);
-	assert_int_equal(spool_append(s, "b", 2, "{\"b\":2}", 7), 0);
-	assert_int_equal(spool_append(s, "c", 3, "{\"c\":3}", 7), 0);
+	for (int i = 0; i < n; i++, uid[0]++) {
+		snprintf(ev, sizeof(ev), "{\"%s\":%d}", uid, i + 1);
+		assert_int_equal(spool_append(s, uid, i + 1, ev, 7), 0);
+	}
 	spool_close(s);
 	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE spool SET event = 'garbage\n' WHERE uid = 'b'",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	s = spool_open(f->spool, 0, err, sizeof(err));
 	assert_non_null(s);
+	return s;
+}
+
+static void
+torture_spool_damaged_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct collect c;
+	struct spool *s;
+
+	s = spool_with_sql(f, 3, "UPDATE spool SET event = 'garbage\n' WHERE uid = 'b'");
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(spool_peek(s, 0, 10, 1 << 20, collect_cb, &c), 3);
 	assert_int_equal(c.damaged, 1);
@@ -323,25 +333,11 @@ static void
 torture_spool_txn_rollback(void **state)
 {
 	struct fixture *f = *state;
-	char err[256];
 	struct spool *s;
-	sqlite3 *db;
 
-	s = spool_open(f->spool, 0, err, sizeof(err));
-	assert_non_null(s);
-	assert_int_equal(spool_append(s, "a", 1, "{\"a\":1}", 7), 0);
-	assert_int_equal(spool_append(s, "b", 2, "{\"b\":2}", 7), 0);
-	spool_close(s);
-	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(db,
-			     "CREATE TRIGGER bad BEFORE INSERT ON spool WHEN NEW.uid = 'bad' "
-			     "BEGIN SELECT RAISE(ROLLBACK, 'refused'); END;",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(db);
-	s = spool_open(f->spool, 0, err, sizeof(err));
-	assert_non_null(s);
+	s = spool_with_sql(f, 2,
+			   "CREATE TRIGGER bad BEFORE INSERT ON spool WHEN NEW.uid = 'bad' "
+			   "BEGIN SELECT RAISE(ROLLBACK, 'refused'); END;");
 	assert_int_equal(spool_rows(s), 2);
 	assert_int_equal(spool_begin(s), 0);
 	assert_int_equal(spool_ack(s, 1), 0);
