@@ -196,15 +196,16 @@ torture_spool_cap(void **state)
 static struct spool *
 spool_with_sql(struct fixture *f, int n, const char *sql)
 {
-	char err[256], uid[2] = "a", ev[8];
+	char err[256], uid[2] = "a", ev[32];
 	struct spool *s;
 	sqlite3 *db;
 
 	s = spool_open(f->spool, 0, err, sizeof(err));
 	assert_non_null(s);
 	for (int i = 0; i < n; i++, uid[0]++) {
-		snprintf(ev, sizeof(ev), "{\"%s\":%d}", uid, i + 1);
-		assert_int_equal(spool_append(s, uid, i + 1, ev, 7), 0);
+		int len = snprintf(ev, sizeof(ev), "{\"%s\":%d}", uid, i + 1);
+
+		assert_int_equal(spool_append(s, uid, i + 1, ev, (size_t)len), 0);
 	}
 	spool_close(s);
 	assert_int_equal(sqlite3_open(f->spool, &db), SQLITE_OK);
