@@ -927,7 +927,7 @@ gsandbox_ctl_cb(evutil_socket_t fd, short what, void *arg)
 		mh.msg_iovlen = 1;
 		mh.msg_control = cm.buf;
 		mh.msg_controllen = sizeof(cm.buf);
-		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		n = sandbox_ctl_recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -1577,7 +1577,7 @@ fail:
 		}
 		/* the failed Launch says why: pid 1's own words if it sent any */
 		while (why[0] == '\0' && sb->ctl != -1 &&
-		       (n = recv(sb->ctl, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0)
+		       (n = sandbox_ctl_recv(sb->ctl, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0)
 			if (msg[0] == 'E' && n > 1) {
 				msg[n] = '\0';
 				snprintf(why, sizeof(why), "the sandbox could not be built: %s",

@@ -1328,3 +1328,25 @@ out:
 		close(homefd);
 	return rc;
 }
+
+ssize_t
+sandbox_ctl_recvmsg(int fd, struct msghdr *mh, int flags)
+{
+	ssize_t n = recvmsg(fd, mh, flags);
+
+	if (n < 0 && errno == ECONNRESET)
+		n = recvmsg(fd, mh, flags);
+	return n;
+}
+
+ssize_t
+sandbox_ctl_recv(int fd, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { buf, len };
+	struct msghdr mh;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	return sandbox_ctl_recvmsg(fd, &mh, flags);
+}

@@ -198,4 +198,14 @@ int sandbox_mounts_apply(const struct sandbox_plan *p, uid_t uid, gid_t gid, cha
 /* Drops every capability from the bounding set. 0 or -errno. */
 int sandbox_drop_bounding(void);
 
+/* ---- pid 1's control socket (SOCK_SEQPACKET), guestd's end ------------------------------ */
+
+struct msghdr;
+/* recvmsg(2) that does not lose pid 1's last words: when pid 1 closed its end with something
+ * of guestd's unread (it failed before reading "G"), the kernel reports ECONNRESET once,
+ * before the messages still queued (its "E"); those are then read. As recvmsg(2). */
+ssize_t sandbox_ctl_recvmsg(int fd, struct msghdr *mh, int flags);
+/* The same for one message into buf. */
+ssize_t sandbox_ctl_recv(int fd, void *buf, size_t len, int flags);
+
 #endif

@@ -429,6 +429,50 @@ test_git_scan(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* pid 1 fails before it reads guestd's "G": it sends its "E" and closes with "G" unread. The
+ * kernel then reports ECONNRESET to guestd before the queued "E"; the "E" must still be read
+ * (the failed Launch event names its reason), then EOF. */
+static void
+test_ctl_recv_reset(void **state)
+{
+	char buf[64];
+	int sp[2];
+	ssize_t n;
+
+	(void)state;
+	/* the kernel's behaviour, with a plain recv: the reset first, the message after it */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(send(sp[0], "G", 1, MSG_NOSIGNAL), 1);
+	assert_int_equal(send(sp[1], "Eno", 3, MSG_NOSIGNAL), 3);
+	close(sp[1]);
+	assert_int_equal(recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_int_equal(recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), 3);
+	close(sp[0]);
+
+	/* the helper reads the message at once */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(send(sp[0], "G", 1, MSG_NOSIGNAL), 1);
+	assert_int_equal(send(sp[1], "Ehome must be owned", 19, MSG_NOSIGNAL), 19);
+	close(sp[1]);
+	n = sandbox_ctl_recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT);
+	assert_int_equal(n, 19);
+	assert_memory_equal(buf, "Ehome must be owned", 19);
+	assert_int_equal(sandbox_ctl_recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), 0); /* EOF */
+	close(sp[0]);
+
+	/* without a reset: messages, then EOF; an empty queue is EAGAIN, not a reset */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(sandbox_ctl_recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(send(sp[1], "S", 1, MSG_NOSIGNAL), 1);
+	close(sp[1]);
+	assert_int_equal(sandbox_ctl_recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), 1);
+	assert_int_equal(buf[0], 'S');
+	assert_int_equal(sandbox_ctl_recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT), 0);
+	close(sp[0]);
+}
+
 int
 main(void)
 {
@@ -438,6 +482,7 @@ main(void)
 		cmocka_unit_test(test_seccomp_table),	cmocka_unit_test(test_seccomp_load),
 		cmocka_unit_test(test_landlock_rights), cmocka_unit_test(test_cgroup_parse),
 		cmocka_unit_test(test_cgroup_v1_parse), cmocka_unit_test(test_git_scan),
+		cmocka_unit_test(test_ctl_recv_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
