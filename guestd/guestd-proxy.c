@@ -879,6 +879,9 @@ gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sock
 	}
 	event_add(c->ev_read, NULL);
 	evtimer_add(c->ev_timeout, &tv);
+	/* The listener defers accepting until the request's first bytes arrived
+	 * (TCP_DEFER_ACCEPT): read them now rather than after another loop turn. */
+	gproxy_read_cb(fd, EV_READ, c); /* may free c */
 }
 
 /* ---- listeners ------------------------------------------------------------------------ */
@@ -943,6 +946,17 @@ gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid
 	pl->px = px;
 	pl->l = l;
 	pl->kind = kind;
+	if (kind == PROXY_KIND_HTTP) {
+		/* An HTTP client speaks first: the kernel wakes us once its request has begun,
+		 * not on the bare handshake (one wakeup per connection instead of two). A client
+		 * that sends nothing is accepted after GPROXY_HEAD_TIMEOUT anyway, and then has
+		 * the head timeout like any other. */
+		int secs = GPROXY_HEAD_TIMEOUT;
+
+		if (setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs,
+			       sizeof(secs)) != 0)
+			log_debug("proxy listener: TCP_DEFER_ACCEPT: %s", strerror(errno));
+	}
 	evconnlistener_set_cb(l, gproxy_accept_cb, pl);
 	evconnlistener_set_error_cb(l, gproxy_error_cb);
 	TAILQ_INSERT_TAIL(&px->listeners, pl, entry);

@@ -44,14 +44,21 @@ JSON
 write_policy 1
 egress_up "$T/policy.json"
 
-# raw_connect TARGET: a CONNECT with exactly this target; prints the status code, then the
-# response body (for refusals) on the next line.
+# raw_connect TARGET [DELAY [PAUSE]]: a CONNECT with exactly this target, sent DELAY seconds
+# after the connection opened, its head in two writes PAUSE seconds apart when PAUSE is given;
+# prints the status code, then the response body (for refusals) on the next line.
 raw_connect() {
-	python3 - "$PROXY_PORT" "$1" <<'PY'
-import socket, sys
+	python3 - "$PROXY_PORT" "$1" "${2:-0}" "${3:-}" <<'PY'
+import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 t = sys.argv[2]
-s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode())
+time.sleep(float(sys.argv[3]))
+head = ("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode()
+if sys.argv[4]:
+    s.sendall(head[:9])
+    time.sleep(float(sys.argv[4]))
+    head = head[9:]
+s.sendall(head)
 buf = b""
 while b"\r\n\r\n" not in buf:
     d = s.recv(4096)
@@ -141,6 +148,13 @@ n=$(audit_lines 4001 1)
 check "OCSF Network Activity open events were recorded ($n)" test "$n" -ge 2
 assert_audit 2 "audit: guestd's Network Activity opens reached the broker's audit log" \
 	class_uid=4001 activity_id=1 metadata.product.name=saw-guestd unmapped.workspace=alice-ws
+
+# The listener accepts only once a request has begun (TCP_DEFER_ACCEPT) and reads the head
+# at once: a client that waits before it speaks, or sends its head in pieces, is still served.
+out=$(raw_connect "127.0.0.1:$ORIGIN_PORT" 1.5)
+assert_eq "$(head -n1 <<<"$out")" 200 "v2: a CONNECT sent 1.5 s after the connection opened is served"
+out=$(raw_connect "127.0.0.1:$ORIGIN_PORT" 0 0.5)
+assert_eq "$(head -n1 <<<"$out")" 200 "v2: a CONNECT head sent in two writes 0.5 s apart is served"
 
 out=$(raw_connect "127.0.0.1:$DENIED_PORT")
 assert_eq "$(head -n1 <<<"$out")" 403 "v2: the deny rule beats the allow (127.0.0.1:$DENIED_PORT)"
