@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/json-compact.h"
 #include "audit/log.h"
 #include "audit/sink.h"
 
@@ -126,177 +127,6 @@ audit_open(const char *path, struct event_base *base, char *err, size_t errlen)
 	return audit_open_sinks(&env, &cfg, 1, AUDIT_FAILURE_OPEN, err, errlen);
 }
 
-/*
- * Compact JSON of an event, about ten times faster than json_dumps() (which formats through
- * stdio and a callback per fragment): serialization was the largest cost of an emit. Output
- * is RFC 8259 JSON, escaping '"', '\\' and control characters; strings are already valid
- * UTF-8 (jansson checks on creation). Returns NULL for what it does not handle (reals, very
- * deep nesting), and the caller falls back to json_dumps().
- */
-struct audit_buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void
-audit_buf_grow(struct audit_buf *b, size_t n)
-{
-	size_t cap;
-	char *np;
-
-	if (b->oom || b->len + n + 1 <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	if ((np = realloc(b->p, cap)) == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->p = np;
-	b->cap = cap;
-}
-
-static void
-audit_buf_put(struct audit_buf *b, const char *s, size_t n)
-{
-	audit_buf_grow(b, n);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-audit_buf_str(struct audit_buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
-	char esc[6];
-
-	audit_buf_grow(b, n + 2);
-	audit_buf_put(b, "\"", 1);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		audit_buf_put(b, s + run, i - run);
-		run = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"':
-		case '\\':
-			esc[1] = (char)c;
-			audit_buf_put(b, esc, 2);
-			break;
-		case '\n':
-			audit_buf_put(b, "\\n", 2);
-			break;
-		case '\r':
-			audit_buf_put(b, "\\r", 2);
-			break;
-		case '\t':
-			audit_buf_put(b, "\\t", 2);
-			break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			audit_buf_put(b, esc, 6);
-			break;
-		}
-	}
-	audit_buf_put(b, s + run, n - run);
-	audit_buf_put(b, "\"", 1);
-}
-
-/* Decimal of an integer: snprintf() was a tenth of an emit (events carry a dozen). */
-static void
-audit_buf_int(struct audit_buf *b, json_int_t v)
-{
-	char num[24], *p = num + sizeof(num);
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		*--p = '-';
-	audit_buf_put(b, p, (size_t)(num + sizeof(num) - p));
-}
-
-static int
-audit_buf_value(struct audit_buf *b, json_t *v, int depth)
-{
-	const char *key;
-	json_t *m;
-	size_t i;
-	bool first = true;
-
-	if (depth > 32)
-		return -1;
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		audit_buf_put(b, "{", 1);
-		json_object_foreach(v, key, m) {
-			if (!first)
-				audit_buf_put(b, ",", 1);
-			first = false;
-			audit_buf_str(b, key, strlen(key));
-			audit_buf_put(b, ":", 1);
-			if (audit_buf_value(b, m, depth + 1) != 0)
-				return -1;
-		}
-		audit_buf_put(b, "}", 1);
-		return 0;
-	case JSON_ARRAY:
-		audit_buf_put(b, "[", 1);
-		json_array_foreach(v, i, m) {
-			if (i > 0)
-				audit_buf_put(b, ",", 1);
-			if (audit_buf_value(b, m, depth + 1) != 0)
-				return -1;
-		}
-		audit_buf_put(b, "]", 1);
-		return 0;
-	case JSON_STRING:
-		audit_buf_str(b, json_string_value(v), json_string_length(v));
-		return 0;
-	case JSON_INTEGER:
-		audit_buf_int(b, json_integer_value(v));
-		return 0;
-	case JSON_TRUE:
-		audit_buf_put(b, "true", 4);
-		return 0;
-	case JSON_FALSE:
-		audit_buf_put(b, "false", 5);
-		return 0;
-	case JSON_NULL:
-		audit_buf_put(b, "null", 4);
-		return 0;
-	default:
-		return -1; /* reals: jansson's own formatting */
-	}
-}
-
-static char *
-audit_serialize(json_t *ev)
-{
-	struct audit_buf b = { 0 };
-
-	if (audit_buf_value(&b, ev, 0) != 0 || b.oom) {
-		free(b.p);
-		return json_dumps(ev, JSON_COMPACT);
-	}
-	b.p[b.len] = '\0';
-	return b.p;
-}
-
 static void
 audit_count_build_lost(struct audit *a, const char *why)
 {
@@ -360,17 +190,18 @@ audit_emit(struct audit *a, json_t *event)
 		return -1;
 	}
 	/* Compact output escapes control characters: the line holds no newline of its own. */
-	s = audit_serialize(event);
+	memset(&r, 0, sizeof(r));
+	s = audit_json_compact(event, NULL, &r.len);
+	if (s == NULL && (s = json_dumps(event, JSON_COMPACT)) != NULL)
+		r.len = strlen(s); /* nested deeper than the fast path goes */
 	if (s == NULL) {
 		json_decref(event);
 		audit_count_build_lost(a, "event could not be serialized");
 		audit_note_health(a);
 		return -1;
 	}
-	memset(&r, 0, sizeof(r));
 	r.ev = event;
 	r.json = s;
-	r.len = strlen(s);
 	r.time_ms = json_integer_value(json_object_get(event, "time"));
 	r.severity_id = (int)json_integer_value(json_object_get(event, "severity_id"));
 	r.type_uid = json_integer_value(json_object_get(event, "type_uid"));

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "audit/chain.h"
+#include "audit/json-compact.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "audit/sink.h"
@@ -523,31 +524,31 @@ sink_file_timer_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * An event with unmapped data of its own: serialize it without that member and hand the
  * member's content to chain_splice(), which merges it with prev and seq (reserved names).
+ * Neither the event nor the member is copied: the serializer leaves those members out.
  */
 static int
 sink_file_enqueue_unmapped(struct sink_file *f, const struct audit_record *r, json_t *um)
 {
-	json_t *copy = json_copy(r->ev), *extra;
+	static const char *const no_unmapped[] = { "unmapped", NULL };
+	static const char *const no_chain[] = { "prev", "seq", NULL };
+	json_t *wrap = NULL;
 	char *s = NULL, *x = NULL;
+	size_t slen = 0, xlen = 0;
 	int rc = -1;
 
-	extra = json_is_object(um) ? json_copy(um) : json_pack("{sO}", "value", um);
-	if (copy == NULL || extra == NULL)
+	/* a member that is not an object is kept as {"value": ...} */
+	if (!json_is_object(um) && (wrap = um = json_pack("{sO}", "value", um)) == NULL)
 		goto out;
-	json_object_del(copy, "unmapped");
-	json_object_del(extra, "prev");
-	json_object_del(extra, "seq");
-	if ((s = json_dumps(copy, JSON_COMPACT)) == NULL ||
-	    (x = json_dumps(extra, JSON_COMPACT)) == NULL)
+	if ((s = audit_json_compact(r->ev, no_unmapped, &slen)) == NULL ||
+	    (x = audit_json_compact(um, no_chain, &xlen)) == NULL)
 		goto out;
-	rc = sink_file_enqueue(f, s, strlen(s), x, strlen(x));
+	rc = sink_file_enqueue(f, s, slen, x, xlen);
 out:
 	if (rc == -1 && (s == NULL || x == NULL))
-		sink_file_count_lost(f, "out of memory");
+		sink_file_count_lost(f, "out of memory, or nested too deep");
 	free(s);
 	free(x);
-	json_decref(copy);
-	json_decref(extra);
+	json_decref(wrap);
 	return rc;
 }
 

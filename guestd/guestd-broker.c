@@ -55,6 +55,7 @@
 #include <libssh/server.h>
 
 #include "audit/audit.h"
+#include "audit/json-compact.h"
 #include "audit/log.h"
 #include "audit/spool.h"
 #include "audit/syncer.h"
@@ -808,19 +809,17 @@ void
 gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len)
 {
 	struct gbroker *b = g->broker;
-	char buf[2048], *big = NULL;
-	size_t n;
+	char *own = NULL;
 	int rc = -1;
 
 	if (ev == NULL)
 		return;
 	if (text == NULL) {
-		/* an event is ~800 bytes: serialised into the stack, rarely into the heap */
-		n = json_dumpb(ev, buf, sizeof(buf), JSON_COMPACT);
-		if (n >= sizeof(buf) && (big = malloc(n + 1)) != NULL)
-			n = json_dumpb(ev, big, n + 1, JSON_COMPACT);
-		text = big != NULL ? big : buf;
-		len = n > 0 && (big != NULL || n < sizeof(buf)) ? n : 0;
+		/* the audit path's serializer: the same JSON as json_dumps(), several times faster */
+		own = audit_json_compact(ev, NULL, &len);
+		text = own != NULL ? own : "";
+		if (own == NULL)
+			len = 0;
 	}
 	/* The journal gets the event when nothing durable holds it: no spool (the memory
 	 * queue drops the oldest when full), or the spool refused it ("they remain in this
@@ -837,7 +836,7 @@ gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len)
 		gbroker_audit_memory(b, ev);
 	else
 		json_decref(ev);
-	free(big);
+	free(own);
 }
 
 void

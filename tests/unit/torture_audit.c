@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "audit/json-compact.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 
@@ -413,6 +414,81 @@ torture_serialize_integers(void **state)
 	free(text);
 }
 
+/* audit_json_compact(): the same JSON as json_dumps(JSON_COMPACT), members left out on
+ * request at the top level only, NULL for what it cannot write. */
+static void
+torture_json_compact(void **state)
+{
+	static const char *const skip[] = { "drop", "also", NULL };
+	json_t *v, *back, *deep, *cur;
+	char *text, *ref;
+	size_t len = 0;
+	int i;
+
+	(void)state;
+	v = json_pack("{s:s, s:i, s:I, s:b, s:b, s:n, s:f, s:f, s:[i, s, {s:s}], s:{s:s, s:{}}, "
+		      "s:[], s:s}",
+		      "str", "q\" b\\ nl\n cr\r tab\t \x01 \x1f \x7f \xc3\xa9 \xe2\x80\xa8", "neg",
+		      -42, "big", (json_int_t)INT64_MAX, "t", 1, "f", 0, "nil", "r1", 1.5, "r2",
+		      1e300, "arr", 1, "two", "k", "v", "obj", "drop", "nested drop stays", "empty",
+		      "none", "drop", "gone");
+	assert_non_null(v);
+	text = audit_json_compact(v, NULL, &len);
+	assert_non_null(text);
+	assert_int_equal(len, strlen(text));
+	ref = json_dumps(v, JSON_COMPACT);
+	assert_string_equal(text, ref); /* no \b or \f here: byte for byte jansson's */
+	back = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(back);
+	assert_true(json_equal(back, v));
+	json_decref(back);
+	free(text);
+	free(ref);
+
+	/* top-level members named in skip are left out, nested ones of the same name are not */
+	text = audit_json_compact(v, skip, NULL);
+	assert_non_null(text);
+	back = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(back);
+	assert_null(json_object_get(back, "drop"));
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(back, "obj"), "drop")),
+		"nested drop stays");
+	json_object_del(v, "drop");
+	assert_true(json_equal(back, v));
+	json_decref(back);
+	free(text);
+
+	/* everything skipped: {} */
+	json_decref(v);
+	v = json_pack("{s:i}", "drop", 1);
+	text = audit_json_compact(v, skip, NULL);
+	assert_string_equal(text, "{}");
+	free(text);
+	json_decref(v);
+
+	/* \b and \f: written as \u0008 and \u000C, the same string */
+	v = json_pack("{s:s}", "s", "\b\f");
+	text = audit_json_compact(v, NULL, NULL);
+	assert_string_equal(text, "{\"s\":\"\\u0008\\u000C\"}");
+	free(text);
+	json_decref(v);
+
+	/* not an object; nested deeper than 32 */
+	v = json_integer(1);
+	assert_null(audit_json_compact(v, NULL, NULL));
+	json_decref(v);
+	deep = json_object();
+	for (i = 0, cur = deep; i < 40; i++) {
+		json_t *n = json_object();
+
+		json_object_set_new(cur, "d", n);
+		cur = n;
+	}
+	assert_null(audit_json_compact(deep, NULL, NULL));
+	json_decref(deep);
+}
+
 /* stderr format: "prog: level: msg" on a terminal or file, "<N>msg" under journald. */
 static void
 torture_log_format(void **state)
@@ -484,6 +560,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_log_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_serialize_integers, setup, teardown),
+		cmocka_unit_test(torture_json_compact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -487,7 +487,48 @@ torture_unmapped_merge(void **state)
 	assert_int_equal(json_integer_value(json_object_get(um, "x")), 1);
 	assert_int_equal(json_integer_value(json_object_get(um, "seq")), 2);
 	assert_int_equal(strlen(json_string_value(json_object_get(um, "prev"))), 64);
+	assert_int_equal(json_object_size(um), 3);
 	json_decref(back);
+	free_lines(&l);
+	expect_verify(f->path, 0, "OK", NULL);
+}
+
+/* The rest of such an event is written as it was; an unmapped that is not an object is kept
+ * as its "value". */
+static void
+torture_unmapped_rest(void **state)
+{
+	struct fixture *f = *state;
+	struct audit *a = open_file_sink(f->path, NULL, NULL, AUDIT_FAILURE_OPEN);
+	json_t *ev = ev_n(1), *want = NULL, *back, *um;
+	struct lines l;
+
+	json_object_set_new(ev, "unmapped", json_pack("{ss}", "workspace", "w\"1\n"));
+	json_object_set_new(ev, "z_after", json_pack("{s[iss]}", "k", -7, "a\\b", "\u00e9"));
+	want = json_deep_copy(ev);
+	json_object_del(want, "unmapped");
+	assert_int_equal(audit_emit(a, ev), 0);
+	ev = ev_n(2);
+	json_object_set_new(ev, "unmapped", json_string("free text"));
+	assert_int_equal(audit_emit(a, ev), 0);
+	audit_close(a);
+	l = read_all(f->path);
+	assert_int_equal(l.n, 3);
+	back = json_loads(l.v[1], JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(back);
+	um = json_object_get(back, "unmapped");
+	assert_string_equal(json_string_value(json_object_get(um, "workspace")), "w\"1\n");
+	assert_int_equal(json_object_size(um), 3); /* workspace, prev, seq */
+	json_object_del(back, "unmapped");
+	assert_true(json_equal(back, want));
+	json_decref(back);
+	back = json_loads(l.v[2], JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(back);
+	um = json_object_get(back, "unmapped");
+	assert_string_equal(json_string_value(json_object_get(um, "value")), "free text");
+	assert_int_equal(json_integer_value(json_object_get(um, "seq")), 3);
+	json_decref(back);
+	json_decref(want);
 	free_lines(&l);
 	expect_verify(f->path, 0, "OK", NULL);
 }
@@ -624,6 +665,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(torture_time_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(torture_unmapped_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(torture_unmapped_rest, setup, teardown),
 		cmocka_unit_test(torture_sink_parse),
 		cmocka_unit_test_setup_teardown(torture_failure_mode, setup, teardown),
 	};
