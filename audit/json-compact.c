@@ -7,7 +7,8 @@
 
 #include "audit/json-compact.h"
 
-#define JC_MAX_DEPTH 32
+/* as deep as jansson parses (JSON_PARSER_MAX_DEPTH): whatever a peer sent can be written */
+#define JC_MAX_DEPTH 2048
 
 struct jc_buf {
 	char *p;

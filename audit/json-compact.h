@@ -15,7 +15,8 @@
  * formats through stdio and one callback per fragment). Members of obj itself whose names are
  * in skip (NULL-terminated; NULL for none) are left out, so that a caller can write an object
  * without a member without copying it. Returns a malloc'ed, NUL-terminated string (its length
- * in *len when len is not NULL), or NULL: out of memory, not an object, nesting deeper than 32.
+ * in *len when len is not NULL), or NULL: out of memory, not an object, nesting deeper than 2048
+ * (deeper than jansson parses).
  */
 char *audit_json_compact(json_t *obj, const char *const *skip, size_t *len);
 

@@ -57,6 +57,9 @@ teardown(void **state)
 	return 0;
 }
 
+/* Set by the concurrent-writers test: see there. */
+static bool blank_lines_ok;
+
 /*
  * Checks every line of the file is one complete JSON object ending in '\n'; calls cb (may be
  * NULL) with each. Returns the number of lines.
@@ -74,6 +77,8 @@ read_lines(const char *path, void (*cb)(json_t *, void *), void *arg)
 		json_error_t jerr;
 		json_t *j;
 
+		if (len == 1 && line[0] == '\n' && blank_lines_ok)
+			continue;
 		assert_true(len > 1);
 		assert_int_equal(line[len - 1], '\n');
 		j = json_loadb(line, (size_t)len - 1, 0, &jerr);
@@ -230,7 +235,12 @@ torture_concurrent_writers(void **state)
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
 	memset(seen, 0, sizeof(seen));
+	/* A child that opened the file while another was in the middle of a write(2) read a tail
+	 * without its newline and ended it, as the sink does after a crash: a blank line, not a
+	 * torn one (one writer per file is the rule). */
+	blank_lines_ok = true;
 	n = read_lines(f->path, count_seq, seen);
+	blank_lines_ok = false;
 	/* Each child that found the file empty wrote an anchor. */
 	assert_true(n >= CHILDREN * PER_CHILD + 1 && n <= CHILDREN * PER_CHILD + CHILDREN);
 	for (c = 0; c < CHILDREN; c++)
@@ -474,16 +484,22 @@ torture_json_compact(void **state)
 	free(text);
 	json_decref(v);
 
-	/* not an object; nested deeper than 32 */
+	/* not an object; nested deeper than jansson parses (2048); as deep as it parses */
 	v = json_integer(1);
 	assert_null(audit_json_compact(v, NULL, NULL));
 	json_decref(v);
 	deep = json_object();
-	for (i = 0, cur = deep; i < 40; i++) {
+	for (i = 0, cur = deep; i < 2100; i++) {
 		json_t *n = json_object();
 
 		json_object_set_new(cur, "d", n);
 		cur = n;
+		if (i == 2000) {
+			text = audit_json_compact(deep, NULL, NULL);
+			assert_non_null(text);
+			assert_int_equal(strlen(text), 2001 * 6 + 2); /* {"d":…{}…} */
+			free(text);
+		}
 	}
 	assert_null(audit_json_compact(deep, NULL, NULL));
 	json_decref(deep);
