@@ -1,6 +1,7 @@
 # fuzz_audit: the audit record reader and verifier, the spool (row check and the sqlite
-# reader), the AuditSink parser. As in conf.cmake: the sources are compiled into the target
-# so the fuzzer instruments them; without SAW_FUZZ (gcc) the target replays the seed corpus.
+# reader), the AuditSink parser, the audit path's JSON serializer (round trip). As in
+# conf.cmake: the sources are compiled into the target so the fuzzer instruments them;
+# without SAW_FUZZ (gcc) the target replays the seed corpus.
 if(NOT DEFINED SAW_FUZZ_SECONDS)
   set(SAW_FUZZ_SECONDS 20 CACHE STRING "Seconds each libFuzzer target runs under ctest")
 endif()
@@ -9,7 +10,8 @@ set(_saw_fuzz_audit_seeds ${CMAKE_CURRENT_LIST_DIR}/corpus/audit)
 set(_saw_fuzz_audit_srcs ${CMAKE_CURRENT_LIST_DIR}/fuzz_audit.c
   ${CMAKE_SOURCE_DIR}/audit/chain.c ${CMAKE_SOURCE_DIR}/audit/verify.c
   ${CMAKE_SOURCE_DIR}/audit/spool.c ${CMAKE_SOURCE_DIR}/audit/audit-sink.c
-  ${CMAKE_SOURCE_DIR}/audit/log.c ${CMAKE_SOURCE_DIR}/conf/conf.c)
+  ${CMAKE_SOURCE_DIR}/audit/log.c ${CMAKE_SOURCE_DIR}/audit/json-compact.c
+  ${CMAKE_SOURCE_DIR}/conf/conf.c)
 
 if(SAW_FUZZ)
   add_executable(fuzz_audit ${_saw_fuzz_audit_srcs})

@@ -6,7 +6,10 @@
  *  - the spool's row check (audit/spool.c) on the input as one spooled event;
  *  - the sink description parser (audit/audit-sink.c) on the input as an AuditSink line;
  *  - the spool reader itself when the input is an sqlite database ("SQLite format 3"
- *    magic): opened as a spool, every row read back and checked.
+ *    magic): opened as a spool, every row read back and checked;
+ *  - the audit path's serializer (audit/json-compact.c) on the input as the JSON object a
+ *    workspace sends: what it writes must parse back to the same value, with and without
+ *    the member the file sink leaves out.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 
 #include "audit/audit.h"
 #include "audit/chain.h"
+#include "audit/json-compact.h"
 #include "audit/spool.h"
 #include "audit/verify.h"
 
@@ -76,6 +80,40 @@ fuzz_spool_db(const uint8_t *data, size_t size)
 	unlink(shm);
 }
 
+static void
+fuzz_compact(const uint8_t *data, size_t size)
+{
+	static const char *const skip[] = { "unmapped", NULL };
+	json_t *v, *back;
+	char *text;
+	size_t len;
+
+	if ((v = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return;
+	if (!json_is_object(v)) {
+		if (audit_json_compact(v, NULL, NULL) != NULL)
+			abort();
+		json_decref(v);
+		return;
+	}
+	if ((text = audit_json_compact(v, NULL, &len)) != NULL) {
+		back = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+		if (back == NULL || strlen(text) != len || !json_equal(back, v))
+			abort();
+		json_decref(back);
+		free(text);
+	}
+	if ((text = audit_json_compact(v, skip, &len)) != NULL) {
+		back = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+		json_object_del(v, "unmapped");
+		if (back == NULL || !json_equal(back, v))
+			abort();
+		json_decref(back);
+		free(text);
+	}
+	json_decref(v);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -88,6 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_spool_db(data, size);
 		return 0;
 	}
+	fuzz_compact(data, size);
 	audit_verify_buffer("fuzz", (const char *)data, size, NULL);
 	chain_parse((const char *)data, size, &ci);
 	spool_row_check(NULL, (const char *)data, size);
