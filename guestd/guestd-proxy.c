@@ -641,6 +641,30 @@ gproxy_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 	event_active(c->ev_step, EV_TIMEOUT, 0);
 }
 
+/* ProxyResolvConf (nameservers, search, options; libevent also takes "nameserver IP:PORT")
+ * and /etc/hosts, read once, at the first name to resolve. Our timeouts apply whatever the
+ * file says. */
+static int
+gproxy_dns_open(struct gproxy *px)
+{
+	const char *path = px->g->cfg.proxy_resolv_conf;
+	int rc;
+
+	if ((px->dns = evdns_base_new(px->g->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL)
+		return -1;
+	/* 0; 1 (cannot open) and 6 (no nameserver line): libevent asks 127.0.0.1 instead */
+	if ((rc = evdns_base_resolv_conf_parse(px->dns, DNS_OPTIONS_ALL, path)) != 0)
+		log_warnx("ProxyResolvConf %s: %s; %s", path,
+			  rc == 6 ? "lists no nameserver" : "cannot be read",
+			  rc == 1 || rc == 6 ? "names are sent to 127.0.0.1" :
+					       "names cannot be resolved");
+	else
+		log_debug("proxy: names resolved as %s says", path);
+	evdns_base_set_option(px->dns, "timeout:", "3");
+	evdns_base_set_option(px->dns, "attempts:", "2");
+	return 0;
+}
+
 static void
 gproxy_resolve(struct gproxy_client *c)
 {
@@ -679,16 +703,9 @@ gproxy_resolve(struct gproxy_client *c)
 		gproxy_filter_and_dial(c, &local[0]);
 		return;
 	}
-	if (px->dns == NULL) {
-		/* resolv.conf and /etc/hosts, read once */
-		px->dns = evdns_base_new(px->g->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-							      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-		if (px->dns == NULL) {
-			gproxy_refuse(c, 502, "Bad Gateway", "name resolution is not available");
-			return;
-		}
-		evdns_base_set_option(px->dns, "timeout:", "3");
-		evdns_base_set_option(px->dns, "attempts:", "2");
+	if (px->dns == NULL && gproxy_dns_open(px) != 0) {
+		gproxy_refuse(c, 502, "Bad Gateway", "name resolution is not available");
+		return;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;

@@ -8,6 +8,10 @@
                                   5 server-sent events 200 ms apart (send times to SENTLOG)
   sse URL TOKEN BODY              client: POST BODY with the capability, print the arrival
                                   time of each "data:" line (time.time())
+  dns PORT NAMES QUERYLOG         a DNS server on UDP 127.0.0.1:PORT answering A and AAAA
+                                  queries from NAMES (lines "name address"), NXDOMAIN for
+                                  other names; each query is appended to QUERYLOG as
+                                  "name TYPE"
 Loopback only: every server binds 127.0.0.1.
 """
 import http.server
@@ -112,6 +116,45 @@ def sse_client(url, token, body):
                 print("data %.6f %s" % (time.time(), line.decode().strip()), flush=True)
 
 
+def dns(port, names_file, log):
+    names = {}
+    with open(names_file) as f:
+        for line in f:
+            if line.strip():
+                n, a = line.split()
+                names.setdefault(n.lower().rstrip("."), []).append(a)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    print("READY", flush=True)
+    while True:
+        q, peer = s.recvfrom(512)
+        if len(q) < 12:
+            continue
+        labels, i = [], 12
+        while i < len(q) and q[i] != 0:
+            labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
+            i += 1 + q[i]
+        qtype = int.from_bytes(q[i + 1:i + 3], "big")
+        question = q[12:i + 5]
+        name = ".".join(labels).lower()
+        with open(log, "a") as f:
+            f.write("%s %s\n" % (name, {1: "A", 28: "AAAA"}.get(qtype, str(qtype))))
+        fam = {1: socket.AF_INET, 28: socket.AF_INET6}.get(qtype)
+        answers = []
+        for a in names.get(name, []):
+            try:
+                answers.append(socket.inet_pton(fam, a) if fam else None)
+            except OSError:
+                pass  # an address of the other family
+        answers = [a for a in answers if a]
+        rcode = 0 if name in names else 3
+        head = q[:2] + bytes([0x84 | (q[2] & 0x01), 0x80 | rcode]) + b"\x00\x01" + \
+            len(answers).to_bytes(2, "big") + b"\x00\x00\x00\x00"
+        rr = b"".join(b"\xc0\x0c" + qtype.to_bytes(2, "big") + b"\x00\x01" +
+                      (5).to_bytes(4, "big") + len(a).to_bytes(2, "big") + a for a in answers)
+        s.sendto(head + question + rr, peer)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "sink":
@@ -130,6 +173,8 @@ def main():
         srv.serve_forever()
     elif mode == "sse":
         sse_client(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "dns":
+        dns(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     else:
         sys.exit("unknown mode " + mode)
 

@@ -12,6 +12,11 @@
 #     may name a loopback address: tests never send a packet off the machine, so the only
 #     server they can reach is a loopback one, and the policy has to name it explicitly);
 #     ::1 and 0.0.0.0 are still refused; a deny rule for one port beats the allow.
+#  Names (*.names.test) are resolved by guestd itself through a loopback DNS server
+#     (ProxyResolvConf): refused like the addresses they resolve to under v1; under v2 served
+#     with one lookup per CONNECT (no second lookup at the dial), a name with a named and an
+#     unnamed address dialled only at the named one, 0.0.0.0 still refused; an unknown name
+#     is a 502.
 #  After the session is revoked, the proxy refuses again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/egress-lib.sh"
@@ -24,6 +29,23 @@ track $! "$T/origin.log"
 python3 "$EGRESS_HELPERS" http "$DENIED_PORT" >"$T/denied.out" 2>"$T/denied.log" &
 track $! "$T/denied.log"
 wait_for_port "$ORIGIN_PORT" 10 && wait_for_port "$DENIED_PORT" 10 || fail "origin servers"
+# guestd's resolver: a DNS server on loopback (ProxyResolvConf) whose names answer loopback
+# addresses, so that the proxy's own lookups and its classification of what they return are
+# exercised without a packet leaving the machine
+DNS_PORT=$(free_port)
+# (A records only: guestd asks for AAAA only where the host has IPv6 routes, AI_ADDRCONFIG)
+cat >"$T/names" <<NAMES
+lo4.names.test 127.0.0.1
+two.names.test 127.0.0.2
+two.names.test 127.0.0.1
+zero.names.test 0.0.0.0
+NAMES
+python3 "$EGRESS_HELPERS" dns "$DNS_PORT" "$T/names" "$T/dns-queries" >"$T/dns.out" 2>"$T/dns.log" &
+track $! "$T/dns.log"
+wait_for_text "$T/dns.out" READY 10 || fail "the test DNS server did not start"
+echo "nameserver 127.0.0.1:$DNS_PORT" >"$T/resolv.conf"
+# dns_queries NAME TYPE: how many queries for NAME of TYPE the DNS server got
+dns_queries() { awk -v n="$1" -v t="$2" '$1 == n && $2 == t' "$T/dns-queries" 2>/dev/null | wc -l; }
 
 # write_policy VERSION [ALLOW_PRIVATE JSON]
 write_policy() {
@@ -33,7 +55,8 @@ write_policy() {
   "profile": "public",
   "egress": [
     { "id": "loopback-test-servers", "action": "allow",
-      "hosts": ["127.0.0.1", "::1", "0.0.0.0", "localhost", "*.localhost"], "ports": ["1-65535"] },
+      "hosts": ["127.0.0.1", "::1", "0.0.0.0", "localhost", "*.localhost", "*.names.test"],
+      "ports": ["1-65535"] },
     { "id": "deny-one-port", "action": "deny", "hosts": ["127.0.0.1"], "ports": [$DENIED_PORT] }
   ],
   "addresses": { "allow_private": ${2:-[]} }
@@ -42,7 +65,7 @@ JSON
 	mv "$T/policy.json.tmp" "$T/policy.json"
 }
 write_policy 1
-egress_up "$T/policy.json"
+egress_up "$T/policy.json" "ProxyResolvConf $T/resolv.conf"
 
 # raw_connect TARGET [DELAY [PAUSE]]: a CONNECT with exactly this target, sent DELAY seconds
 # after the connection opened, its head in two writes PAUSE seconds apart when PAUSE is given;
@@ -97,7 +120,8 @@ jfield() {
 
 # --- v1: loopback allowed by a rule but not by the address policy -------------------------
 for target in "127.0.0.1:$ORIGIN_PORT" "[::1]:$ORIGIN_PORT" "[::ffff:127.0.0.1]:$ORIGIN_PORT" \
-	"0.0.0.0:$ORIGIN_PORT" "localhost:$ORIGIN_PORT" "foo.localhost:$ORIGIN_PORT"; do
+	"0.0.0.0:$ORIGIN_PORT" "localhost:$ORIGIN_PORT" "foo.localhost:$ORIGIN_PORT" \
+	"lo4.names.test:$ORIGIN_PORT" "two.names.test:$ORIGIN_PORT" "zero.names.test:$ORIGIN_PORT"; do
 	out=$(raw_connect "$target")
 	status=$(head -n1 <<<"$out")
 	body=$(sed -n 2p <<<"$out")
@@ -111,6 +135,14 @@ for target in "127.0.0.1:$ORIGIN_PORT" "[::1]:$ORIGIN_PORT" "[::ffff:127.0.0.1]:
 	assert_eq "$(jfield "$body" how_to_request)" \
 		"ask your platform team to add it to the egress allowlist" "v1: $target: how to request"
 done
+# those three names were looked up by guestd itself, through ProxyResolvConf
+for n in lo4 two zero; do
+	assert_eq "$(dns_queries $n.names.test A)" 1 "v1: guestd asked its resolver for $n.names.test once"
+done
+out=$(raw_connect "gone.names.test:$ORIGIN_PORT")
+assert_eq "$(head -n1 <<<"$out")" 502 "v1: a name the resolver does not know: 502"
+sed -n 2p <<<"$out" >"$T/gone.body"
+assert_contains "$T/gone.body" "cannot resolve gone.names.test" "v1: … saying it cannot be resolved"
 read -r code conn <<<"$(proxy_curl "http://127.0.0.1:$ORIGIN_PORT/x")"
 assert_eq "$code" 403 "v1: forwarded http://127.0.0.1:$ORIGIN_PORT/x refused"
 assert_contains "$T/body" '"rule":"address-class:loopback"' "v1: forwarded request: the rule"
@@ -148,6 +180,29 @@ n=$(audit_lines 4001 1)
 check "OCSF Network Activity open events were recorded ($n)" test "$n" -ge 2
 assert_audit 2 "audit: guestd's Network Activity opens reached the broker's audit log" \
 	class_uid=4001 activity_id=1 metadata.product.name=saw-guestd unmapped.workspace=alice-ws
+
+# A name: resolved once, then only its validated addresses are dialled (no second lookup)
+out=$(raw_connect "lo4.names.test:$ORIGIN_PORT")
+assert_eq "$(head -n1 <<<"$out")" 200 "v2: CONNECT lo4.names.test (resolving to 127.0.0.1, now named) is served"
+assert_eq "$(dns_queries lo4.names.test A)" 2 "v2: one more lookup for that CONNECT, none at the dial"
+# a trap on 127.0.0.2, the name's first address: any connection there is recorded
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); print("READY", flush=True)
+while True:
+    c, a = s.accept(); print("connection from %s:%d" % a, flush=True); c.close()' \
+	"$ORIGIN_PORT" >"$T/trap.out" 2>&1 &
+track $! "$T/trap.out"
+wait_for_text "$T/trap.out" READY 10 || fail "the 127.0.0.2 trap did not start"
+read -r code conn <<<"$(proxy_curl "http://two.names.test:$ORIGIN_PORT/two" -p)"
+assert_eq "$conn $code" "200 200" "v2: two.names.test (127.0.0.2, 127.0.0.1): served through 127.0.0.1"
+check "v2: 127.0.0.2, which the policy does not name, was not dialled" \
+	test "$(grep -c connection "$T/trap.out")" -eq 0
+assert_audit 1 "audit: the open of two.names.test names the address dialled, 127.0.0.1" \
+	class_uid=4001 activity_id=1 dst_endpoint.hostname=two.names.test dst_endpoint.ip=127.0.0.1
+out=$(raw_connect "zero.names.test:$ORIGIN_PORT")
+assert_eq "$(head -n1 <<<"$out")" 403 "v2: zero.names.test (0.0.0.0) is still refused"
 
 # The listener accepts only once a request has begun (TCP_DEFER_ACCEPT) and reads the head
 # at once: a client that waits before it speaks, or sends its head in pieces, is still served.
