@@ -94,8 +94,13 @@ SINKS=(-s "file $T/audit.jsonl" -s "http http://127.0.0.1:$PORT/ingest format=js
 log "burst with the SIEM down, SIGKILL mid-way"
 "$DRIVE" "${SINKS[@]}" -n 1000000 -b 200 -p -w 600 >"$T/durable.txt" 2>"$T/drive4.err" &
 DRIVE_PID=$!
-for ((i = 0; i < 100; i++)); do
-	[ "$(wc -l <"$T/durable.txt")" -lt 20000 ] || break
+# kill once 20,000 events are durable, or 10 s after the first one was (on a loaded machine
+# the first can take a while), at most 60 s in all
+started=0
+for ((i = 0; i < 600 && started < 100; i++)); do
+	n=$(wc -l <"$T/durable.txt")
+	[ "$n" -lt 20000 ] || break
+	[ "$n" -eq 0 ] || started=$((started + 1))
 	sleep 0.1
 done
 kill -KILL "$DRIVE_PID"
