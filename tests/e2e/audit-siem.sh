@@ -92,10 +92,12 @@ stop_pid "$SIEM_PID" || true
 PORT=$(free_port)
 SINKS=(-s "file $T/audit.jsonl" -s "http http://127.0.0.1:$PORT/ingest format=json spool=$T/kill.db batch=1000 retry-max=1s")
 log "burst with the SIEM down, SIGKILL mid-way"
-"$DRIVE" "${SINKS[@]}" -n 1000000 -b 200 -p -w 600 >"$T/durable.txt" 2>"$T/drive4.err" &
+# (the file exists before the driver starts: the loop below may run before the child's
+# redirection, which CI once saw as a missing file and an immediate kill)
+: >"$T/durable.txt"
+"$DRIVE" "${SINKS[@]}" -n 1000000 -b 200 -p -w 600 >>"$T/durable.txt" 2>"$T/drive4.err" &
 DRIVE_PID=$!
-# kill once 20,000 events are durable, or 10 s after the first one was (on a loaded machine
-# the first can take a while), at most 60 s in all
+# kill once 20,000 events are durable, or 10 s after the first one was, at most 60 s in all
 started=0
 for ((i = 0; i < 600 && started < 100; i++)); do
 	n=$(wc -l <"$T/durable.txt")
