@@ -966,8 +966,9 @@ gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid
 	if (kind == PROXY_KIND_HTTP) {
 		/* An HTTP client speaks first: the kernel wakes us once its request has begun,
 		 * not on the bare handshake (one wakeup per connection instead of two). A client
-		 * that sends nothing is accepted after GPROXY_HEAD_TIMEOUT anyway, and then has
-		 * the head timeout like any other. */
+		 * that sends nothing is accepted anyway once the deferral ends (these seconds,
+		 * rounded up to the kernel's SYN-ACK retransmissions: ~15 s), and then has the
+		 * head timeout like any other. */
 		int secs = GPROXY_HEAD_TIMEOUT;
 
 		if (setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs,
