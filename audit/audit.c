@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/sink.h"
 

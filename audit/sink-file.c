@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "audit/chain.h"
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "audit/sink.h"

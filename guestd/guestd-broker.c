@@ -56,7 +56,7 @@
 #include <libssh/server.h>
 
 #include "audit/audit.h"
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/spool.h"
 #include "audit/syncer.h"

@@ -10,7 +10,7 @@ set(_saw_fuzz_audit_seeds ${CMAKE_CURRENT_LIST_DIR}/corpus/audit)
 set(_saw_fuzz_audit_srcs ${CMAKE_CURRENT_LIST_DIR}/fuzz_audit.c
   ${CMAKE_SOURCE_DIR}/audit/chain.c ${CMAKE_SOURCE_DIR}/audit/verify.c
   ${CMAKE_SOURCE_DIR}/audit/spool.c ${CMAKE_SOURCE_DIR}/audit/audit-sink.c
-  ${CMAKE_SOURCE_DIR}/audit/log.c ${CMAKE_SOURCE_DIR}/audit/json-compact.c
+  ${CMAKE_SOURCE_DIR}/audit/log.c ${CMAKE_SOURCE_DIR}/audit/audit-json.c
   ${CMAKE_SOURCE_DIR}/conf/conf.c)
 
 if(SAW_FUZZ)

@@ -7,7 +7,7 @@
  *  - the sink description parser (audit/audit-sink.c) on the input as an AuditSink line;
  *  - the spool reader itself when the input is an sqlite database ("SQLite format 3"
  *    magic): opened as a spool, every row read back and checked;
- *  - the audit path's serializer (audit/json-compact.c) on the input as the JSON object a
+ *  - the audit path's serializer (audit/audit-json.c) on the input as the JSON object a
  *    workspace sends: what it writes must parse back to the same value, with and without
  *    the member the file sink leaves out.
  */
@@ -20,7 +20,7 @@
 
 #include "audit/audit.h"
 #include "audit/chain.h"
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 #include "audit/spool.h"
 #include "audit/verify.h"
 

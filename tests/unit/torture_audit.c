@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 

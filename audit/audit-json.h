@@ -1,8 +1,8 @@
 /*
- * Compact JSON text of jansson values, for the audit path (audit/json-compact.c).
+ * Compact JSON text of jansson values, for the audit path (audit/audit-json.c).
  */
-#ifndef SAW_AUDIT_JSON_COMPACT_H
-#define SAW_AUDIT_JSON_COMPACT_H
+#ifndef SAW_AUDIT_AUDIT_JSON_H
+#define SAW_AUDIT_AUDIT_JSON_H
 
 #include <stddef.h>
 

@@ -1,11 +1,11 @@
 /*
- * Compact JSON text of jansson values (json-compact.h).
+ * Compact JSON text of jansson values (audit-json.h).
  */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit/json-compact.h"
+#include "audit/audit-json.h"
 
 /* as deep as jansson parses (JSON_PARSER_MAX_DEPTH): whatever a peer sent can be written */
 #define JC_MAX_DEPTH 2048
