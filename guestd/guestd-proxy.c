@@ -642,7 +642,8 @@ gproxy_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 }
 
 /* ProxyResolvConf (nameservers, search, options; libevent also takes "nameserver IP:PORT")
- * and /etc/hosts, read once, at the first name to resolve. Our timeouts apply whatever the
+ * and /etc/hosts, read once at start (gproxy_open), so that no client's request waits on
+ * file I/O and a bad file is reported when guestd starts. Our timeouts apply whatever the
  * file says. */
 static int
 gproxy_dns_open(struct gproxy *px)
@@ -703,7 +704,7 @@ gproxy_resolve(struct gproxy_client *c)
 		gproxy_filter_and_dial(c, &local[0]);
 		return;
 	}
-	if (px->dns == NULL && gproxy_dns_open(px) != 0) {
+	if (px->dns == NULL) { /* gproxy_open() could not set the resolver up */
 		gproxy_refuse(c, 502, "Bad Gateway", "name resolution is not available");
 		return;
 	}
@@ -1031,8 +1032,14 @@ gproxy_open_address(struct guestd *g, const char *keyword, const char *address, 
 int
 gproxy_open(struct guestd *g)
 {
-	if (gproxy_get(g) == NULL)
+	struct gproxy *px;
+
+	if ((px = gproxy_get(g)) == NULL)
 		return -1;
+	if (gproxy_dns_open(px) != 0) {
+		log_warnx("egress proxy: cannot set up name resolution (out of memory)");
+		return -1;
+	}
 	if (gproxy_open_address(g, "ProxyListen", g->cfg.proxy_listen, PROXY_KIND_HTTP) != 0)
 		return -1;
 	if (g->cfg.credential_listen != NULL &&
