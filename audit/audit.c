@@ -191,12 +191,11 @@ audit_emit(struct audit *a, json_t *event)
 	}
 	/* Compact output escapes control characters: the line holds no newline of its own. */
 	memset(&r, 0, sizeof(r));
-	s = audit_json_compact(event, NULL, &r.len);
-	if (s == NULL && (s = json_dumps(event, JSON_COMPACT)) != NULL)
-		r.len = strlen(s); /* nested deeper than the fast path goes */
-	if (s == NULL) {
+	if ((s = audit_json_compact(event, NULL, &r.len)) == NULL) {
 		json_decref(event);
-		audit_count_build_lost(a, "event could not be serialized");
+		audit_count_build_lost(
+			a,
+			"event could not be serialized (out of memory, or nested deeper than 2048)");
 		audit_note_health(a);
 		return -1;
 	}

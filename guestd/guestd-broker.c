@@ -815,12 +815,9 @@ gbroker_audit_text(struct guestd *g, json_t *ev, const char *text, size_t len)
 
 	if (ev == NULL)
 		return;
-	if (text == NULL) {
-		/* the audit path's serializer: the same JSON as json_dumps(), several times faster */
-		own = audit_json_compact(ev, NULL, &len);
-		text = own != NULL ? own : "";
-		if (own == NULL)
-			len = 0;
+	if (text == NULL && (text = own = audit_json_compact(ev, NULL, &len)) == NULL) {
+		text = ""; /* out of memory: refused by the spool, counted, logged below */
+		len = 0;
 	}
 	/* The journal gets the event when nothing durable holds it: no spool (the memory
 	 * queue drops the oldest when full), or the spool refused it ("they remain in this
