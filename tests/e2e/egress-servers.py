@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Loopback peers for the egress and credential-proxy tests (and the benchmark).
 
-  sink PORT                       accept connections, read and discard (guestd's LocalSSH)
+  sink PORT [HOST]                accept connections on HOST (127.0.0.1; another 127/8 address
+                                  as a trap), print "connection from IP:PORT" for each, read
+                                  and discard (guestd's LocalSSH)
   http PORT                       HTTP/1.1 origin: any request -> 200, JSON of what it got
   https PORT CERT KEY SENTLOG     the credential proxy's upstream over TLS: echoes the
                                   request's headers as JSON; a body with "stream": true gets
@@ -12,7 +14,7 @@
                                   queries from NAMES (lines "name address"), NXDOMAIN for
                                   other names; each query is appended to QUERYLOG as
                                   "name TYPE"
-Loopback only: every server binds 127.0.0.1.
+Loopback only: every server binds 127.0.0.1 (sink: an address of 127.0.0.0/8).
 """
 import http.server
 import json
@@ -83,11 +85,14 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def sink(port):
+def sink(port, host="127.0.0.1"):
+    if not host.startswith("127."):
+        sys.exit("sink: %s is not a loopback address" % host)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
+    s.bind((host, port))
     s.listen(64)
+    print("READY", flush=True)
 
     def drain(c):
         with c:
@@ -95,7 +100,8 @@ def sink(port):
                 pass
 
     while True:
-        c, _ = s.accept()
+        c, peer = s.accept()
+        print("connection from %s:%d" % peer, flush=True)
         threading.Thread(target=drain, args=(c,), daemon=True).start()
 
 
@@ -158,7 +164,7 @@ def dns(port, names_file, log):
 def main():
     mode = sys.argv[1]
     if mode == "sink":
-        sink(int(sys.argv[2]))
+        sink(int(sys.argv[2]), *sys.argv[3:4])
     elif mode == "http":
         srv = Server(("127.0.0.1", int(sys.argv[2])), Origin)
         print("READY", flush=True)

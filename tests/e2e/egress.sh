@@ -186,13 +186,7 @@ out=$(raw_connect "lo4.names.test:$ORIGIN_PORT")
 assert_eq "$(head -n1 <<<"$out")" 200 "v2: CONNECT lo4.names.test (resolving to 127.0.0.1, now named) is served"
 assert_eq "$(dns_queries lo4.names.test A)" 2 "v2: one more lookup for that CONNECT, none at the dial"
 # a trap on 127.0.0.2, the name's first address: any connection there is recorded
-python3 -c '
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(8); print("READY", flush=True)
-while True:
-    c, a = s.accept(); print("connection from %s:%d" % a, flush=True); c.close()' \
-	"$ORIGIN_PORT" >"$T/trap.out" 2>&1 &
+python3 "$EGRESS_HELPERS" sink "$ORIGIN_PORT" 127.0.0.2 >"$T/trap.out" 2>&1 &
 track $! "$T/trap.out"
 wait_for_text "$T/trap.out" READY 10 || fail "the 127.0.0.2 trap did not start"
 read -r code conn <<<"$(proxy_curl "http://two.names.test:$ORIGIN_PORT/two" -p)"

@@ -466,6 +466,18 @@ torture_reopen(void **state)
 	free(rep);
 }
 
+/* Line i of l parsed (asserted to be JSON); *um its unmapped member (borrowed). */
+static json_t *
+line_unmapped(const struct lines *l, size_t i, json_t **um)
+{
+	json_t *back = json_loads(l->v[i], JSON_REJECT_DUPLICATES, NULL);
+
+	assert_non_null(back);
+	*um = json_object_get(back, "unmapped");
+	assert_true(json_is_object(*um));
+	return back;
+}
+
 /* An event with unmapped data of its own keeps it, next to the chain. */
 static void
 torture_unmapped_merge(void **state)
@@ -481,9 +493,7 @@ torture_unmapped_merge(void **state)
 	audit_close(a);
 	l = read_all(f->path);
 	assert_int_equal(l.n, 2);
-	back = json_loads(l.v[1], JSON_REJECT_DUPLICATES, NULL);
-	assert_non_null(back);
-	um = json_object_get(back, "unmapped");
+	back = line_unmapped(&l, 1, &um);
 	assert_int_equal(json_integer_value(json_object_get(um, "x")), 1);
 	assert_int_equal(json_integer_value(json_object_get(um, "seq")), 2);
 	assert_int_equal(strlen(json_string_value(json_object_get(um, "prev"))), 64);
@@ -514,17 +524,13 @@ torture_unmapped_rest(void **state)
 	audit_close(a);
 	l = read_all(f->path);
 	assert_int_equal(l.n, 3);
-	back = json_loads(l.v[1], JSON_REJECT_DUPLICATES, NULL);
-	assert_non_null(back);
-	um = json_object_get(back, "unmapped");
+	back = line_unmapped(&l, 1, &um);
 	assert_string_equal(json_string_value(json_object_get(um, "workspace")), "w\"1\n");
 	assert_int_equal(json_object_size(um), 3); /* workspace, prev, seq */
 	json_object_del(back, "unmapped");
 	assert_true(json_equal(back, want));
 	json_decref(back);
-	back = json_loads(l.v[2], JSON_REJECT_DUPLICATES, NULL);
-	assert_non_null(back);
-	um = json_object_get(back, "unmapped");
+	back = line_unmapped(&l, 2, &um);
 	assert_string_equal(json_string_value(json_object_get(um, "value")), "free text");
 	assert_int_equal(json_integer_value(json_object_get(um, "seq")), 3);
 	json_decref(back);
