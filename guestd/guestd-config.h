@@ -24,6 +24,7 @@ struct guestd_config {
 	char *authorized_keys_user; /* AuthorizedKeysUser NAME, default nobody */
 	char *proxy_listen;	    /* ProxyListen HOST:PORT (loopback), default 127.0.0.1:3128 */
 	char *proxy_resolv_conf;    /* ProxyResolvConf PATH, default /etc/resolv.conf */
+	int proxy_threads;	    /* ProxyThreads N (1-16), default 0: one per CPU */
 	char *credential_listen;    /* CredentialListen HOST:PORT (loopback), default none */
 	char *credential_ca_file;   /* CredentialCAFile PATH: CAs for upstreams, default system */
 	struct conf_list credential_command; /* CredentialCommand "NAME /path [arg…]" (multi) */

@@ -158,6 +158,7 @@ guestd_policy_load(struct guestd *g, bool startup)
 		return -1;
 	}
 	g->policy = np;
+	gproxy_view_changed(g);
 	policy_free(old);
 	log_info("PolicyFile %s: policy version %lld (%s profile, %zu rules) %s", path,
 		 (long long)policy_version(np), policy_profile(np), policy_rule_count(np),
@@ -171,6 +172,7 @@ guestd_policy_free(struct guestd *g)
 {
 	policy_free(g->policy);
 	g->policy = NULL;
+	gproxy_view_changed(g);
 }
 
 /* ---- the DecisionSocket ------------------------------------------------------------------ */

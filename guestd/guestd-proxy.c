@@ -28,12 +28,27 @@
  * and forwarded to the broker's audit pipeline over the control channel (CTL_AUDIT,
  * gbroker_audit(): kept while the broker is unreachable, and logged as "audit: {json}"
  * lines when nothing durable holds them, or with -d).
+ *
+ * Event loops (ProxyThreads, guestd-shard.h). The listeners are guestd's loop's; an egress
+ * connection accepted there is dealt to one of the shards in turn (shard 0 is guestd's own
+ * loop, the others threads) and lives there until it closes. What a shard may touch:
+ *   - its own clients, events, resolver (evdns base) and relays;
+ *   - the proxy's view (struct gproxy_view): an immutable, reference-counted copy of the
+ *     sessions and the policy, replaced by guestd's loop whenever either changes; a
+ *     decision holds the copy it was made with until the dial;
+ *   - the connection counters and the relays' pipe count (atomic);
+ *   - everything else through guestd's loop: audit events (posted, spooled there in the
+ *     order they happened), a corporate destination (the client is handed over with its
+ *     socket: the tunnels are guestd's loop's), the end of a session (guestd's loop posts
+ *     it to every shard, which resets that session's connections).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +62,12 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
 #include "guestd/guestd-proxy.h"
 #include "guestd/guestd-relay.h"
+#include "guestd/guestd-shard.h"
 #include "guestd/guestd.h"
 #include "guestd/netclass.h"
 #include "guestd/policy.h"
@@ -62,6 +79,7 @@
 #define GPROXY_MAX_ADDRS 8	 /* addresses tried per name */
 #define GPROXY_MAX_PENDING 256	 /* clients still sending their head */
 #define GPROXY_MAX_CONNS 4096	 /* clients in all (two descriptors each) */
+#define GPROXY_MAX_SHARDS 16	 /* ProxyThreads at most */
 #define GPROXY_HOW_TO "ask your platform team to add it to the egress allowlist"
 
 enum gproxy_state {
@@ -80,9 +98,45 @@ struct gproxy_listener {
 };
 TAILQ_HEAD(gproxy_listener_list, gproxy_listener);
 
+/*
+ * What a decision needs of the sessions, as one immutable snapshot: the shards' threads read
+ * it while guestd's loop changes the session table. Rebuilt by gproxy_view_changed() on
+ * guestd's loop whenever a session is attached, refreshed or ended and when the policy is
+ * replaced; a decision holds a reference (gproxy_view_get/put) to the snapshot it used.
+ */
+struct gproxy_vsession {
+	char *id, *user;
+	char **groups;
+	size_t ngroups;
+	int64_t expires;
+	struct ctl_corp *corp;
+	size_t ncorp;
+};
+
+struct gproxy_view {
+	int refs;	       /* atomic */
+	struct policy *policy; /* a reference, or NULL: everything denied */
+	const char *workspace; /* g->cfg.workspace_name (lives as long as guestd) */
+	struct gproxy_vsession *s;
+	size_t n;
+};
+
+struct gproxy_client;
+TAILQ_HEAD(gproxy_client_list, gproxy_client);
+
+/* One event loop's share of the clients (guestd-shard.h): shard 0 is guestd's own loop. */
+struct gproxy_shard {
+	struct gproxy *px;
+	struct gshard *sh;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct gproxy_client_list clients; /* this loop's only */
+};
+
 struct gproxy_client {
 	TAILQ_ENTRY(gproxy_client) entry;
 	struct gproxy *px;
+	struct gproxy_shard *ps; /* NULL once handed to guestd's loop for the tunnel */
 	enum gproxy_state state;
 	int fd;	 /* the client */
 	int ufd; /* the destination while dialing */
@@ -100,7 +154,9 @@ struct gproxy_client {
 	socklen_t addrlens[GPROXY_MAX_ADDRS];
 	size_t naddrs, next_addr;
 	char dst_ip[INET6_ADDRSTRLEN];
-	struct policy *pol; /* reference held from the decision to the dial */
+	struct gproxy_view *view;	     /* reference held from the decision to the dial */
+	char corp_host[GPROXY_HOST_MAX + 1]; /* POLICY_CORP: where the tunnel goes */
+	int corp_port;
 	char rule[160];
 	int64_t version;
 	struct grelay *relay;
@@ -108,14 +164,22 @@ struct gproxy_client {
 	size_t len;
 	char buf[GPROXY_MAX_HEAD];
 };
-TAILQ_HEAD(gproxy_client_list, gproxy_client);
 
 struct gproxy {
 	struct guestd *g;
 	struct gproxy_listener_list listeners;
-	struct gproxy_client_list clients;
-	size_t nclients, npending;
-	struct evdns_base *dns;
+	size_t nclients, npending; /* atomic: every shard's clients */
+	struct gproxy_shard **shards;
+	size_t nshards;
+	/* The other shards' audit events, posted to guestd's loop in the order they happened
+	 * (each before the client hears its answer); guestd's loop runs what is queued before
+	 * it spools an event of its own, so the spool keeps that order across loops. */
+	struct gshard *audit;
+	size_t next; /* round robin over the shards (guestd's loop only) */
+	pthread_mutex_t view_mu;
+	struct gproxy_view *view;  /* under view_mu */
+	struct gproxy_view *empty; /* no sessions: what decisions see when a rebuild failed */
+	bool closing;		   /* atomic: gproxy_close() has begun */
 };
 
 static void gproxy_dial_next(struct gproxy_client *c);
@@ -182,25 +246,182 @@ gproxy_ocsf_network(struct gproxy_client *c, enum ocsf_net_activity activity, co
 	return ev;
 }
 
-/* ---- clients ------------------------------------------------------------------------- */
+/* ---- the sessions as decisions see them -------------------------------------------------- */
 
 static void
-gproxy_client_free(struct gproxy_client *c, bool close_fd)
+gproxy_view_free(struct gproxy_view *v)
 {
-	struct gproxy *px = c->px;
+	size_t i, k;
 
-	TAILQ_REMOVE(&px->clients, c, entry);
-	px->nclients--;
-	if (c->state == GP_HEAD)
-		px->npending--;
+	for (i = 0; i < v->n; i++) {
+		struct gproxy_vsession *s = &v->s[i];
+
+		free(s->id);
+		free(s->user);
+		for (k = 0; k < s->ngroups; k++)
+			free(s->groups[k]);
+		free(s->groups);
+		for (k = 0; k < s->ncorp; k++) {
+			free(s->corp[k].name);
+			free(s->corp[k].host);
+		}
+		free(s->corp);
+	}
+	free(v->s);
+	policy_free(v->policy);
+	free(v);
+}
+
+static void
+gproxy_view_put(struct gproxy_view *v)
+{
+	if (v != NULL && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		gproxy_view_free(v);
+}
+
+/* The current snapshot, referenced (any thread); never NULL once gproxy_get() succeeded. */
+static struct gproxy_view *
+gproxy_view_get(struct gproxy *px)
+{
+	struct gproxy_view *v;
+
+	pthread_mutex_lock(&px->view_mu);
+	v = px->view;
+	__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&px->view_mu);
+	return v;
+}
+
+static char *
+gproxy_xstrdup(const char *s, bool *oom)
+{
+	char *d = strdup(s != NULL ? s : "");
+
+	if (d == NULL)
+		*oom = true;
+	return d;
+}
+
+/* Builds a snapshot of g's sessions and policy (guestd's loop). NULL when out of memory. */
+static struct gproxy_view *
+gproxy_view_build(struct guestd *g)
+{
+	struct gproxy_view *v;
+	struct gsession *gs;
+	bool oom = false;
+	size_t i = 0, k;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return NULL;
+	v->refs = 1;
+	v->workspace = g->cfg.workspace_name;
+	v->policy = policy_ref(g->policy);
+	if (g->sessions.n > 0 && (v->s = calloc(g->sessions.n, sizeof(*v->s))) == NULL)
+		oom = true;
+	TAILQ_FOREACH(gs, &g->sessions.list, entry) {
+		struct gproxy_vsession *s;
+
+		if (oom || i >= g->sessions.n)
+			break;
+		s = &v->s[i++];
+		v->n = i;
+		s->id = gproxy_xstrdup(gs->id, &oom);
+		s->user = gproxy_xstrdup(gs->user, &oom);
+		s->expires = gs->expires;
+		if (gs->ngroups > 0 &&
+		    (s->groups = calloc(gs->ngroups, sizeof(*s->groups))) == NULL)
+			oom = true;
+		for (k = 0; !oom && k < gs->ngroups; k++) {
+			s->groups[k] = gproxy_xstrdup(gs->groups[k], &oom);
+			s->ngroups = k + 1;
+		}
+		if (gs->ncorp > 0 && (s->corp = calloc(gs->ncorp, sizeof(*s->corp))) == NULL)
+			oom = true;
+		for (k = 0; !oom && k < gs->ncorp; k++) {
+			s->corp[k].name = gproxy_xstrdup(gs->corp[k].name, &oom);
+			s->corp[k].host = gproxy_xstrdup(gs->corp[k].host, &oom);
+			s->corp[k].port = gs->corp[k].port;
+			s->ncorp = k + 1;
+		}
+	}
+	if (oom) {
+		gproxy_view_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* The live session sid of v, or NULL. */
+static const struct gproxy_vsession *
+gproxy_view_find(const struct gproxy_view *v, const char *sid, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		if (strcmp(v->s[i].id, sid) == 0)
+			return v->s[i].expires > now ? &v->s[i] : NULL;
+	return NULL;
+}
+
+static void
+gproxy_view_subject(const struct gproxy_view *v, const struct gproxy_vsession *s,
+		    struct policy_subject *subj)
+{
+	memset(subj, 0, sizeof(*subj));
+	subj->user = s->user;
+	subj->workspace = v->workspace;
+	subj->groups = (const char *const *)s->groups;
+	subj->ngroups = s->ngroups;
+}
+
+void
+gproxy_view_changed(struct guestd *g)
+{
+	struct gproxy *px = g->proxy;
+	struct gproxy_view *v, *old;
+
+	if (px == NULL)
+		return;
+	if ((v = gproxy_view_build(g)) == NULL) {
+		/* Fail closed: without a snapshot of the sessions as they are now, no
+		 * session's request is served (403, "session has ended") until the next
+		 * change builds one. */
+		log_warnx("egress proxy: out of memory: every request is refused until the "
+			  "session list can be copied");
+		v = px->empty;
+		__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&px->view_mu);
+	old = px->view;
+	px->view = v;
+	pthread_mutex_unlock(&px->view_mu);
+	gproxy_view_put(old);
+}
+
+/* ---- clients ------------------------------------------------------------------------- */
+
+static bool
+gproxy_on_main(const struct gproxy_client *c)
+{
+	return c->ps == NULL || gshard_index(c->ps->sh) == 0;
+}
+
+/* Frees c's events and takes it off its shard (c then belongs to nobody's loop). */
+static void
+gproxy_client_detach(struct gproxy_client *c)
+{
+	struct gproxy_shard *ps = c->ps;
+
+	if (ps == NULL)
+		return;
+	TAILQ_REMOVE(&ps->clients, c, entry);
+	c->ps = NULL;
 	if (c->dns != NULL) {
 		struct evdns_getaddrinfo_request *req = c->dns;
 
 		c->dns = NULL;
 		evdns_getaddrinfo_cancel(req); /* its callback ignores EVUTIL_EAI_CANCEL */
 	}
-	if (c->ai != NULL)
-		evutil_freeaddrinfo(c->ai);
 	if (c->ev_read != NULL)
 		event_free(c->ev_read);
 	if (c->ev_timeout != NULL)
@@ -209,15 +430,74 @@ gproxy_client_free(struct gproxy_client *c, bool close_fd)
 		event_free(c->ev_dial);
 	if (c->ev_step != NULL)
 		event_free(c->ev_step);
+	c->ev_read = c->ev_timeout = c->ev_dial = c->ev_step = NULL;
+}
+
+static void
+gproxy_client_free(struct gproxy_client *c, bool close_fd)
+{
+	struct gproxy *px = c->px;
+
+	gproxy_client_detach(c);
+	__atomic_sub_fetch(&px->nclients, 1, __ATOMIC_RELAXED);
+	if (c->state == GP_HEAD)
+		__atomic_sub_fetch(&px->npending, 1, __ATOMIC_RELAXED);
+	if (c->ai != NULL)
+		evutil_freeaddrinfo(c->ai);
 	if (c->ufd >= 0)
 		close(c->ufd);
 	if (c->relay != NULL)
 		grelay_free(c->relay); /* closes both descriptors */
 	else if (close_fd && c->fd >= 0)
 		close(c->fd);
-	if (c->pol != NULL)
-		policy_free(c->pol);
+	gproxy_view_put(c->view);
 	free(c);
+}
+
+struct gproxy_audit_job {
+	json_t *ev;
+	char *text;
+	size_t len;
+};
+
+static void
+gproxy_audit_job_cb(struct gshard *sh, void *arg)
+{
+	struct gproxy_audit_job *j = arg;
+	struct gproxy *px = gshard_data(sh);
+
+	gbroker_audit_text(px->g, j->ev, j->text, j->len);
+	free(j->text);
+	free(j);
+}
+
+/* An audit event of c (reference stolen): gbroker_audit() on guestd's loop; from another
+ * shard it is serialised there and posted to guestd's loop, which spools and sends it. */
+static void
+gproxy_audit(struct gproxy_client *c, json_t *ev)
+{
+	struct gproxy *px = c->px;
+	struct gproxy_audit_job *j;
+
+	if (ev == NULL)
+		return;
+	if (gproxy_on_main(c)) {
+		if (px->audit != NULL)
+			gshard_run_pending(px->audit); /* theirs first: see struct gproxy */
+		gbroker_audit(px->g, ev);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) != NULL) {
+		j->ev = ev;
+		j->text = audit_json_compact(ev, NULL, &j->len); /* NULL: serialised there */
+		if (gshard_post(px->audit, gproxy_audit_job_cb, j) == 0)
+			return;
+		free(j->text);
+		free(j);
+	}
+	/* out of memory: say so where it is seen, like a spool that refused it */
+	log_warnx("AUDIT EVENT LOST: egress proxy: out of memory passing an event to the spool");
+	json_decref(ev);
 }
 
 static void
@@ -239,7 +519,6 @@ gproxy_dest(const struct gproxy_client *c, char *buf, size_t len)
 static void
 gproxy_refuse_dest(struct gproxy_client *c, const char *ip, const char *why)
 {
-	struct guestd *g = c->px->g;
 	char dest[GPROXY_HOST_MAX + 16];
 	json_t *body;
 
@@ -247,8 +526,8 @@ gproxy_refuse_dest(struct gproxy_client *c, const char *ip, const char *why)
 	log_info("proxy: session %s: %s %s refused (rule %s, policy version %lld)%s%s",
 		 c->sid[0] ? c->sid : "-", c->req.method, dest, c->rule, (long long)c->version,
 		 why ? ": " : "", why ? why : "");
-	gbroker_audit(g, gproxy_ocsf_network(c, OCSF_NET_REFUSE, c->req.host, ip, c->req.port,
-					     why != NULL ? why : c->rule));
+	gproxy_audit(c, gproxy_ocsf_network(c, OCSF_NET_REFUSE, c->req.host, ip, c->req.port,
+					    why != NULL ? why : c->rule));
 	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "error", "destination not allowed",
 			 "destination", dest, "rule", c->rule, "policy_version",
 			 (json_int_t)c->version, "how_to_request", GPROXY_HOW_TO);
@@ -270,26 +549,27 @@ gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject
 	subj->ngroups = s->ngroups;
 }
 
-/* The session a connection belongs to, or NULL after answering the client. */
-static struct gsession *
+/* The session a connection belongs to in the snapshot c->view, or NULL after answering the
+ * client. */
+static const struct gproxy_vsession *
 gproxy_session(struct gproxy_client *c)
 {
-	struct guestd *g = c->px->g;
-	struct gsession *s, *only = NULL;
+	const struct gproxy_view *v = c->view;
+	const struct gproxy_vsession *s, *only = NULL;
 	int64_t now = guestd_now();
-	size_t live = 0;
+	size_t live = 0, i;
 
 	if (!c->fallback) {
-		if ((s = gsessions_find(&g->sessions, c->sid, now)) == NULL)
+		if ((s = gproxy_view_find(v, c->sid, now)) == NULL)
 			gproxy_refuse(c, 403, "Forbidden",
 				      "your brokered session has ended: log in through the broker "
 				      "again");
 		return s;
 	}
-	TAILQ_FOREACH(s, &g->sessions.list, entry)
-		if (s->expires > now) {
+	for (i = 0; i < v->n; i++)
+		if (v->s[i].expires > now) {
 			live++;
-			only = s;
+			only = &v->s[i];
 		}
 	if (live == 0) {
 		log_info("proxy: %s %s:%d refused: no live brokered session", c->req.method,
@@ -407,7 +687,6 @@ static const char gproxy_ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 static void
 gproxy_connected(struct gproxy_client *c)
 {
-	struct guestd *g = c->px->g;
 	char head[GPROXY_MAX_HEAD + 600];
 	size_t hlen = 0, early = c->len - c->req.head_len;
 	int ufd = c->ufd;
@@ -420,7 +699,7 @@ gproxy_connected(struct gproxy_client *c)
 	event_del(c->ev_timeout);
 	c->ufd = -1;
 	c->state = GP_RELAY;
-	if ((c->relay = grelay_new(g->base, c->fd, ufd, GPROXY_IDLE_TIMEOUT, gproxy_relay_done,
+	if ((c->relay = grelay_new(c->ps->base, c->fd, ufd, GPROXY_IDLE_TIMEOUT, gproxy_relay_done,
 				   c)) == NULL) {
 		c->fd = -1; /* the relay closed both */
 		gproxy_client_free(c, false);
@@ -433,12 +712,10 @@ gproxy_connected(struct gproxy_client *c)
 		gproxy_client_free(c, true);
 		return;
 	}
-	gbroker_audit(g, gproxy_ocsf_network(c, OCSF_NET_OPEN, c->req.host, c->dst_ip, c->req.port,
-					     c->rule));
-	if (c->pol != NULL) {
-		policy_free(c->pol);
-		c->pol = NULL;
-	}
+	gproxy_audit(c, gproxy_ocsf_network(c, OCSF_NET_OPEN, c->req.host, c->dst_ip, c->req.port,
+					    c->rule));
+	gproxy_view_put(c->view);
+	c->view = NULL;
 	/* the relay's read event first, then ours: libevent counts both on the descriptor
 	 * and leaves the epoll interest as it is */
 	grelay_start(c->relay);
@@ -485,7 +762,6 @@ gproxy_dial_ready(int fd, int *err)
 static void
 gproxy_dial_next(struct gproxy_client *c)
 {
-	struct guestd *g = c->px->g;
 	struct timeval tv = { GPROXY_DIAL_TIMEOUT, 0 };
 	struct sockaddr *sa;
 	char body[GPROXY_HOST_MAX + 200];
@@ -534,7 +810,8 @@ gproxy_dial_next(struct gproxy_client *c)
 		event_del(c->ev_read);
 		if (c->ev_dial != NULL)
 			event_free(c->ev_dial);
-		if ((c->ev_dial = event_new(g->base, fd, EV_WRITE, gproxy_dial_cb, c)) == NULL ||
+		if ((c->ev_dial = event_new(c->ps->base, fd, EV_WRITE, gproxy_dial_cb, c)) ==
+			    NULL ||
 		    event_add(c->ev_dial, &tv) != 0) {
 			gproxy_refuse(c, 502, "Bad Gateway", "out of memory");
 			return;
@@ -551,19 +828,25 @@ gproxy_dial_next(struct gproxy_client *c)
 static void
 gproxy_filter_and_dial(struct gproxy_client *c, const struct evutil_addrinfo *ai)
 {
-	struct guestd *g = c->px->g;
-	struct gsession *s;
+	const struct gproxy_vsession *s;
+	struct gproxy_view *now;
 	struct policy_subject subj;
+	bool live;
 	const struct evutil_addrinfo *a;
 	char ip[INET6_ADDRSTRLEN] = "", why[200] = "";
 	enum netclass cls;
 	const void *addr;
 
-	if ((s = gsessions_find(&g->sessions, c->sid, guestd_now())) == NULL) {
+	/* the session must still be live now (after a lookup); its subject is the one of the
+	 * decision's snapshot, like the policy */
+	now = gproxy_view_get(c->px);
+	live = gproxy_view_find(now, c->sid, guestd_now()) != NULL;
+	gproxy_view_put(now);
+	if (!live || (s = gproxy_view_find(c->view, c->sid, 0)) == NULL) {
 		gproxy_refuse(c, 403, "Forbidden", "your brokered session has ended");
 		return;
 	}
-	gproxy_subject(g, s, &subj);
+	gproxy_view_subject(c->view, s, &subj);
 	c->naddrs = 0;
 	for (a = ai; a != NULL && c->naddrs < GPROXY_MAX_ADDRS; a = a->ai_next) {
 		if (a->ai_family == AF_INET && a->ai_addrlen >= sizeof(struct sockaddr_in))
@@ -574,7 +857,7 @@ gproxy_filter_and_dial(struct gproxy_client *c, const struct evutil_addrinfo *ai
 			continue;
 		cls = netclass_of(a->ai_addr);
 		if (cls != NETCLASS_PUBLIC &&
-		    !policy_address_allowed(c->pol, &subj, addr, a->ai_family)) {
+		    !policy_address_allowed(c->view->policy, &subj, addr, a->ai_family)) {
 			/* remember the first refusal for the answer */
 			if (why[0] == '\0') {
 				evutil_inet_ntop(a->ai_family, addr, ip, sizeof(ip));
@@ -646,30 +929,32 @@ gproxy_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
  * file I/O and a bad file is reported when guestd starts. Our timeouts apply whatever the
  * file says. */
 static int
-gproxy_dns_open(struct gproxy *px)
+gproxy_dns_open(struct gproxy_shard *ps)
 {
-	const char *path = px->g->cfg.proxy_resolv_conf;
+	const char *path = ps->px->g->cfg.proxy_resolv_conf;
+	bool first = gshard_index(ps->sh) == 0; /* the others say nothing more */
 	int rc;
 
-	if ((px->dns = evdns_base_new(px->g->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL)
+	if ((ps->dns = evdns_base_new(ps->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL)
 		return -1;
 	/* 0; 1 (cannot open) and 6 (no nameserver line): libevent asks 127.0.0.1 instead */
-	if ((rc = evdns_base_resolv_conf_parse(px->dns, DNS_OPTIONS_ALL, path)) != 0)
+	rc = evdns_base_resolv_conf_parse(ps->dns, DNS_OPTIONS_ALL, path);
+	if (rc != 0 && first)
 		log_warnx("ProxyResolvConf %s: %s; %s", path,
 			  rc == 6 ? "lists no nameserver" : "cannot be read",
 			  rc == 1 || rc == 6 ? "names are sent to 127.0.0.1" :
 					       "names cannot be resolved");
-	else
+	else if (first)
 		log_debug("proxy: names resolved as %s says", path);
-	evdns_base_set_option(px->dns, "timeout:", "3");
-	evdns_base_set_option(px->dns, "attempts:", "2");
+	evdns_base_set_option(ps->dns, "timeout:", "3");
+	evdns_base_set_option(ps->dns, "attempts:", "2");
 	return 0;
 }
 
 static void
 gproxy_resolve(struct gproxy_client *c)
 {
-	struct gproxy *px = c->px;
+	struct gproxy_shard *ps = c->ps;
 	struct evutil_addrinfo hints, local[2];
 	struct sockaddr_in s4;
 	struct sockaddr_in6 s6;
@@ -704,7 +989,7 @@ gproxy_resolve(struct gproxy_client *c)
 		gproxy_filter_and_dial(c, &local[0]);
 		return;
 	}
-	if (px->dns == NULL) { /* gproxy_open() could not set the resolver up */
+	if (ps->dns == NULL) { /* gproxy_open() could not set the resolver up */
 		gproxy_refuse(c, 502, "Bad Gateway", "name resolution is not available");
 		return;
 	}
@@ -718,29 +1003,79 @@ gproxy_resolve(struct gproxy_client *c)
 	event_del(c->ev_read);
 	evtimer_add(c->ev_timeout, &tv); /* the whole lookup is bounded */
 	c->dns_done = false;
-	req = evdns_getaddrinfo(px->dns, c->req.host, sport, &hints, gproxy_dns_cb, c);
+	req = evdns_getaddrinfo(ps->dns, c->req.host, sport, &hints, gproxy_dns_cb, c);
 	if (!c->dns_done)
 		c->dns = req; /* else it answered at once (and req is NULL) */
 }
 
 /* ---- the decision ------------------------------------------------------------------- */
 
+/* POLICY_CORP, on guestd's loop (which owns the tunnels): the live session's tunnel takes
+ * the client's socket, and any bytes sent after the head (e.g. an optimistic TLS
+ * ClientHello). */
 static void
-gproxy_decide(struct gproxy_client *c)
+gproxy_corp(struct gproxy_client *c)
 {
 	struct guestd *g = c->px->g;
 	const struct gproxy_request *r = &c->req;
+	struct gsession *s;
+
+	if ((s = gsessions_find(&g->sessions, c->sid, guestd_now())) == NULL) {
+		gproxy_refuse(c, 403, "Forbidden",
+			      "your brokered session has ended: log in through the broker again");
+		return;
+	}
+	if (s->tunnel == NULL) {
+		gproxy_refuse(c, 502, "Bad Gateway",
+			      "this session has no tunnel to the broker (its profile has no "
+			      "corporate access)");
+		return;
+	}
+	/* our events go first, so that they never see the descriptor again */
+	gproxy_client_detach(c);
+	if (r->form == GPROXY_FORM_ABSOLUTE) {
+		char head[GPROXY_MAX_HEAD + 600];
+		size_t hlen;
+
+		if (gproxy_forward_head(c, head, sizeof(head), &hlen) != 0 ||
+		    hlen + c->len - r->head_len > sizeof(head)) {
+			gproxy_refuse(c, 431, "Request Header Fields Too Large",
+				      "request head too large");
+			return;
+		}
+		memcpy(head + hlen, c->buf + r->head_len, c->len - r->head_len);
+		gtunnel_forward(s->tunnel, c->fd, c->corp_host, c->corp_port, head,
+				hlen + c->len - r->head_len);
+	} else {
+		gtunnel_connect(s->tunnel, c->fd, c->corp_host, c->corp_port, c->buf + r->head_len,
+				c->len - r->head_len);
+	}
+	gproxy_client_free(c, false);
+}
+
+static void
+gproxy_corp_job_cb(struct gshard *sh, void *arg)
+{
+	gproxy_corp(arg);
+}
+
+static void
+gproxy_decide(struct gproxy_client *c)
+{
+	struct gproxy *px = c->px;
+	const struct gproxy_request *r = &c->req;
 	const struct ctl_corp *corp = NULL;
+	const struct gproxy_vsession *s;
 	struct policy_decision d;
 	struct policy_subject subj;
-	struct gsession *s;
 	size_t i;
 
+	c->view = gproxy_view_get(px);
 	if ((s = gproxy_session(c)) == NULL)
 		return;
 	snprintf(c->user, sizeof(c->user), "%s", s->user);
-	gproxy_subject(g, s, &subj);
-	policy_decide(g->policy, &subj, r->host, r->port, &d);
+	gproxy_view_subject(c->view, s, &subj);
+	policy_decide(c->view->policy, &subj, r->host, r->port, &d);
 	snprintf(c->rule, sizeof(c->rule), "%s", d.rule != NULL ? d.rule : "default-deny");
 	c->version = d.version;
 	for (i = 0; i < s->ncorp; i++)
@@ -756,45 +1091,26 @@ gproxy_decide(struct gproxy_client *c)
 	}
 	switch (d.verdict) {
 	case POLICY_CORP:
-		if (s->tunnel == NULL) {
-			gproxy_refuse(
-				c, 502, "Bad Gateway",
-				"this session has no tunnel to the broker (its profile has no "
-				"corporate access)");
+		snprintf(c->corp_host, sizeof(c->corp_host), "%s",
+			 corp != NULL ? corp->host : r->host);
+		c->corp_port = corp != NULL ? corp->port : r->port;
+		gproxy_view_put(c->view);
+		c->view = NULL;
+		if (gproxy_on_main(c)) {
+			gproxy_corp(c);
 			return;
 		}
-		/* The tunnel takes the socket, and any bytes sent after the head (e.g. an
-		 * optimistic TLS ClientHello). Our events go first so that they never see the
-		 * descriptor again. */
-		event_del(c->ev_read);
-		event_del(c->ev_timeout);
-		if (r->form == GPROXY_FORM_ABSOLUTE) {
-			char head[GPROXY_MAX_HEAD + 600];
-			size_t hlen;
-
-			if (gproxy_forward_head(c, head, sizeof(head), &hlen) != 0 ||
-			    hlen + c->len - r->head_len > sizeof(head)) {
-				gproxy_refuse(c, 431, "Request Header Fields Too Large",
-					      "request head too large");
-				return;
-			}
-			memcpy(head + hlen, c->buf + r->head_len, c->len - r->head_len);
-			gtunnel_forward(s->tunnel, c->fd, corp ? corp->host : r->host,
-					corp ? corp->port : r->port, head,
-					hlen + c->len - r->head_len);
-		} else {
-			gtunnel_connect(s->tunnel, c->fd, corp ? corp->host : r->host,
-					corp ? corp->port : r->port, c->buf + r->head_len,
-					c->len - r->head_len);
-		}
-		gproxy_client_free(c, false);
+		gproxy_client_detach(c);
+		if (gshard_post(px->shards[0]->sh, gproxy_corp_job_cb, c) != 0)
+			gproxy_refuse(c, 503, "Service Unavailable", "out of memory");
 		return;
 	case POLICY_ALLOW:
 		/* Early bytes wait in the socket until we relay. ev_read stays armed while we
 		 * work without returning to the loop (an IP literal dialled at once): the relay
 		 * then takes the same epoll interest over without an epoll_ctl DEL and ADD.
-		 * The lookup and the dial wait disarm it before they return to the loop. */
-		c->pol = policy_ref(g->policy);
+		 * The lookup and the dial wait disarm it before they return to the loop. The
+		 * snapshot (c->view) stays with c until the dial: its policy decides the
+		 * addresses too. */
 		gproxy_resolve(c);
 		return;
 	default:
@@ -835,7 +1151,7 @@ gproxy_read_cb(evutil_socket_t fd, short what, void *arg)
 	default:
 		break;
 	}
-	c->px->npending--;
+	__atomic_sub_fetch(&c->px->npending, 1, __ATOMIC_RELAXED);
 	c->state = GP_RESOLVING; /* no longer counted as pending */
 	evtimer_del(c->ev_timeout);
 	gproxy_decide(c);
@@ -856,12 +1172,14 @@ gproxy_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sockaddr *sa)
+gproxy_accept_http(struct gproxy_shard *ps, int fd, const char *sid, const struct sockaddr *sa)
 {
+	struct gproxy *px = ps->px;
 	struct gproxy_client *c;
 	struct timeval tv = { GPROXY_HEAD_TIMEOUT, 0 };
 
-	if (px->npending >= GPROXY_MAX_PENDING || px->nclients >= GPROXY_MAX_CONNS) {
+	if (__atomic_load_n(&px->npending, __ATOMIC_RELAXED) >= GPROXY_MAX_PENDING ||
+	    __atomic_load_n(&px->nclients, __ATOMIC_RELAXED) >= GPROXY_MAX_CONNS) {
 		gproxy_reply_error(fd, 503, "Service Unavailable", "too many connections");
 		close(fd);
 		return;
@@ -871,6 +1189,7 @@ gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sock
 		return;
 	}
 	c->px = px;
+	c->ps = ps;
 	c->fd = fd;
 	c->ufd = -1;
 	c->state = GP_HEAD;
@@ -885,12 +1204,12 @@ gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sock
 				 sizeof(c->peer));
 		c->peer_port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 	}
-	TAILQ_INSERT_TAIL(&px->clients, c, entry);
-	px->nclients++;
-	px->npending++;
-	c->ev_read = event_new(px->g->base, fd, EV_READ | EV_PERSIST, gproxy_read_cb, c);
-	c->ev_timeout = evtimer_new(px->g->base, gproxy_timeout_cb, c);
-	c->ev_step = event_new(px->g->base, -1, 0, gproxy_step_cb, c);
+	TAILQ_INSERT_TAIL(&ps->clients, c, entry);
+	__atomic_add_fetch(&px->nclients, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&px->npending, 1, __ATOMIC_RELAXED);
+	c->ev_read = event_new(ps->base, fd, EV_READ | EV_PERSIST, gproxy_read_cb, c);
+	c->ev_timeout = evtimer_new(ps->base, gproxy_timeout_cb, c);
+	c->ev_step = event_new(ps->base, -1, 0, gproxy_step_cb, c);
 	if (c->ev_read == NULL || c->ev_timeout == NULL || c->ev_step == NULL) {
 		gproxy_client_free(c, true);
 		return;
@@ -904,19 +1223,71 @@ gproxy_accept_http(struct gproxy *px, int fd, const char *sid, const struct sock
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
+struct gproxy_accept_job {
+	int fd;
+	char *sid; /* NULL: the workspace-wide fallback */
+	struct sockaddr_storage peer;
+};
+
+static void
+gproxy_accept_job_cb(struct gshard *sh, void *arg)
+{
+	struct gproxy_accept_job *j = arg;
+	struct gproxy_shard *ps = gshard_data(sh);
+
+	if (__atomic_load_n(&ps->px->closing, __ATOMIC_ACQUIRE))
+		close(j->fd);
+	else
+		gproxy_accept_http(ps, j->fd, j->sid, (struct sockaddr *)&j->peer);
+	free(j->sid);
+	free(j);
+}
+
+/*
+ * Listeners are guestd's loop's. The credential proxy's connections stay there (libcurl and
+ * the capabilities live there); egress connections go round the shards, the client's whole
+ * life on one of them: accept() costs a few microseconds here, everything after it (the
+ * head, the decision, the lookup, the dial, the relay, the close) is the shard's.
+ */
 static void
 gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		 void *arg)
 {
 	struct gproxy_listener *pl = arg;
+	struct gproxy *px = pl->px;
+	struct gproxy_shard *ps;
+	struct gproxy_accept_job *j;
 	int one = 1;
 
 	/* evconnlistener accepts with accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (pl->kind == PROXY_KIND_CRED)
-		gcred_accept(pl->px->g, fd, pl->sid, sa);
-	else
-		gproxy_accept_http(pl->px, fd, pl->sid, sa);
+	if (pl->kind == PROXY_KIND_CRED) {
+		gcred_accept(px->g, fd, pl->sid, sa);
+		return;
+	}
+	ps = px->shards[px->next++ % px->nshards];
+	if (gshard_index(ps->sh) == 0) {
+		gproxy_accept_http(ps, fd, pl->sid, sa);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (pl->sid != NULL && (j->sid = strdup(pl->sid)) == NULL) ||
+	    (size_t)salen > sizeof(j->peer)) {
+		gproxy_reply_error(fd, 503, "Service Unavailable", "out of memory");
+		close(fd);
+		if (j != NULL)
+			free(j->sid);
+		free(j);
+		return;
+	}
+	j->fd = fd;
+	memcpy(&j->peer, sa, (size_t)salen);
+	if (gshard_post(ps->sh, gproxy_accept_job_cb, j) != 0) {
+		gproxy_reply_error(fd, 503, "Service Unavailable", "out of memory");
+		close(fd);
+		free(j->sid);
+		free(j);
+	}
 }
 
 static void
@@ -982,6 +1353,39 @@ gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid
 	return 0;
 }
 
+static struct gproxy_shard *
+gproxy_shard_new(struct gproxy *px, struct event_base *base, unsigned idx)
+{
+	struct gproxy_shard *ps;
+
+	if ((ps = calloc(1, sizeof(*ps))) == NULL)
+		return NULL;
+	ps->px = px;
+	TAILQ_INIT(&ps->clients);
+	if ((ps->sh = gshard_new(base, idx)) == NULL) {
+		free(ps);
+		return NULL;
+	}
+	ps->base = gshard_base(ps->sh);
+	gshard_set_data(ps->sh, ps);
+	return ps;
+}
+
+/* Drops every client of ps: on its own thread (a posted closure), or on guestd's loop for
+ * shard 0 and after a shard's thread ended. */
+static void
+gproxy_shard_drop_cb(struct gshard *sh, void *arg)
+{
+	struct gproxy_shard *ps = gshard_data(sh);
+	struct gproxy_client *c;
+
+	while ((c = TAILQ_FIRST(&ps->clients)) != NULL)
+		gproxy_client_free(c, true);
+	if (ps->dns != NULL)
+		evdns_base_free(ps->dns, 1);
+	ps->dns = NULL;
+}
+
 static struct gproxy *
 gproxy_get(struct guestd *g)
 {
@@ -993,9 +1397,38 @@ gproxy_get(struct guestd *g)
 		return NULL;
 	px->g = g;
 	TAILQ_INIT(&px->listeners);
-	TAILQ_INIT(&px->clients);
+	pthread_mutex_init(&px->view_mu, NULL);
+	if ((px->empty = calloc(1, sizeof(*px->empty))) == NULL ||
+	    (px->view = gproxy_view_build(g)) == NULL ||
+	    (px->shards = calloc(1, sizeof(*px->shards))) == NULL ||
+	    (px->shards[0] = gproxy_shard_new(px, g->base, 0)) == NULL) {
+		if (px->view != NULL)
+			gproxy_view_free(px->view);
+		free(px->empty);
+		free(px->shards);
+		pthread_mutex_destroy(&px->view_mu);
+		free(px);
+		return NULL;
+	}
+	px->empty->refs = 1;
+	px->empty->workspace = g->cfg.workspace_name;
+	px->nshards = 1;
 	g->proxy = px;
 	return px;
+}
+
+/* ProxyThreads: 0 is one loop per CPU that guestd may run on. */
+static size_t
+gproxy_nshards(const struct guestd *g)
+{
+	long n = g->cfg.proxy_threads;
+	cpu_set_t set;
+
+	if (n <= 0)
+		n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	if (n < 1)
+		n = 1;
+	return n > GPROXY_MAX_SHARDS ? GPROXY_MAX_SHARDS : (size_t)n;
 }
 
 /* A workspace-wide fallback listener on a loopback address of the configuration. */
@@ -1033,13 +1466,34 @@ int
 gproxy_open(struct guestd *g)
 {
 	struct gproxy *px;
+	struct gproxy_shard **shards;
+	size_t want, i;
 
 	if ((px = gproxy_get(g)) == NULL)
 		return -1;
-	if (gproxy_dns_open(px) != 0) {
-		log_warnx("egress proxy: cannot set up name resolution (out of memory)");
-		return -1;
+	want = gproxy_nshards(g);
+	if (want > 1) {
+		if ((px->audit = gshard_new(g->base, 0)) == NULL ||
+		    (shards = realloc(px->shards, want * sizeof(*shards))) == NULL) {
+			log_warn("egress proxy: %zu event loops", want);
+			return -1;
+		}
+		gshard_set_data(px->audit, px);
+		px->shards = shards;
+		for (i = 1; i < want; i++) {
+			if ((px->shards[i] = gproxy_shard_new(px, NULL, (unsigned)i)) == NULL) {
+				log_warn("egress proxy: event loop %zu of %zu", i + 1, want);
+				return -1;
+			}
+			px->nshards = i + 1;
+		}
 	}
+	for (i = 0; i < px->nshards; i++)
+		if (gproxy_dns_open(px->shards[i]) != 0) {
+			log_warnx("egress proxy: cannot set up name resolution (out of memory)");
+			return -1;
+		}
+	log_debug("egress proxy: %zu event loop%s", px->nshards, px->nshards == 1 ? "" : "s");
 	if (gproxy_open_address(g, "ProxyListen", g->cfg.proxy_listen, PROXY_KIND_HTTP) != 0)
 		return -1;
 	if (g->cfg.credential_listen != NULL &&
@@ -1085,13 +1539,47 @@ proxy_listen_fd(struct guestd *g, int fd, const char *session_id, int kind)
 	return 0;
 }
 
+/* Revocation drops the session's direct connections too, not only its tunnel, and resets
+ * them: bytes guestd or the kernel still holds for the client are discarded rather than
+ * delivered at the client's pace after the session ended. On ps's own thread. */
+static void
+gproxy_shard_end(struct gproxy_shard *ps, const char *session_id)
+{
+	static const struct linger now = { .l_onoff = 1, .l_linger = 0 };
+	struct gproxy_client *c, *cnext;
+	size_t n = 0;
+
+	for (c = TAILQ_FIRST(&ps->clients); c != NULL; c = cnext) {
+		cnext = TAILQ_NEXT(c, entry);
+		if (strcmp(c->sid, session_id) != 0)
+			continue;
+		if (c->relay != NULL)
+			grelay_abort_on_free(c->relay);
+		else if (c->fd >= 0)
+			(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+		gproxy_client_free(c, true);
+		n++;
+	}
+	if (n > 0)
+		log_info("session %s: %zu egress connection%s closed (event loop %u of %zu)",
+			 session_id, n, n == 1 ? "" : "s", gshard_index(ps->sh) + 1,
+			 ps->px->nshards);
+}
+
+static void
+gproxy_shard_end_cb(struct gshard *sh, void *arg)
+{
+	gproxy_shard_end(gshard_data(sh), arg);
+	free(arg);
+}
+
 void
 proxy_session_end(struct guestd *g, const char *session_id)
 {
 	struct gproxy *px = g->proxy;
 	struct gproxy_listener *pl, *lnext;
-	struct gproxy_client *c, *cnext;
-	size_t n = 0;
+	char *sid;
+	size_t i;
 
 	gcred_session_end(g, session_id);
 	if (px == NULL)
@@ -1101,42 +1589,46 @@ proxy_session_end(struct guestd *g, const char *session_id)
 		if (pl->sid != NULL && strcmp(pl->sid, session_id) == 0)
 			gproxy_listener_free(pl);
 	}
-	/* Revocation drops the session's direct connections too, not only its tunnel, and
-	 * resets them: bytes guestd or the kernel still holds for the client are discarded
-	 * rather than delivered at the client's pace after the session ended. */
-	for (c = TAILQ_FIRST(&px->clients); c != NULL; c = cnext) {
-		cnext = TAILQ_NEXT(c, entry);
-		if (strcmp(c->sid, session_id) == 0) {
-			static const struct linger now = { .l_onoff = 1, .l_linger = 0 };
-
-			if (c->relay != NULL)
-				grelay_abort_on_free(c->relay);
-			else if (c->fd >= 0)
-				(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-			gproxy_client_free(c, true);
-			n++;
+	/* from here on no shard decides for the session (the caller took it off the table) */
+	gproxy_view_changed(g);
+	gproxy_shard_end(px->shards[0], session_id);
+	for (i = 1; i < px->nshards; i++) {
+		/* Out of memory: the session's connections on that loop stay until they end or
+		 * idle out; new requests of the session are refused all the same. */
+		if ((sid = strdup(session_id)) == NULL ||
+		    gshard_post(px->shards[i]->sh, gproxy_shard_end_cb, sid) != 0) {
+			log_warnx("session %s: out of memory: its egress connections on event loop "
+				  "%zu stay open until they end",
+				  session_id, i + 1);
+			free(sid);
 		}
 	}
-	if (n > 0)
-		log_info("session %s: %zu egress connection%s closed", session_id, n,
-			 n == 1 ? "" : "s");
 }
 
 void
 gproxy_close(struct guestd *g)
 {
 	struct gproxy *px = g->proxy;
-	struct gproxy_client *c;
 	struct gproxy_listener *pl;
+	size_t i;
 
 	if (px == NULL)
 		return;
-	while ((c = TAILQ_FIRST(&px->clients)) != NULL)
-		gproxy_client_free(c, true);
+	__atomic_store_n(&px->closing, true, __ATOMIC_RELEASE);
 	while ((pl = TAILQ_FIRST(&px->listeners)) != NULL)
 		gproxy_listener_free(pl);
-	if (px->dns != NULL)
-		evdns_base_free(px->dns, 1);
+	/* each shard drops its clients on its own thread, then stops; the audit events they
+	 * posted to guestd's loop are spooled then, before shard 0's own clients go */
+	for (i = px->nshards; i-- > 1;)
+		gshard_free(px->shards[i]->sh, gproxy_shard_drop_cb, NULL);
+	gshard_free(px->audit, NULL, NULL); /* the events they posted, spooled here */
+	gshard_free(px->shards[0]->sh, gproxy_shard_drop_cb, NULL);
+	for (i = 0; i < px->nshards; i++)
+		free(px->shards[i]);
+	free(px->shards);
+	gproxy_view_put(px->view);
+	gproxy_view_put(px->empty);
+	pthread_mutex_destroy(&px->view_mu);
 	free(px);
 	g->proxy = NULL;
 }

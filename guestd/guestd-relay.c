@@ -137,7 +137,7 @@ grelay_flush(struct grelay *r, int d)
 	return 0;
 }
 
-/* Pipes enlarged to GRELAY_BUF now open (the event loop's thread only). */
+/* Pipes enlarged to GRELAY_BUF now open, by the relays of every event loop (atomic). */
 static unsigned int grelay_big_pipes;
 
 /* Bulk mode for direction d: a pipe as large as the kernel gives us up to GRELAY_BUF while
@@ -150,10 +150,12 @@ grelay_pipe(struct grelay_dir *x)
 		x->pipe[0] = x->pipe[1] = -1;
 		return;
 	}
-	x->bigpipe = grelay_big_pipes < GRELAY_BIG_PIPES &&
+	/* take a slot first, give it back if the kernel refuses the size */
+	x->bigpipe = __atomic_add_fetch(&grelay_big_pipes, 1, __ATOMIC_RELAXED) <=
+			     GRELAY_BIG_PIPES &&
 		     fcntl(x->pipe[1], F_SETPIPE_SZ, GRELAY_BUF) > 0;
-	if (x->bigpipe)
-		grelay_big_pipes++;
+	if (!x->bigpipe)
+		__atomic_sub_fetch(&grelay_big_pipes, 1, __ATOMIC_RELAXED);
 	x->pipecap = (size_t)fcntl(x->pipe[1], F_GETPIPE_SZ);
 	if ((ssize_t)x->pipecap <= 0 || x->pipecap > GRELAY_BUF)
 		x->pipecap = 65536 < GRELAY_BUF ? 65536 : GRELAY_BUF;
@@ -368,7 +370,7 @@ grelay_free(struct grelay *r)
 			close(r->dir[i].pipe[0]);
 			close(r->dir[i].pipe[1]);
 			if (r->dir[i].bigpipe)
-				grelay_big_pipes--;
+				__atomic_sub_fetch(&grelay_big_pipes, 1, __ATOMIC_RELAXED);
 		}
 		free(r->dir[i].buf);
 	}

@@ -225,8 +225,10 @@ gsessions_attach(struct gsessions *t, const struct ctl_attach *a, int64_t now)
 			gtunnel_free(s->tunnel);
 		s->tunnel = gtunnel_new(t->g, s, a->tunnel_token);
 	}
-	if (t->g != NULL)
+	if (t->g != NULL) {
+		gproxy_view_changed(t->g);
 		gbroker_state_changed(t->g);
+	}
 	return s;
 fail:
 	if (fresh)

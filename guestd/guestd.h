@@ -147,6 +147,9 @@ void gproxy_reply_json(int fd, int status, const char *reason, json_t *body);
 void gproxy_subject(struct guestd *g, const struct gsession *s, struct policy_subject *subj);
 /* A session ended: its listeners close, its connections drop, its capabilities die. */
 void proxy_session_end(struct guestd *g, const char *session_id);
+/* A session was attached or refreshed, or the policy replaced: the proxy's event loops
+ * decide on a fresh copy from now on (guestd's loop only). */
+void gproxy_view_changed(struct guestd *g);
 
 /* ---- guestd-cred.c: the credential proxy ---------------------------------------------- */
 

@@ -2079,8 +2079,8 @@ policy_ref(const struct policy *cp)
 {
 	struct policy *p = (struct policy *)cp; /* the count is the only mutable part */
 
-	if (p != NULL)
-		p->refs++;
+	if (p != NULL) /* atomic: the egress proxy's event loops share policies */
+		__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 	return p;
 }
 
@@ -2089,7 +2089,7 @@ policy_free(struct policy *p)
 {
 	struct pol_chunk *c, *next;
 
-	if (p == NULL || --p->refs > 0)
+	if (p == NULL || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	for (c = p->arena; c != NULL; c = next) {
 		next = c->next;

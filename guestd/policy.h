@@ -101,7 +101,8 @@ const char *const *policy_fs_protected(const struct policy *p);
  * Lifetime across a reload: guestd frees the old policy when it swaps in a new one. Code
  * that keeps using a policy (or pointers borrowed from it) across event-loop turns takes a
  * reference first with policy_ref() and drops it with policy_free(), which frees the policy
- * when the last reference goes. Single-threaded: the count is not atomic. */
+ * when the last reference goes. The count is atomic: the egress proxy's event loops (threads)
+ * share policies; everything else about a policy is read-only once loaded. */
 
 struct policy *policy_ref(const struct policy *p);
 

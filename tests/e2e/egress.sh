@@ -65,7 +65,10 @@ JSON
 	mv "$T/policy.json.tmp" "$T/policy.json"
 }
 write_policy 1
-egress_up "$T/policy.json" "ProxyResolvConf $T/resolv.conf"
+# two event loops whatever the machine (connections alternate between guestd's own loop and a
+# thread): everything below runs on both
+egress_up "$T/policy.json" "ProxyResolvConf $T/resolv.conf" "ProxyThreads 2"
+check "guestd serves the egress proxy with 2 event loops" grep -q "egress proxy: 2 event loops" "$GUESTD_LOG"
 
 # raw_connect TARGET [DELAY [PAUSE]]: a CONNECT with exactly this target, sent DELAY seconds
 # after the connection opened, its head in two writes PAUSE seconds apart when PAUSE is given;
@@ -222,8 +225,47 @@ s.sendall(b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
 print(s.recv(4096).split(b" ")[1].decode())' "$PROXY_PORT")
 assert_eq "$out" 405 "an origin-form request to the proxy is refused (405)"
 
-# --- the session ends: refused again --------------------------------------------------------
+# --- the session ends: its open tunnels are reset, on every loop, and it is refused again -------
+HELD=6
+python3 - "$PROXY_PORT" "$ORIGIN_PORT" "$HELD" >"$T/held.out" 2>"$T/held.err" <<'PY' &
+import socket, sys, time
+proxy, origin, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % origin)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(1)
+        if not d:
+            break
+        head += d
+    if not head.startswith(b"HTTP/1.1 200"):
+        print("REFUSED", i, head, flush=True)
+        sys.exit(1)
+    socks.append(s)
+print("HELD", n, flush=True)
+# the origin sends nothing on an idle tunnel: a read ends only when guestd closes it
+closed, deadline = 0, time.time() + 30
+for s in socks:
+    s.settimeout(max(0.1, deadline - time.time()))
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except ConnectionResetError:
+        closed += 1
+    except socket.timeout:
+        pass
+print("CLOSED", closed, flush=True)
+PY
+HELD_PID=$!
+wait_for_text "$T/held.out" "HELD $HELD" 15 || { show_file "$T/held.out"; show_file "$T/held.err"; fail "could not hold $HELD tunnels"; }
 revoke_session || fail_soft "guestd did not end the revoked session"
+wait "$HELD_PID" || true
+check "all $HELD tunnels held through the proxy were closed when the session ended" grep -qx "CLOSED $HELD" "$T/held.out"
+# guestd says how many each loop closed: they were dealt to both loops in turn
+check "both event loops closed their share of the session's tunnels" test "$(grep -cE "egress connections? closed \(event loop [12] of 2\)" "$GUESTD_LOG")" -eq 2
+check "the loops closed $HELD tunnels in all" test "$(grep -oE '[0-9]+ egress connections? closed \(event loop' "$GUESTD_LOG" | awk '{ n += $1 } END { print n + 0 }')" -eq "$HELD"
 out=$(raw_connect "127.0.0.1:$ORIGIN_PORT")
 assert_eq "$(head -n1 <<<"$out")" 403 "after the session is revoked, CONNECT is refused"
 case $out in
