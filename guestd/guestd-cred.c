@@ -3,7 +3,7 @@
  * inference"): the agent holds capabilities, never secrets.
  *
  * A session's sandbox reaches us on its own CRED listener (127.0.0.1:3129 inside the
- * sandbox, proxy_listen_fd()), or on CredentialListen on the workspace's loopback, where the
+ * sandbox, proxy_listen_fds()), or on CredentialListen on the workspace's loopback, where the
  * capability alone says whose request it is. A request is
  *
  *   POST /<route>/v1/chat/completions HTTP/1.1        (or Host: <route>[.localhost])

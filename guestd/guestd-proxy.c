@@ -3,7 +3,7 @@
  * for the session's identity against the policy.
  *
  * Listeners. Each brokered session gets its own listeners inside its sandbox's network
- * namespace (proxy_listen_fd(), called by the sandbox launcher): a connection accepted there
+ * namespace (proxy_listen_fds(), called by the sandbox launcher): a connection accepted there
  * belongs to that session and nobody else. ProxyListen (and CredentialListen, guestd-cred.c)
  * on the workspace's loopback stay as a workspace-wide fallback for processes outside any
  * sandbox: a connection there is attributed to "the" live session when exactly one is live,
@@ -29,10 +29,11 @@
  * gbroker_audit(): kept while the broker is unreachable, and logged as "audit: {json}"
  * lines when nothing durable holds them, or with -d).
  *
- * Event loops (ProxyThreads, guestd-shard.h). The listeners are guestd's loop's; an egress
- * connection accepted there is dealt to one of the shards in turn (shard 0 is guestd's own
- * loop, the others threads) and lives there until it closes. What a shard may touch:
- *   - its own clients, events, resolver (evdns base) and relays;
+ * Event loops (ProxyThreads, guestd-shard.h). Shard 0 is guestd's own loop, the others are
+ * threads. An egress listener is one SO_REUSEPORT socket per shard on the same address, each
+ * accepted on by its shard: the kernel deals the connections out, and a connection lives on
+ * the shard that accepted it until it closes. What a shard may touch:
+ *   - its own listeners, clients, events, resolver (evdns base) and relays;
  *   - the proxy's view (struct gproxy_view): an immutable, reference-counted copy of the
  *     sessions and the policy, replaced by guestd's loop whenever either changes; a
  *     decision holds the copy it was made with until the dial;
@@ -40,7 +41,8 @@
  *   - everything else through guestd's loop: audit events (posted, spooled there in the
  *     order they happened), a corporate destination (the client is handed over with its
  *     socket: the tunnels are guestd's loop's), the end of a session (guestd's loop posts
- *     it to every shard, which resets that session's connections).
+ *     it to every shard, which closes its listeners and resets its connections).
+ * New listeners of a running shard (a sandbox's) are posted to it too.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,11 +91,14 @@ enum gproxy_state {
 	GP_RELAY,
 };
 
+struct gproxy_shard;
+
 struct gproxy_listener {
 	TAILQ_ENTRY(gproxy_listener) entry;
-	struct gproxy *px;
+	struct gproxy_shard *ps; /* the loop it accepts on */
 	struct evconnlistener *l;
-	char *sid; /* NULL: the workspace-wide fallback */
+	char *sid;	   /* NULL: the workspace-wide fallback */
+	unsigned long tag; /* the sandbox it serves (proxy_listen_fds), 0: none */
 	int kind;
 };
 TAILQ_HEAD(gproxy_listener_list, gproxy_listener);
@@ -130,7 +135,8 @@ struct gproxy_shard {
 	struct gshard *sh;
 	struct event_base *base;
 	struct evdns_base *dns;
-	struct gproxy_client_list clients; /* this loop's only */
+	struct gproxy_listener_list listeners; /* this loop's only */
+	struct gproxy_client_list clients;     /* this loop's only */
 };
 
 struct gproxy_client {
@@ -167,7 +173,6 @@ struct gproxy_client {
 
 struct gproxy {
 	struct guestd *g;
-	struct gproxy_listener_list listeners;
 	size_t nclients, npending; /* atomic: every shard's clients */
 	struct gproxy_shard **shards;
 	size_t nshards;
@@ -175,7 +180,6 @@ struct gproxy {
 	 * (each before the client hears its answer); guestd's loop runs what is queued before
 	 * it spools an event of its own, so the spool keeps that order across loops. */
 	struct gshard *audit;
-	size_t next; /* round robin over the shards (guestd's loop only) */
 	pthread_mutex_t view_mu;
 	struct gproxy_view *view;  /* under view_mu */
 	struct gproxy_view *empty; /* no sessions: what decisions see when a rebuild failed */
@@ -1223,71 +1227,26 @@ gproxy_accept_http(struct gproxy_shard *ps, int fd, const char *sid, const struc
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
-struct gproxy_accept_job {
-	int fd;
-	char *sid; /* NULL: the workspace-wide fallback */
-	struct sockaddr_storage peer;
-};
-
-static void
-gproxy_accept_job_cb(struct gshard *sh, void *arg)
-{
-	struct gproxy_accept_job *j = arg;
-	struct gproxy_shard *ps = gshard_data(sh);
-
-	if (__atomic_load_n(&ps->px->closing, __ATOMIC_ACQUIRE))
-		close(j->fd);
-	else
-		gproxy_accept_http(ps, j->fd, j->sid, (struct sockaddr *)&j->peer);
-	free(j->sid);
-	free(j);
-}
-
 /*
- * Listeners are guestd's loop's. The credential proxy's connections stay there (libcurl and
- * the capabilities live there); egress connections go round the shards, the client's whole
- * life on one of them: accept() costs a few microseconds here, everything after it (the
- * head, the decision, the lookup, the dial, the relay, the close) is the shard's.
+ * An egress listener is a group of SO_REUSEPORT sockets bound to the same address, one per
+ * loop, each accepted on by its own loop: the kernel deals the connections out, and a
+ * connection is accepted, decided, dialled and relayed by one loop without a hand-off. The
+ * credential proxy's listeners are one socket on guestd's loop (libcurl and the capabilities
+ * live there).
  */
 static void
 gproxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		 void *arg)
 {
 	struct gproxy_listener *pl = arg;
-	struct gproxy *px = pl->px;
-	struct gproxy_shard *ps;
-	struct gproxy_accept_job *j;
 	int one = 1;
 
 	/* evconnlistener accepts with accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (pl->kind == PROXY_KIND_CRED) {
-		gcred_accept(px->g, fd, pl->sid, sa);
-		return;
-	}
-	ps = px->shards[px->next++ % px->nshards];
-	if (gshard_index(ps->sh) == 0) {
-		gproxy_accept_http(ps, fd, pl->sid, sa);
-		return;
-	}
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (pl->sid != NULL && (j->sid = strdup(pl->sid)) == NULL) ||
-	    (size_t)salen > sizeof(j->peer)) {
-		gproxy_reply_error(fd, 503, "Service Unavailable", "out of memory");
-		close(fd);
-		if (j != NULL)
-			free(j->sid);
-		free(j);
-		return;
-	}
-	j->fd = fd;
-	memcpy(&j->peer, sa, (size_t)salen);
-	if (gshard_post(ps->sh, gproxy_accept_job_cb, j) != 0) {
-		gproxy_reply_error(fd, 503, "Service Unavailable", "out of memory");
-		close(fd);
-		free(j->sid);
-		free(j);
-	}
+	if (pl->kind == PROXY_KIND_CRED)
+		gcred_accept(pl->ps->px->g, fd, pl->sid, sa);
+	else
+		gproxy_accept_http(pl->ps, fd, pl->sid, sa);
 }
 
 static void
@@ -1306,14 +1265,14 @@ gproxy_error_cb(struct evconnlistener *l, void *arg)
 	log_warnx("proxy accept: %s", evutil_socket_error_to_string(err));
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		evconnlistener_disable(l);
-		event_base_once(pl->px->g->base, -1, EV_TIMEOUT, gproxy_resume_cb, l, &tv);
+		event_base_once(pl->ps->base, -1, EV_TIMEOUT, gproxy_resume_cb, l, &tv);
 	}
 }
 
 static void
 gproxy_listener_free(struct gproxy_listener *pl)
 {
-	TAILQ_REMOVE(&pl->px->listeners, pl, entry);
+	TAILQ_REMOVE(&pl->ps->listeners, pl, entry);
 	/* a resume timer may still name it: disabled listeners are not freed under it, the
 	 * timer is one second at most and only armed after EMFILE */
 	evconnlistener_free(pl->l);
@@ -1321,19 +1280,27 @@ gproxy_listener_free(struct gproxy_listener *pl)
 	free(pl);
 }
 
+/* Serves fd (a listening socket, non-blocking) on ps's loop; on ps's thread, or before it
+ * started. Takes fd in every case. 0 or -1. */
 static int
-gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid, int kind)
+gproxy_listener_new(struct gproxy_shard *ps, int fd, const char *sid, unsigned long tag, int kind)
 {
 	struct gproxy_listener *pl;
 
 	if ((pl = calloc(1, sizeof(*pl))) == NULL ||
-	    (sid != NULL && (pl->sid = strdup(sid)) == NULL)) {
+	    (sid != NULL && (pl->sid = strdup(sid)) == NULL) ||
+	    (pl->l = evconnlistener_new(
+		     ps->base, gproxy_accept_cb, pl,
+		     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, -1, fd)) ==
+		    NULL) {
+		if (pl != NULL)
+			free(pl->sid);
 		free(pl);
-		evconnlistener_free(l);
+		close(fd);
 		return -1;
 	}
-	pl->px = px;
-	pl->l = l;
+	pl->ps = ps;
+	pl->tag = tag;
 	pl->kind = kind;
 	if (kind == PROXY_KIND_HTTP) {
 		/* An HTTP client speaks first: the kernel wakes us once its request has begun,
@@ -1343,14 +1310,77 @@ gproxy_add_listener(struct gproxy *px, struct evconnlistener *l, const char *sid
 		 * head timeout like any other. */
 		int secs = GPROXY_HEAD_TIMEOUT;
 
-		if (setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs,
-			       sizeof(secs)) != 0)
+		if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) != 0)
 			log_debug("proxy listener: TCP_DEFER_ACCEPT: %s", strerror(errno));
 	}
-	evconnlistener_set_cb(l, gproxy_accept_cb, pl);
-	evconnlistener_set_error_cb(l, gproxy_error_cb);
-	TAILQ_INSERT_TAIL(&px->listeners, pl, entry);
+	evconnlistener_set_error_cb(pl->l, gproxy_error_cb);
+	TAILQ_INSERT_TAIL(&ps->listeners, pl, entry);
+	evconnlistener_enable(pl->l);
 	return 0;
+}
+
+struct gproxy_listen_job {
+	int fd;
+	char *sid;
+	unsigned long tag;
+};
+
+static void
+gproxy_listen_job_cb(struct gshard *sh, void *arg)
+{
+	struct gproxy_listen_job *j = arg;
+	struct gproxy_shard *ps = gshard_data(sh);
+
+	if (__atomic_load_n(&ps->px->closing, __ATOMIC_ACQUIRE))
+		close(j->fd);
+	else if (gproxy_listener_new(ps, j->fd, j->sid, j->tag, PROXY_KIND_HTTP) != 0)
+		log_warnx("session %s: egress listener on event loop %u: out of memory",
+			  j->sid != NULL ? j->sid : "-", gshard_index(sh) + 1);
+	free(j->sid);
+	free(j);
+}
+
+/*
+ * Serves fds[0..n) for sid (NULL: the workspace-wide fallback), on guestd's loop: for the
+ * egress proxy one SO_REUSEPORT group, fds[i] on loop i (posted to it: the loops are
+ * running), for the credential proxy fds[0] alone. Takes the descriptors; what there is no
+ * loop for is closed. -1 if guestd's own listener could not be made (the others may serve).
+ */
+static int
+gproxy_listen_group(struct gproxy *px, const int *fds, size_t n, const char *sid, unsigned long tag,
+		    int kind)
+{
+	struct gproxy_listen_job *j;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0 && (kind != PROXY_KIND_HTTP || i >= px->nshards)) {
+			close(fds[i]);
+			continue;
+		}
+		if (i == 0) {
+			rc = gproxy_listener_new(px->shards[0], fds[0], sid, tag, kind);
+			continue;
+		}
+		if ((j = calloc(1, sizeof(*j))) == NULL ||
+		    (sid != NULL && (j->sid = strdup(sid)) == NULL)) {
+			free(j);
+			j = NULL;
+		} else {
+			j->fd = fds[i];
+			j->tag = tag;
+		}
+		if (j == NULL || gshard_post(px->shards[i]->sh, gproxy_listen_job_cb, j) != 0) {
+			/* the other loops serve the address all the same */
+			log_warnx("egress listener on event loop %zu: out of memory", i + 1);
+			if (j != NULL)
+				free(j->sid);
+			free(j);
+			close(fds[i]);
+		}
+	}
+	return rc;
 }
 
 static struct gproxy_shard *
@@ -1361,6 +1391,7 @@ gproxy_shard_new(struct gproxy *px, struct event_base *base, unsigned idx)
 	if ((ps = calloc(1, sizeof(*ps))) == NULL)
 		return NULL;
 	ps->px = px;
+	TAILQ_INIT(&ps->listeners);
 	TAILQ_INIT(&ps->clients);
 	if ((ps->sh = gshard_new(base, idx)) == NULL) {
 		free(ps);
@@ -1371,14 +1402,17 @@ gproxy_shard_new(struct gproxy *px, struct event_base *base, unsigned idx)
 	return ps;
 }
 
-/* Drops every client of ps: on its own thread (a posted closure), or on guestd's loop for
- * shard 0 and after a shard's thread ended. */
+/* Drops ps's listeners, clients and resolver: the last closure of its thread, or on
+ * guestd's loop for shard 0. */
 static void
 gproxy_shard_drop_cb(struct gshard *sh, void *arg)
 {
 	struct gproxy_shard *ps = gshard_data(sh);
+	struct gproxy_listener *pl;
 	struct gproxy_client *c;
 
+	while ((pl = TAILQ_FIRST(&ps->listeners)) != NULL)
+		gproxy_listener_free(pl);
 	while ((c = TAILQ_FIRST(&ps->clients)) != NULL)
 		gproxy_client_free(c, true);
 	if (ps->dns != NULL)
@@ -1396,7 +1430,6 @@ gproxy_get(struct guestd *g)
 	if ((px = calloc(1, sizeof(*px))) == NULL)
 		return NULL;
 	px->g = g;
-	TAILQ_INIT(&px->listeners);
 	pthread_mutex_init(&px->view_mu, NULL);
 	if ((px->empty = calloc(1, sizeof(*px->empty))) == NULL ||
 	    (px->view = gproxy_view_build(g)) == NULL ||
@@ -1431,32 +1464,68 @@ gproxy_nshards(const struct guestd *g)
 	return n > GPROXY_MAX_SHARDS ? GPROXY_MAX_SHARDS : (size_t)n;
 }
 
-/* A workspace-wide fallback listener on a loopback address of the configuration. */
+size_t
+proxy_loops(struct guestd *g)
+{
+	return g->proxy != NULL ? g->proxy->nshards : 1;
+}
+
+/*
+ * n listening sockets on ss (SO_REUSEPORT: one group; non-blocking, close-on-exec) into
+ * fds. 0, or -1 with errno and nothing left open. A socket of the group can only be joined by
+ * the same user (root), so no process of a session can take a share of the connections.
+ */
+static int
+gproxy_bind_group(const struct sockaddr_storage *ss, int sslen, int *fds, size_t n)
+{
+	size_t i;
+	int one = 1, err;
+
+	for (i = 0; i < n; i++) {
+		fds[i] = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fds[i] == -1 ||
+		    setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		    setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+		    bind(fds[i], (const struct sockaddr *)ss, (socklen_t)sslen) != 0 ||
+		    listen(fds[i], 128) != 0) {
+			err = errno;
+			if (fds[i] != -1)
+				close(fds[i]);
+			while (i-- > 0)
+				close(fds[i]);
+			errno = err;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A workspace-wide fallback listener on a loopback address of the configuration: on every
+ * loop for the egress proxy, on guestd's for the credential proxy. Before the loops' threads
+ * start (gproxy_open). */
 static int
 gproxy_open_address(struct guestd *g, const char *keyword, const char *address, int kind)
 {
-	struct gproxy *px;
-	struct evconnlistener *l;
+	struct gproxy *px = g->proxy;
 	struct sockaddr_storage ss;
-	int sslen;
+	int fds[GPROXY_MAX_SHARDS], sslen;
+	size_t n = kind == PROXY_KIND_HTTP ? px->nshards : 1, i;
 
 	if (guestd_config_sockaddr(address, &ss, &sslen) != 0) {
 		log_warnx("%s %s: not an IP address and port", keyword, address);
 		return -1;
 	}
-	if ((px = gproxy_get(g)) == NULL)
-		return -1;
-	l = evconnlistener_new_bind(g->base, gproxy_accept_cb, NULL,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-					    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
-				    128, (struct sockaddr *)&ss, sslen);
-	if (l == NULL) {
+	if (gproxy_bind_group(&ss, sslen, fds, n) != 0) {
 		log_warn("%s %s: cannot listen", keyword, address);
 		return -1;
 	}
-	if (gproxy_add_listener(px, l, NULL, kind) != 0)
-		return -1;
-	evconnlistener_enable(l);
+	for (i = 0; i < n; i++)
+		if (gproxy_listener_new(px->shards[i], fds[i], NULL, 0, kind) != 0) {
+			while (++i < n)
+				close(fds[i]);
+			log_warnx("%s %s: out of memory", keyword, address);
+			return -1;
+		}
 	log_info("%s listening on %s (workspace-wide)",
 		 kind == PROXY_KIND_CRED ? "credential proxy" : "proxy", address);
 	return 0;
@@ -1488,60 +1557,120 @@ gproxy_open(struct guestd *g)
 			px->nshards = i + 1;
 		}
 	}
+	/* each loop's resolver and fallback listener are set up before its thread runs it */
 	for (i = 0; i < px->nshards; i++)
 		if (gproxy_dns_open(px->shards[i]) != 0) {
 			log_warnx("egress proxy: cannot set up name resolution (out of memory)");
 			return -1;
 		}
-	log_debug("egress proxy: %zu event loop%s", px->nshards, px->nshards == 1 ? "" : "s");
 	if (gproxy_open_address(g, "ProxyListen", g->cfg.proxy_listen, PROXY_KIND_HTTP) != 0)
 		return -1;
 	if (g->cfg.credential_listen != NULL &&
 	    gproxy_open_address(g, "CredentialListen", g->cfg.credential_listen, PROXY_KIND_CRED) !=
 		    0)
 		return -1;
+	for (i = 1; i < px->nshards; i++)
+		if (gshard_start(px->shards[i]->sh) != 0) {
+			log_warn("egress proxy: event loop %zu of %zu", i + 1, px->nshards);
+			return -1;
+		}
+	log_info("egress proxy: %zu event loop%s", px->nshards, px->nshards == 1 ? "" : "s");
 	return 0;
 }
 
 int
-proxy_listen_fd(struct guestd *g, int fd, const char *session_id, int kind)
+proxy_listen_fds(struct guestd *g, const int *fds, size_t n, const char *session_id,
+		 unsigned long tag, int kind)
 {
 	struct gproxy *px;
-	struct evconnlistener *l;
+	size_t i;
 
-	if (fd < 0)
-		return -1;
-	if (session_id == NULL || (kind != PROXY_KIND_HTTP && kind != PROXY_KIND_CRED) ||
+	if (session_id == NULL || (kind != PROXY_KIND_HTTP && kind != PROXY_KIND_CRED) || n == 0 ||
 	    gsessions_find(&g->sessions, session_id, guestd_now()) == NULL ||
 	    (px = gproxy_get(g)) == NULL) {
-		close(fd);
+		for (i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		return -1;
 	}
-	evutil_make_socket_nonblocking(fd);
-	evutil_make_socket_closeonexec(fd);
-	if (listen(fd, 128) != 0) {
-		log_warn("session %s: proxy listener", session_id);
-		close(fd);
-		return -1;
+	for (i = 0; i < n; i++) {
+		if (fds[i] >= 0) {
+			evutil_make_socket_nonblocking(fds[i]);
+			evutil_make_socket_closeonexec(fds[i]);
+		}
+		if (fds[i] < 0 || listen(fds[i], 128) != 0) {
+			log_warn("session %s: proxy listener", session_id);
+			for (i = 0; i < n; i++)
+				if (fds[i] >= 0)
+					close(fds[i]);
+			return -1;
+		}
 	}
-	l = evconnlistener_new(g->base, gproxy_accept_cb, NULL,
-			       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, -1,
-			       fd);
-	if (l == NULL) {
-		close(fd);
+	if (gproxy_listen_group(px, fds, n, session_id, tag, kind) != 0)
 		return -1;
-	}
-	if (gproxy_add_listener(px, l, session_id, kind) != 0)
-		return -1;
-	evconnlistener_enable(l);
-	log_debug("session %s: %s proxy listener added", session_id,
-		  kind == PROXY_KIND_CRED ? "credential" : "egress");
+	log_debug("session %s: %s proxy listener added (%zu loop%s)", session_id,
+		  kind == PROXY_KIND_CRED ? "credential" : "egress", n, n == 1 ? "" : "s");
 	return 0;
 }
 
-/* Revocation drops the session's direct connections too, not only its tunnel, and resets
- * them: bytes guestd or the kernel still holds for the client are discarded rather than
- * delivered at the client's pace after the session ended. On ps's own thread. */
+/* Closes ps's listeners of session_id (of its sandbox tag only, unless tag is 0). */
+static void
+gproxy_shard_unlisten(struct gproxy_shard *ps, const char *session_id, unsigned long tag)
+{
+	struct gproxy_listener *pl, *lnext;
+
+	for (pl = TAILQ_FIRST(&ps->listeners); pl != NULL; pl = lnext) {
+		lnext = TAILQ_NEXT(pl, entry);
+		if (pl->sid != NULL && strcmp(pl->sid, session_id) == 0 &&
+		    (tag == 0 || pl->tag == tag))
+			gproxy_listener_free(pl);
+	}
+}
+
+struct gproxy_unlisten_job {
+	char *sid;
+	unsigned long tag;
+};
+
+static void
+gproxy_unlisten_job_cb(struct gshard *sh, void *arg)
+{
+	struct gproxy_unlisten_job *j = arg;
+
+	gproxy_shard_unlisten(gshard_data(sh), j->sid, j->tag);
+	free(j->sid);
+	free(j);
+}
+
+void
+proxy_unlisten(struct guestd *g, const char *session_id, unsigned long tag)
+{
+	struct gproxy *px = g->proxy;
+	struct gproxy_unlisten_job *j;
+	size_t i;
+
+	if (px == NULL || session_id == NULL || tag == 0)
+		return;
+	gproxy_shard_unlisten(px->shards[0], session_id, tag);
+	for (i = 1; i < px->nshards; i++) {
+		if ((j = calloc(1, sizeof(*j))) != NULL && (j->sid = strdup(session_id)) != NULL) {
+			j->tag = tag;
+			if (gshard_post(px->shards[i]->sh, gproxy_unlisten_job_cb, j) == 0)
+				continue;
+		}
+		/* it closes with the session */
+		log_warnx("session %s: out of memory: a sandbox's egress listener on event loop "
+			  "%zu stays until the session ends",
+			  session_id, i + 1);
+		if (j != NULL)
+			free(j->sid);
+		free(j);
+	}
+}
+
+/* The end of a session on ps's loop (its thread): its listeners close, and its connections
+ * are reset, not closed: bytes guestd or the kernel still holds for the client are discarded
+ * rather than delivered at the client's pace after the session ended. */
 static void
 gproxy_shard_end(struct gproxy_shard *ps, const char *session_id)
 {
@@ -1549,6 +1678,7 @@ gproxy_shard_end(struct gproxy_shard *ps, const char *session_id)
 	struct gproxy_client *c, *cnext;
 	size_t n = 0;
 
+	gproxy_shard_unlisten(ps, session_id, 0);
 	for (c = TAILQ_FIRST(&ps->clients); c != NULL; c = cnext) {
 		cnext = TAILQ_NEXT(c, entry);
 		if (strcmp(c->sid, session_id) != 0)
@@ -1577,24 +1707,18 @@ void
 proxy_session_end(struct guestd *g, const char *session_id)
 {
 	struct gproxy *px = g->proxy;
-	struct gproxy_listener *pl, *lnext;
 	char *sid;
 	size_t i;
 
 	gcred_session_end(g, session_id);
 	if (px == NULL)
 		return;
-	for (pl = TAILQ_FIRST(&px->listeners); pl != NULL; pl = lnext) {
-		lnext = TAILQ_NEXT(pl, entry);
-		if (pl->sid != NULL && strcmp(pl->sid, session_id) == 0)
-			gproxy_listener_free(pl);
-	}
-	/* from here on no shard decides for the session (the caller took it off the table) */
+	/* from here on no loop decides for the session (the caller took it off the table) */
 	gproxy_view_changed(g);
 	gproxy_shard_end(px->shards[0], session_id);
 	for (i = 1; i < px->nshards; i++) {
-		/* Out of memory: the session's connections on that loop stay until they end or
-		 * idle out; new requests of the session are refused all the same. */
+		/* Out of memory: that loop's listener and connections of the session stay until
+		 * they end or idle out; its requests are refused all the same (the view). */
 		if ((sid = strdup(session_id)) == NULL ||
 		    gshard_post(px->shards[i]->sh, gproxy_shard_end_cb, sid) != 0) {
 			log_warnx("session %s: out of memory: its egress connections on event loop "
@@ -1609,19 +1733,16 @@ void
 gproxy_close(struct guestd *g)
 {
 	struct gproxy *px = g->proxy;
-	struct gproxy_listener *pl;
 	size_t i;
 
 	if (px == NULL)
 		return;
 	__atomic_store_n(&px->closing, true, __ATOMIC_RELEASE);
-	while ((pl = TAILQ_FIRST(&px->listeners)) != NULL)
-		gproxy_listener_free(pl);
-	/* each shard drops its clients on its own thread, then stops; the audit events they
-	 * posted to guestd's loop are spooled then, before shard 0's own clients go */
+	/* each loop drops its listeners and clients on its own thread, then stops; the audit
+	 * events they posted to guestd's loop are spooled then, before shard 0's own go */
 	for (i = px->nshards; i-- > 1;)
 		gshard_free(px->shards[i]->sh, gproxy_shard_drop_cb, NULL);
-	gshard_free(px->audit, NULL, NULL); /* the events they posted, spooled here */
+	gshard_free(px->audit, NULL, NULL);
 	gshard_free(px->shards[0]->sh, gproxy_shard_drop_cb, NULL);
 	for (i = 0; i < px->nshards; i++)
 		free(px->shards[i]);

@@ -94,12 +94,21 @@ const char *gproxy_header_get(const char *buf, const struct gproxy_request *r, c
 struct guestd;
 
 /*
- * Serves the proxy of that kind on fd for session_id: a bound TCP stream socket (listening
- * or not: we call listen()), typically created inside the session's sandbox network
- * namespace, where it stays. Every connection accepted on it belongs to that session, and
- * to nobody else. The listener closes when the session ends (proxy_session_end()).
- * Ownership: fd is ours in every case (closed on failure). Returns 0 or -1.
+ * Serves the proxy of that kind on fds[0..n) for session_id: bound TCP stream sockets
+ * (listening or not: we call listen()), typically created inside the session's sandbox
+ * network namespace, where they stay. For the egress proxy they are one SO_REUSEPORT group of
+ * at most proxy_loops() sockets on the same address, fds[i] served by event loop i (the
+ * kernel deals the connections out); the credential proxy serves fds[0] alone. Every
+ * connection accepted on them belongs to that session, and to nobody else. The listeners
+ * close when the session ends (proxy_session_end()), or earlier with proxy_unlisten() and
+ * the same tag (a sandbox's number, not 0), when the sandbox they serve ends.
+ * Ownership: the descriptors are ours in every case (closed on failure). Returns 0 or -1.
  */
-int proxy_listen_fd(struct guestd *g, int fd, const char *session_id, int kind);
+int proxy_listen_fds(struct guestd *g, const int *fds, size_t n, const char *session_id,
+		     unsigned long tag, int kind);
+/* Closes the listeners of session_id given tag (the connections they accepted go on). */
+void proxy_unlisten(struct guestd *g, const char *session_id, unsigned long tag);
+/* How many event loops serve the egress proxy (ProxyThreads), at least 1. */
+size_t proxy_loops(struct guestd *g);
 
 #endif

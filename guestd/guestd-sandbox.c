@@ -816,6 +816,8 @@ gsandbox_free(struct gsandbox *sb)
 		close(sb->init_pidfd);
 	if (sb->decide != NULL)
 		glserv_free(sb->decide);
+	/* its proxy listeners (and with them the last hold on its network namespace) */
+	proxy_unlisten(sbs->g, sb->session_id, sb->seq);
 	sb->cgv1[GSANDBOX_CG_V2] = sb->cgroup;
 	sb->cgroup = NULL;
 	gsandbox_cg_remove(sbs, sb->cgv1); /* takes the strings */
@@ -1076,26 +1078,50 @@ out:
 
 /* ---- proxy listeners inside the sandbox's network namespace ----------------------------- */
 
-#define GSANDBOX_NS_LISTENERS 3
+#define GSANDBOX_MAX_HTTP 16 /* sockets of the egress listener: its loops at most (ProxyThreads) */
 
 struct gsandbox_ns_job {
 	int pidfd;
-	int fds[GSANDBOX_NS_LISTENERS];
+	size_t nhttp;		     /* one egress socket per loop of the proxy */
+	int http[GSANDBOX_MAX_HTTP]; /* one SO_REUSEPORT group on SANDBOX_PROXY_HTTP_PORT */
+	int cred, decide;
 	int err;
 	const char *step;
 };
 
+/* A listening socket on 127.0.0.1:port of the caller's network namespace, or -1 (errno). */
+static int
+gsandbox_ns_listen(int port, bool group)
+{
+	struct sockaddr_in sin;
+	int fd, one = 1, err;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (group && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 128) != 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
 /* A socket stays in the network namespace it was created in: make them from a thread that
- * joins the sandbox's namespace, so that guestd's own thread never changes namespace. */
+ * joins the sandbox's namespace, so that guestd's own thread never changes namespace. The
+ * egress listener's group can only be joined by root (SO_REUSEPORT: the same user), so no
+ * process of the sandbox can take a share of its connections. */
 static void *
 gsandbox_ns_thread(void *arg)
 {
-	static const int ports[GSANDBOX_NS_LISTENERS] = { SANDBOX_PROXY_HTTP_PORT,
-							  SANDBOX_PROXY_CRED_PORT,
-							  SANDBOX_DECIDE_PORT };
 	struct gsandbox_ns_job *job = arg;
-	struct sockaddr_in sin;
-	int i, one = 1;
+	size_t i;
 
 	if (setns(job->pidfd, CLONE_NEWNET) != 0) {
 		job->err = errno;
@@ -1106,20 +1132,20 @@ gsandbox_ns_thread(void *arg)
 		job->step = "bringing up lo";
 		return NULL;
 	}
-	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++) {
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)ports[i]);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		job->fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (job->fds[i] == -1 ||
-		    setsockopt(job->fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-		    bind(job->fds[i], (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-		    listen(job->fds[i], 128) != 0) {
+	for (i = 0; i < job->nhttp; i++)
+		if ((job->http[i] = gsandbox_ns_listen(SANDBOX_PROXY_HTTP_PORT, true)) == -1) {
 			job->err = errno;
-			job->step = i < 2 ? "proxy listener" : "decision listener";
+			job->step = "proxy listener";
 			return NULL;
 		}
+	if ((job->cred = gsandbox_ns_listen(SANDBOX_PROXY_CRED_PORT, false)) == -1) {
+		job->err = errno;
+		job->step = "proxy listener";
+		return NULL;
+	}
+	if ((job->decide = gsandbox_ns_listen(SANDBOX_DECIDE_PORT, false)) == -1) {
+		job->err = errno;
+		job->step = "decision listener";
 	}
 	return NULL;
 }
@@ -1139,12 +1165,15 @@ gsandbox_listeners(struct gsandbox *sb)
 		.arg = sb,
 	};
 	pthread_t th;
-	int i, rc = 0;
+	size_t i;
+	int rc = 0;
 
 	memset(&job, 0, sizeof(job));
 	job.pidfd = sb->init_pidfd;
-	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++)
-		job.fds[i] = -1;
+	job.nhttp = proxy_loops(g) < GSANDBOX_MAX_HTTP ? proxy_loops(g) : GSANDBOX_MAX_HTTP;
+	for (i = 0; i < GSANDBOX_MAX_HTTP; i++)
+		job.http[i] = -1;
+	job.cred = job.decide = -1;
 	if ((errno = pthread_create(&th, NULL, gsandbox_ns_thread, &job)) != 0) {
 		log_warn("sandbox: thread");
 		return -1;
@@ -1153,28 +1182,28 @@ gsandbox_listeners(struct gsandbox *sb)
 	if (job.err != 0) {
 		errno = job.err;
 		log_warn("sandbox %s.%lu: %s", sb->session_id, sb->seq, job.step);
+		for (i = 0; i < job.nhttp; i++)
+			if (job.http[i] != -1)
+				close(job.http[i]);
+		if (job.cred != -1)
+			close(job.cred);
+		if (job.decide != -1)
+			close(job.decide);
+		return -1;
+	}
+	/* glserv_open_fd and proxy_listen_fds own the descriptors in every case */
+	if ((sb->decide = glserv_open_fd(g->base, job.decide, &params)) == NULL)
+		rc = -1;
+	if (proxy_listen_fds(g, job.http, job.nhttp, sb->session_id, sb->seq, PROXY_KIND_HTTP) !=
+	    0) {
+		log_warnx("sandbox %s.%lu: the egress proxy cannot serve the sandbox",
+			  sb->session_id, sb->seq);
 		rc = -1;
 	}
-	for (i = 0; i < GSANDBOX_NS_LISTENERS; i++) {
-		if (job.fds[i] == -1)
-			continue;
-		if (rc != 0) {
-			close(job.fds[i]);
-			continue;
-		}
-		if (i == 2) {
-			/* glserv_open_fd owns the fd in every case */
-			if ((sb->decide = glserv_open_fd(g->base, job.fds[i], &params)) == NULL)
-				rc = -1;
-			continue;
-		}
-		/* proxy_listen_fd owns the fd in every case */
-		if (proxy_listen_fd(g, job.fds[i], sb->session_id,
-				    i == 0 ? PROXY_KIND_HTTP : PROXY_KIND_CRED) != 0) {
-			log_warnx("sandbox %s.%lu: the %s proxy cannot serve the sandbox",
-				  sb->session_id, sb->seq, i == 0 ? "egress" : "credential");
-			rc = -1;
-		}
+	if (proxy_listen_fds(g, &job.cred, 1, sb->session_id, sb->seq, PROXY_KIND_CRED) != 0) {
+		log_warnx("sandbox %s.%lu: the credential proxy cannot serve the sandbox",
+			  sb->session_id, sb->seq);
+		rc = -1;
 	}
 	return rc;
 }

@@ -12,7 +12,7 @@
  *             user namespace, no_new_privs, bounding set, Landlock, seccomp, then execs
  *             saw-sandbox-init (this binary again), which runs the shell and reaps orphans
  *   guestd: creates the proxy listeners inside the sandbox's network namespace
- *           (proxy_listen_fd), says "go", answers {"ok":true,"session":ID}; later
+ *           (proxy_listen_fds), says "go", answers {"ok":true,"session":ID}; later
  *           {"exit":N}, or {"exit":255,"ended":REASON} when it ended the sandbox itself.
  *
  * Ending: the session's end (broker END, expiry, revocation), the login's connection closing,

@@ -115,13 +115,6 @@ gshard_new(struct event_base *base, unsigned idx)
 	    (sh->ev = event_new(base, sh->efd, EV_READ | EV_PERSIST, gshard_wake_cb, sh)) == NULL ||
 	    event_add(sh->ev, NULL) != 0)
 		goto fail;
-	if (sh->own_base) {
-		if ((err = pthread_create(&sh->thread, NULL, gshard_main, sh)) != 0) {
-			errno = err;
-			goto fail;
-		}
-		sh->started = true;
-	}
 	return sh;
 fail:
 	err = errno;
@@ -144,6 +137,21 @@ gshard_enqueue(struct gshard *sh, struct gshard_item *it)
 	pthread_mutex_unlock(&sh->mu);
 	if (was_empty)
 		(void)!write(sh->efd, &one, sizeof(one)); /* a full counter is readable anyway */
+}
+
+int
+gshard_start(struct gshard *sh)
+{
+	int err;
+
+	if (!sh->own_base || sh->started)
+		return 0;
+	if ((err = pthread_create(&sh->thread, NULL, gshard_main, sh)) != 0) {
+		errno = err;
+		return -1;
+	}
+	sh->started = true;
+	return 0;
 }
 
 int

@@ -22,8 +22,13 @@ struct gshard;
 typedef void (*gshard_fn)(struct gshard *sh, void *arg);
 
 /* base != NULL: a shard for that existing loop (run by its owner); NULL: a new event_base
- * run by a thread started here, named "saw-proxy-<idx>". NULL on failure (errno). */
+ * for a thread of its own, named "saw-proxy-<idx>", which gshard_start() starts: until then
+ * the caller may set the base up (what is registered on it before the start is the thread's
+ * from then on). NULL on failure (errno). */
 struct gshard *gshard_new(struct event_base *base, unsigned idx);
+/* Starts the thread of a shard made with its own base (nothing for the other kind): 0, or
+ * -1 with errno. Closures posted before run once it started. */
+int gshard_start(struct gshard *sh);
 /* Queues fn(sh, arg) on sh's thread. 0, or -1 when out of memory (fn will not run: the
  * caller keeps arg). */
 int gshard_post(struct gshard *sh, gshard_fn fn, void *arg);

@@ -134,7 +134,7 @@ void gtunnel_connect(struct gtunnel *t, int fd, const char *host, int port, cons
 void gtunnel_forward(struct gtunnel *t, int fd, const char *host, int port, const char *early,
 		     size_t earlylen);
 
-/* ---- guestd-proxy.c: the egress proxy (guestd-proxy.h: proxy_listen_fd) --------------- */
+/* ---- guestd-proxy.c: the egress proxy (guestd-proxy.h: proxy_listen_fds) -------------- */
 
 /* The workspace-wide fallback listeners: ProxyListen, and CredentialListen if set. */
 int gproxy_open(struct guestd *g);

@@ -9,6 +9,8 @@
 #  4. clang libFuzzer build into build-fuzz/, each fuzz/* test run for $SAW_FUZZ_SECONDS
 #     (default 20)                                                   [not with --quick]
 #  5. gcc ASan+UBSan build into build-asan/, the whole ctest suite again [not with --quick]
+#  6. gcc ThreadSanitizer build into build-tsan/, the egress proxy's tests (its event loops
+#     are threads); any report fails the step                        [not with --quick]
 #
 # Every step runs even when an earlier one failed (a build failure skips only the tests of
 # that build); the summary at the end lists them all and the exit status is non-zero if any
@@ -180,9 +182,31 @@ if [ "$quick" -eq 0 ]; then
 	else
 		record SKIP "ctest (ASan+UBSan)" "$(date +%s)" "build failed"
 	fi
+
+	# 6. ThreadSanitizer: the tests of saw-guestd's egress proxy, whose connections run on
+	# several event loops (ProxyThreads). A report fails the step even where the test passed.
+	if build "gcc TSan" build-tsan -DCMAKE_C_COMPILER=gcc -DSAW_TSAN=ON -DSAW_FUZZ=OFF \
+		-DSAW_E2E=ON; then
+		rm -rf build-tsan/tsan-reports
+		mkdir -p build-tsan/tsan-reports
+		TSAN_OPTIONS=${TSAN_OPTIONS:-log_path=$src/build-tsan/tsan-reports/report:second_deadlock_stack=1} \
+			run_ctest "ctest TSan (proxy)" build-tsan \
+			-R '^(unit/torture_shard|e2e/(egress|audit-guestd|tunnel-corp|policy-reload|sandbox|sandbox-cred))$'
+		start=$(date +%s)
+		mapfile -t reports < <(find build-tsan/tsan-reports -type f)
+		if [ ${#reports[@]} -eq 0 ]; then
+			record PASS "ThreadSanitizer reports" "$start" "none"
+		else
+			head -n 60 "${reports[0]}"
+			record FAIL "ThreadSanitizer reports" "$start" "${#reports[@]} in build-tsan/tsan-reports"
+		fi
+	else
+		record SKIP "ctest (TSan)" "$(date +%s)" "build failed"
+	fi
 else
 	record SKIP "fuzz" "$(date +%s)" "--quick"
 	record SKIP "ASan+UBSan" "$(date +%s)" "--quick"
+	record SKIP "TSan" "$(date +%s)" "--quick"
 fi
 
 echo

@@ -32,7 +32,8 @@
 # Targets: guestd >= 1.5x tinyproxy's connections/s, >= 0.9x direct throughput.
 # Root only (apt-get, the ControlSocket). Progress on stderr, the tables on stdout. Benchmarks
 # measure, they do not pass or fail: exit 0 when it ran.
-# Environment: SAW_BUILD_DIR (default build/), the SAW_BENCH_* above, SAW_KEEP_TMP=1.
+# Environment: SAW_BUILD_DIR (default build/), the SAW_BENCH_* above, SAW_BENCH_PROXY_THREADS
+# (guestd's ProxyThreads; default guestd's own: one event loop per CPU), SAW_KEEP_TMP=1.
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
 	sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
 	exit 0
@@ -84,9 +85,11 @@ CRED=$(free_port)
 blog "starting the IdP, the broker and saw-guestd (a brokered session)"
 # The broker takes guestd's events as they come: its default WorkspaceAuditRate (500/s) would
 # hold most of a run's events back in guestd's spool, to be sent and counted after the run.
+# SAW_BENCH_PROXY_THREADS: guestd's ProxyThreads (default: guestd's own, one loop per CPU)
 EGRESS_BROKER_LINE="WorkspaceAuditRate 1000000" GUESTD_FLAGS="" egress_up "$T/policy.json" "CredentialListen 127.0.0.1:$CRED" \
-	"CredentialCAFile $T/pki/ca.pem" >"$T/egress-up.log" 2>&1 ||
-	{ cat "$T/egress-up.log"; fail "guestd setup"; }
+	"CredentialCAFile $T/pki/ca.pem" ${SAW_BENCH_PROXY_THREADS:+"ProxyThreads $SAW_BENCH_PROXY_THREADS"} \
+	>"$T/egress-up.log" 2>&1 || { cat "$T/egress-up.log"; fail "guestd setup"; }
+GUESTD_LOOPS=$(grep -oE 'egress proxy: [0-9]+ event loop' "$GUESTD_LOG" | grep -oE '[0-9]+' | tail -n1)
 CAP=$(gsock "{\"op\":\"session_env\",\"session\":\"$SESSION_ID\"}" | python3 -c '
 import json, sys
 for e in json.load(sys.stdin)["env"]:
@@ -182,6 +185,15 @@ sticks() {
 		echo 0
 	fi
 }
+# mticks PID: user+system clock ticks of the process's main thread alone (guestd: its own event
+# loop, which also spools every loop's audit events)
+mticks() {
+	if [ -n "$1" ] && [ -r "/proc/$1/task/$1/stat" ]; then
+		awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/task/$1/stat"
+	else
+		echo 0
+	fi
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 # col FILE N: the median of column N (0 when that kind was not measured: SAW_BENCH_*RUNS=0)
 col() { if [ -f "$1" ]; then awk -v n="$2" '{print $n}' "$1" | median; else echo 0; fi; }
@@ -193,11 +205,12 @@ for name in "${NAMES[@]}"; do
 done
 [ "${CHECK[guestd]}" = ok ] || fail "guestd's relay check: ${CHECK[guestd]}"
 
-# one measured run; appends "rate proxy broker target client proxy-system" (CPU per connection
-# in µs, or per GiB in s) to $T/<mode>.<name>
+# one measured run; appends "rate proxy broker target client proxy-system main-thread" (CPU
+# per connection in µs, or per GiB in s) to $T/<mode>.<name>
 measure() {
-	local mode=$1 name=$2 p0 b0 t0 s0 p1 b1 t1 s1 out rate units client
+	local mode=$1 name=$2 p0 b0 t0 s0 m0 p1 b1 t1 s1 m1 out rate units client
 	p0=$(ticks "${PID[$name]}")
+	m0=$(mticks "${PID[$name]}")
 	s0=$(sticks "${PID[$name]}")
 	b0=$(ticks "$BROKER_PID")
 	t0=$(ticks "$TARGET_PID")
@@ -217,14 +230,15 @@ measure() {
 	# counted too (it does nothing else meanwhile)
 	[ "$name" != guestd ] || sleep 1
 	p1=$(ticks "${PID[$name]}")
+	m1=$(mticks "${PID[$name]}")
 	s1=$(sticks "${PID[$name]}")
 	b1=$(ticks "$BROKER_PID")
 	t1=$(ticks "$TARGET_PID")
 	awk -v r="$rate" -v u="$units" -v hz="$HZ" -v p=$((p1 - p0)) -v b=$((b1 - b0)) \
-		-v t=$((t1 - t0)) -v c="$client" -v sy=$((s1 - s0)) 'BEGIN {
+		-v t=$((t1 - t0)) -v c="$client" -v sy=$((s1 - s0)) -v m=$((m1 - m0)) 'BEGIN {
 		if (u <= 0) u = 1e-9
-		printf "%s %.4f %.4f %.4f %.4f %.4f\n", r, p / hz / u, b / hz / u, t / hz / u, c / u,
-			sy / hz / u }' >>"$T/$mode.$name"
+		printf "%s %.4f %.4f %.4f %.4f %.4f %.4f\n", r, p / hz / u, b / hz / u, t / hz / u,
+			c / u, sy / hz / u, m / hz / u }' >>"$T/$mode.$name"
 	blog "$name: $mode: $(tail -n1 "$T/$mode.$name")"
 }
 
@@ -279,6 +293,7 @@ read -r d50 d90 p50 p90 <"$T/cred.out"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }'; }
 echo
 echo "saw-guestd egress benchmark (loopback; $NCPU CPUs, $(uname -r); load average $LOAD0 before, $LOAD1 after)"
+echo "saw-guestd: ${GUESTD_LOOPS:-?} egress event loop(s) (ProxyThreads ${SAW_BENCH_PROXY_THREADS:-0, one per CPU})"
 echo "CONNECT: $THREADS clients x ${SECS}s, median of $CONN_RUNS rounds; bulk: $((BYTES / 1048576)) MiB through one CONNECT tunnel, median of $RUNS rounds; paths interleaved"
 printf '%-10s %10s %13s %9s %10s  %s\n' proxy "CONNECT/s" "vs tinyproxy" "MiB/s" "vs direct" "relay check"
 for name in "${NAMES[@]}"; do
@@ -300,6 +315,9 @@ for name in "${NAMES[@]}"; do
 			n == "direct" ? "-" : sprintf("%.1f", p), n == "direct" ? "-" : sprintf("%.1f", sy),
 			n == "guestd" ? sprintf("%.1f", b) : "-", t, c, p + b + t + c }'
 done
+awk -v p="$(col "$T/conn.guestd" 2)" -v m="$(col "$T/conn.guestd" 7)" -v n="${GUESTD_LOOPS:-1}" 'BEGIN {
+	printf "guestd on %d event loop(s): %.1f of its %.1f us per connection on its own loop (the main\n", n, m, p
+	printf "thread: its share of the connections, and the audit spool of all of them), %.1f on the others\n", p - m }'
 echo
 echo "CPU per GiB of bulk transfer, s (user+system, median of the rounds); ceiling: the MiB/s at which"
 echo "the path's CPU time per GiB would occupy all $NCPU CPUs (what the machine could do if nothing else ran):"

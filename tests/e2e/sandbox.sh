@@ -90,9 +90,20 @@ assert_eq "$(val saw_session)" set "SAW_SESSION is set"
 check "$SECRET is still there, unchanged" grep -q "saw-test-secret $$" "$SECRET"
 
 # --- exit status and a refused login --------------------------------------------------------
+# guestd's sockets now, with the session attached and no sandbox running
+guestd_sockets() { find "/proc/$LAB_GUESTD_PID/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+socks0=$(guestd_sockets)
 rc=0
 lab_ssh -F "$cfg" -J "$jump" "$WS" 'exit 7' >"$T/exit.out" 2>"$T/exit.err" || rc=$?
 assert_status "$rc" 7 "the command's exit status comes back through saw-session"
+# A sandbox's listeners (the egress proxy's socket per event loop, the credential proxy's, the
+# decision API's) close when the sandbox ends, not only with the session.
+for ((i = 0; i < 50; i++)); do
+	[ "$(guestd_sockets)" -gt "$socks0" ] || break
+	sleep 0.1
+done
+check "an ended sandbox leaves guestd no socket ($(guestd_sockets) now, $socks0 before it)" \
+	test "$(guestd_sockets)" -le "$socks0"
 rc=0
 lab_exec ws su -s /bin/sh "$LAB_USER" -c \
 	"SSH_USER_AUTH=/nonexistent $LAB_LIBDIR/saw-session -s $LAB_GUESTD_SOCK" \

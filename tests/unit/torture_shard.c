@@ -114,6 +114,7 @@ test_threaded_shard(void **state)
 	memset(&t, 0, sizeof(t));
 	assert_non_null(sh = gshard_new(NULL, 3));
 	assert_int_equal(gshard_index(sh), 3);
+	assert_int_equal(gshard_start(sh), 0);
 	gshard_set_data(sh, &t);
 	assert_ptr_equal(gshard_data(sh), &t);
 	/* the first closure names the runner thread (closures run in posting order) */
