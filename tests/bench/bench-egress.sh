@@ -317,7 +317,8 @@ for name in "${NAMES[@]}"; do
 done
 awk -v p="$(col "$T/conn.guestd" 2)" -v m="$(col "$T/conn.guestd" 7)" -v n="${GUESTD_LOOPS:-1}" 'BEGIN {
 	printf "guestd on %d event loop(s): %.1f of its %.1f us per connection on its own loop (the main\n", n, m, p
-	printf "thread: its share of the connections, and the audit spool of all of them), %.1f on the others\n", p - m }'
+	printf "thread: its share of the connections, and the audit spool of all of them), %.1f on its\n", p - m
+	printf "other threads (the other loops, the audit spool'"'"'s syncer)\n" }'
 echo
 echo "CPU per GiB of bulk transfer, s (user+system, median of the rounds); ceiling: the MiB/s at which"
 echo "the path's CPU time per GiB would occupy all $NCPU CPUs (what the machine could do if nothing else ran):"
