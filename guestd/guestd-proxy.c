@@ -135,6 +135,8 @@ struct gproxy_shard {
 	struct gshard *sh;
 	struct event_base *base;
 	struct evdns_base *dns;
+	struct gproxy_view *view;	       /* this loop's reference to the current view, */
+	unsigned long view_gen;		       /* taken when px->view_gen was this */
 	struct gproxy_listener_list listeners; /* this loop's only */
 	struct gproxy_client_list clients;     /* this loop's only */
 };
@@ -182,6 +184,7 @@ struct gproxy {
 	struct gshard *audit;
 	pthread_mutex_t view_mu;
 	struct gproxy_view *view;  /* under view_mu */
+	unsigned long view_gen;	   /* atomic (written under view_mu): bumped with each view */
 	struct gproxy_view *empty; /* no sessions: what decisions see when a rebuild failed */
 	bool closing;		   /* atomic: gproxy_close() has begun */
 };
@@ -283,17 +286,27 @@ gproxy_view_put(struct gproxy_view *v)
 		gproxy_view_free(v);
 }
 
-/* The current snapshot, referenced (any thread); never NULL once gproxy_get() succeeded. */
+/* The current snapshot, referenced, for a client of ps (on ps's thread); never NULL. Each
+ * loop keeps a reference to the view it saw last and takes the lock only when the view has
+ * changed since, so that decisions on several loops do not contend for it. */
 static struct gproxy_view *
-gproxy_view_get(struct gproxy *px)
+gproxy_view_get(struct gproxy_shard *ps)
 {
-	struct gproxy_view *v;
+	struct gproxy *px = ps->px;
 
-	pthread_mutex_lock(&px->view_mu);
-	v = px->view;
-	__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&px->view_mu);
-	return v;
+	if (ps->view == NULL || ps->view_gen != __atomic_load_n(&px->view_gen, __ATOMIC_ACQUIRE)) {
+		struct gproxy_view *v;
+
+		pthread_mutex_lock(&px->view_mu);
+		v = px->view;
+		__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+		ps->view_gen = px->view_gen;
+		pthread_mutex_unlock(&px->view_mu);
+		gproxy_view_put(ps->view);
+		ps->view = v;
+	}
+	__atomic_add_fetch(&ps->view->refs, 1, __ATOMIC_RELAXED);
+	return ps->view;
 }
 
 static char *
@@ -398,6 +411,7 @@ gproxy_view_changed(struct guestd *g)
 	pthread_mutex_lock(&px->view_mu);
 	old = px->view;
 	px->view = v;
+	__atomic_store_n(&px->view_gen, px->view_gen + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&px->view_mu);
 	gproxy_view_put(old);
 }
@@ -843,7 +857,7 @@ gproxy_filter_and_dial(struct gproxy_client *c, const struct evutil_addrinfo *ai
 
 	/* the session must still be live now (after a lookup); its subject is the one of the
 	 * decision's snapshot, like the policy */
-	now = gproxy_view_get(c->px);
+	now = gproxy_view_get(c->ps);
 	live = gproxy_view_find(now, c->sid, guestd_now()) != NULL;
 	gproxy_view_put(now);
 	if (!live || (s = gproxy_view_find(c->view, c->sid, 0)) == NULL) {
@@ -1074,7 +1088,7 @@ gproxy_decide(struct gproxy_client *c)
 	struct policy_subject subj;
 	size_t i;
 
-	c->view = gproxy_view_get(px);
+	c->view = gproxy_view_get(c->ps);
 	if ((s = gproxy_session(c)) == NULL)
 		return;
 	snprintf(c->user, sizeof(c->user), "%s", s->user);
@@ -1418,6 +1432,8 @@ gproxy_shard_drop_cb(struct gshard *sh, void *arg)
 	if (ps->dns != NULL)
 		evdns_base_free(ps->dns, 1);
 	ps->dns = NULL;
+	gproxy_view_put(ps->view);
+	ps->view = NULL;
 }
 
 static struct gproxy *
