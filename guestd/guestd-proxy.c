@@ -34,9 +34,9 @@
  * accepted on by its shard: the kernel deals the connections out, and a connection lives on
  * the shard that accepted it until it closes. What a shard may touch:
  *   - its own listeners, clients, events, resolver (evdns base) and relays;
- *   - the proxy's view (struct gproxy_view): an immutable, reference-counted copy of the
- *     sessions and the policy, replaced by guestd's loop whenever either changes; a
- *     decision holds the copy it was made with until the dial;
+ *   - the proxy's view (struct gproxy_view, guestd-proxy-view.c): an immutable,
+ *     reference-counted copy of the sessions and the policy, replaced by guestd's loop
+ *     whenever either changes; a decision holds the copy it was made with until the dial;
  *   - the connection counters and the relays' pipe count (atomic);
  *   - everything else through guestd's loop: audit events (posted, spooled there in the
  *     order they happened), a corporate destination (the client is handed over with its
@@ -67,6 +67,7 @@
 #include "audit/audit-json.h"
 #include "audit/log.h"
 #include "audit/ocsf.h"
+#include "guestd/guestd-proxy-view.h"
 #include "guestd/guestd-proxy.h"
 #include "guestd/guestd-relay.h"
 #include "guestd/guestd-shard.h"
@@ -102,29 +103,6 @@ struct gproxy_listener {
 	int kind;
 };
 TAILQ_HEAD(gproxy_listener_list, gproxy_listener);
-
-/*
- * What a decision needs of the sessions, as one immutable snapshot: the shards' threads read
- * it while guestd's loop changes the session table. Rebuilt by gproxy_view_changed() on
- * guestd's loop whenever a session is attached, refreshed or ended and when the policy is
- * replaced; a decision holds a reference (gproxy_view_get/put) to the snapshot it used.
- */
-struct gproxy_vsession {
-	char *id, *user;
-	char **groups;
-	size_t ngroups;
-	int64_t expires;
-	struct ctl_corp *corp;
-	size_t ncorp;
-};
-
-struct gproxy_view {
-	int refs;	       /* atomic */
-	struct policy *policy; /* a reference, or NULL: everything denied */
-	const char *workspace; /* g->cfg.workspace_name (lives as long as guestd) */
-	struct gproxy_vsession *s;
-	size_t n;
-};
 
 struct gproxy_client;
 TAILQ_HEAD(gproxy_client_list, gproxy_client);
@@ -253,38 +231,7 @@ gproxy_ocsf_network(struct gproxy_client *c, enum ocsf_net_activity activity, co
 	return ev;
 }
 
-/* ---- the sessions as decisions see them -------------------------------------------------- */
-
-static void
-gproxy_view_free(struct gproxy_view *v)
-{
-	size_t i, k;
-
-	for (i = 0; i < v->n; i++) {
-		struct gproxy_vsession *s = &v->s[i];
-
-		free(s->id);
-		free(s->user);
-		for (k = 0; k < s->ngroups; k++)
-			free(s->groups[k]);
-		free(s->groups);
-		for (k = 0; k < s->ncorp; k++) {
-			free(s->corp[k].name);
-			free(s->corp[k].host);
-		}
-		free(s->corp);
-	}
-	free(v->s);
-	policy_free(v->policy);
-	free(v);
-}
-
-static void
-gproxy_view_put(struct gproxy_view *v)
-{
-	if (v != NULL && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		gproxy_view_free(v);
-}
+/* ---- the sessions as decisions see them (guestd-proxy-view.c) ------------------------- */
 
 /* The current snapshot, referenced, for a client of ps (on ps's thread); never NULL. Each
  * loop keeps a reference to the view it saw last and takes the lock only when the view has
@@ -307,88 +254,6 @@ gproxy_view_get(struct gproxy_shard *ps)
 	}
 	__atomic_add_fetch(&ps->view->refs, 1, __ATOMIC_RELAXED);
 	return ps->view;
-}
-
-static char *
-gproxy_xstrdup(const char *s, bool *oom)
-{
-	char *d = strdup(s != NULL ? s : "");
-
-	if (d == NULL)
-		*oom = true;
-	return d;
-}
-
-/* Builds a snapshot of g's sessions and policy (guestd's loop). NULL when out of memory. */
-static struct gproxy_view *
-gproxy_view_build(struct guestd *g)
-{
-	struct gproxy_view *v;
-	struct gsession *gs;
-	bool oom = false;
-	size_t i = 0, k;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return NULL;
-	v->refs = 1;
-	v->workspace = g->cfg.workspace_name;
-	v->policy = policy_ref(g->policy);
-	if (g->sessions.n > 0 && (v->s = calloc(g->sessions.n, sizeof(*v->s))) == NULL)
-		oom = true;
-	TAILQ_FOREACH(gs, &g->sessions.list, entry) {
-		struct gproxy_vsession *s;
-
-		if (oom || i >= g->sessions.n)
-			break;
-		s = &v->s[i++];
-		v->n = i;
-		s->id = gproxy_xstrdup(gs->id, &oom);
-		s->user = gproxy_xstrdup(gs->user, &oom);
-		s->expires = gs->expires;
-		if (gs->ngroups > 0 &&
-		    (s->groups = calloc(gs->ngroups, sizeof(*s->groups))) == NULL)
-			oom = true;
-		for (k = 0; !oom && k < gs->ngroups; k++) {
-			s->groups[k] = gproxy_xstrdup(gs->groups[k], &oom);
-			s->ngroups = k + 1;
-		}
-		if (gs->ncorp > 0 && (s->corp = calloc(gs->ncorp, sizeof(*s->corp))) == NULL)
-			oom = true;
-		for (k = 0; !oom && k < gs->ncorp; k++) {
-			s->corp[k].name = gproxy_xstrdup(gs->corp[k].name, &oom);
-			s->corp[k].host = gproxy_xstrdup(gs->corp[k].host, &oom);
-			s->corp[k].port = gs->corp[k].port;
-			s->ncorp = k + 1;
-		}
-	}
-	if (oom) {
-		gproxy_view_free(v);
-		return NULL;
-	}
-	return v;
-}
-
-/* The live session sid of v, or NULL. */
-static const struct gproxy_vsession *
-gproxy_view_find(const struct gproxy_view *v, const char *sid, int64_t now)
-{
-	size_t i;
-
-	for (i = 0; i < v->n; i++)
-		if (strcmp(v->s[i].id, sid) == 0)
-			return v->s[i].expires > now ? &v->s[i] : NULL;
-	return NULL;
-}
-
-static void
-gproxy_view_subject(const struct gproxy_view *v, const struct gproxy_vsession *s,
-		    struct policy_subject *subj)
-{
-	memset(subj, 0, sizeof(*subj));
-	subj->user = s->user;
-	subj->workspace = v->workspace;
-	subj->groups = (const char *const *)s->groups;
-	subj->ngroups = s->ngroups;
 }
 
 void
@@ -1447,20 +1312,17 @@ gproxy_get(struct guestd *g)
 		return NULL;
 	px->g = g;
 	pthread_mutex_init(&px->view_mu, NULL);
-	if ((px->empty = calloc(1, sizeof(*px->empty))) == NULL ||
+	if ((px->empty = gproxy_view_empty(g)) == NULL ||
 	    (px->view = gproxy_view_build(g)) == NULL ||
 	    (px->shards = calloc(1, sizeof(*px->shards))) == NULL ||
 	    (px->shards[0] = gproxy_shard_new(px, g->base, 0)) == NULL) {
-		if (px->view != NULL)
-			gproxy_view_free(px->view);
-		free(px->empty);
+		gproxy_view_put(px->view);
+		gproxy_view_put(px->empty);
 		free(px->shards);
 		pthread_mutex_destroy(&px->view_mu);
 		free(px);
 		return NULL;
 	}
-	px->empty->refs = 1;
-	px->empty->workspace = g->cfg.workspace_name;
 	px->nshards = 1;
 	g->proxy = px;
 	return px;

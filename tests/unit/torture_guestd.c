@@ -13,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include "guestd/guestd-proxy-view.h"
 #include "guestd/guestd-proxy.h"
+#include "guestd/policy.h"
 #include "guestd/guestd.h"
 
 static void
@@ -67,6 +69,64 @@ attach_fill(struct ctl_attach *a, const char *sid, const char *user, const char 
 	a->expires = expires;
 	a->corp = corp;
 	a->ncorp = 2;
+}
+
+/* The egress proxy's view: a deep copy of the table, live sessions only by expiry, that outlives
+ * the table it was copied from, and a subject for the policy. */
+static void
+test_proxy_view(void **state)
+{
+	struct guestd g;
+	struct ctl_attach a;
+	struct gproxy_view *v, *e;
+	const struct gproxy_vsession *s;
+	struct policy_subject subj;
+	char *groups[2] = { (char *)"dev", (char *)"ml" };
+
+	memset(&g, 0, sizeof(g));
+	g.cfg.workspace_name = (char *)"ws1";
+	gsessions_init(&g.sessions, NULL);
+	attach_fill(&a, "s1", "alice", "SHA256:k1", 1000);
+	a.groups = groups;
+	a.ngroups = 2;
+	assert_non_null(gsessions_attach(&g.sessions, &a, 100));
+	attach_fill(&a, "s2", "bob", "SHA256:k2", 500);
+	assert_non_null(gsessions_attach(&g.sessions, &a, 100));
+
+	assert_non_null(v = gproxy_view_build(&g));
+	assert_int_equal(v->n, 2);
+	assert_null(v->policy); /* no policy: every decision denies */
+	assert_non_null(s = gproxy_view_find(v, "s1", 999));
+	assert_string_equal(s->user, "alice");
+	assert_int_equal(s->ncorp, 2);
+	assert_string_equal(s->corp[0].host, "git.corp.example");
+	assert_int_equal(s->corp[1].port, 8080);
+	gproxy_view_subject(v, s, &subj);
+	assert_string_equal(subj.user, "alice");
+	assert_string_equal(subj.workspace, "ws1");
+	assert_int_equal(subj.ngroups, 2);
+	assert_string_equal(subj.groups[1], "ml");
+	/* expiry is enforced on every lookup; 0 asks whatever the expiry */
+	assert_null(gproxy_view_find(v, "s2", 500));
+	assert_non_null(gproxy_view_find(v, "s2", 499));
+	assert_non_null(gproxy_view_find(v, "s2", 0));
+	assert_null(gproxy_view_find(v, "s3", 0));
+
+	/* the copy does not depend on the table: end both sessions, then read it */
+	gsessions_free_all(&g.sessions);
+	assert_non_null(s = gproxy_view_find(v, "s1", 999));
+	assert_string_equal(s->corp[0].name, "git");
+	/* a second reference keeps it after the first is dropped (ASan: no use after free) */
+	__atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+	gproxy_view_put(v);
+	assert_string_equal(gproxy_view_find(v, "s1", 0)->user, "alice");
+	gproxy_view_put(v);
+	gproxy_view_put(NULL);
+
+	assert_non_null(e = gproxy_view_empty(&g));
+	assert_int_equal(e->n, 0);
+	assert_null(gproxy_view_find(e, "s1", 0));
+	gproxy_view_put(e);
 }
 
 static void
@@ -271,9 +331,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff),	     cmocka_unit_test(test_sessions),
-		cmocka_unit_test(test_cgroup_paths), cmocka_unit_test(test_proxy_parse),
-		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_backoff),	    cmocka_unit_test(test_sessions),
+		cmocka_unit_test(test_proxy_view),  cmocka_unit_test(test_cgroup_paths),
+		cmocka_unit_test(test_proxy_parse), cmocka_unit_test(test_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
