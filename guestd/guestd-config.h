@@ -24,9 +24,9 @@ struct guestd_config {
 	char *authorized_keys_user; /* AuthorizedKeysUser NAME, default nobody */
 	char *proxy_listen;	    /* ProxyListen HOST:PORT (loopback), default 127.0.0.1:3128 */
 	char *proxy_resolv_conf;    /* ProxyResolvConf PATH, default /etc/resolv.conf */
-	int proxy_threads;	    /* ProxyThreads N (1-16), default 0: one per CPU */
-	char *credential_listen;    /* CredentialListen HOST:PORT (loopback), default none */
-	char *credential_ca_file;   /* CredentialCAFile PATH: CAs for upstreams, default system */
+	int proxy_threads;	  /* ProxyThreads N (1-GUESTD_PROXY_THREADS_MAX), 0: one per CPU */
+	char *credential_listen;  /* CredentialListen HOST:PORT (loopback), default none */
+	char *credential_ca_file; /* CredentialCAFile PATH: CAs for upstreams, default system */
 	struct conf_list credential_command; /* CredentialCommand "NAME /path [arg…]" (multi) */
 	long long credential_cache_ttl;	     /* CredentialCacheTTL, default 5m */
 	char *policy_file;	   /* PolicyFile PATH (saw-policy(5)), default none: deny all */
@@ -38,6 +38,7 @@ struct guestd_config {
 	long long audit_spool_max; /* AuditSpoolMax SIZE, default 64M */
 };
 
+#define GUESTD_PROXY_THREADS_MAX 16 /* the egress proxy's event loops at most */
 #define GUESTD_DEFAULT_AUDIT_SPOOL "/var/lib/saw-guestd/audit.spool"
 
 int guestd_config_load(const char *path, struct guestd_config *cfg);

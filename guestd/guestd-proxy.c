@@ -82,7 +82,6 @@
 #define GPROXY_MAX_ADDRS 8	 /* addresses tried per name */
 #define GPROXY_MAX_PENDING 256	 /* clients still sending their head */
 #define GPROXY_MAX_CONNS 4096	 /* clients in all (two descriptors each) */
-#define GPROXY_MAX_SHARDS 16	 /* ProxyThreads at most */
 #define GPROXY_HOW_TO "ask your platform team to add it to the egress allowlist"
 
 enum gproxy_state {
@@ -1231,33 +1230,26 @@ gproxy_listen_group(struct gproxy *px, const int *fds, size_t n, const char *sid
 {
 	struct gproxy_listen_job *j;
 	size_t i;
-	int rc = 0;
+	int rc;
 
-	for (i = 0; i < n; i++) {
-		if (i > 0 && (kind != PROXY_KIND_HTTP || i >= px->nshards)) {
-			close(fds[i]);
+	rc = gproxy_listener_new(px->shards[0], fds[0], sid, tag, kind);
+	for (i = 1; i < n; i++) {
+		if (kind != PROXY_KIND_HTTP || i >= px->nshards) {
+			close(fds[i]); /* no loop for it */
 			continue;
 		}
-		if (i == 0) {
-			rc = gproxy_listener_new(px->shards[0], fds[0], sid, tag, kind);
-			continue;
-		}
-		if ((j = calloc(1, sizeof(*j))) == NULL ||
-		    (sid != NULL && (j->sid = strdup(sid)) == NULL)) {
-			free(j);
-			j = NULL;
-		} else {
+		if ((j = calloc(1, sizeof(*j))) != NULL) {
 			j->fd = fds[i];
 			j->tag = tag;
-		}
-		if (j == NULL || gshard_post(px->shards[i]->sh, gproxy_listen_job_cb, j) != 0) {
-			/* the other loops serve the address all the same */
-			log_warnx("egress listener on event loop %zu: out of memory", i + 1);
-			if (j != NULL)
-				free(j->sid);
+			if ((sid == NULL || (j->sid = strdup(sid)) != NULL) &&
+			    gshard_post(px->shards[i]->sh, gproxy_listen_job_cb, j) == 0)
+				continue;
+			free(j->sid);
 			free(j);
-			close(fds[i]);
 		}
+		/* the other loops serve the address all the same */
+		log_warnx("egress listener on event loop %zu: out of memory", i + 1);
+		close(fds[i]);
 	}
 	return rc;
 }
@@ -1339,7 +1331,7 @@ gproxy_nshards(const struct guestd *g)
 		n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 	if (n < 1)
 		n = 1;
-	return n > GPROXY_MAX_SHARDS ? GPROXY_MAX_SHARDS : (size_t)n;
+	return n > GUESTD_PROXY_THREADS_MAX ? GUESTD_PROXY_THREADS_MAX : (size_t)n;
 }
 
 size_t
@@ -1348,33 +1340,40 @@ proxy_loops(struct guestd *g)
 	return g->proxy != NULL ? g->proxy->nshards : 1;
 }
 
-/*
- * n listening sockets on ss (SO_REUSEPORT: one group; non-blocking, close-on-exec) into
- * fds. 0, or -1 with errno and nothing left open. A socket of the group can only be joined by
- * the same user (root), so no process of a session can take a share of the connections.
- */
+int
+proxy_listen_socket(const struct sockaddr *sa, socklen_t salen, bool group)
+{
+	int fd, one = 1, err;
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (group && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+	    bind(fd, sa, salen) != 0 || listen(fd, 128) != 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* n sockets of one SO_REUSEPORT group on ss into fds: 0, or -1 with errno and none open. */
 static int
 gproxy_bind_group(const struct sockaddr_storage *ss, int sslen, int *fds, size_t n)
 {
 	size_t i;
-	int one = 1, err;
+	int err;
 
-	for (i = 0; i < n; i++) {
-		fds[i] = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fds[i] == -1 ||
-		    setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-		    setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-		    bind(fds[i], (const struct sockaddr *)ss, (socklen_t)sslen) != 0 ||
-		    listen(fds[i], 128) != 0) {
+	for (i = 0; i < n; i++)
+		if ((fds[i] = proxy_listen_socket((const struct sockaddr *)ss, (socklen_t)sslen,
+						  true)) == -1) {
 			err = errno;
-			if (fds[i] != -1)
-				close(fds[i]);
 			while (i-- > 0)
 				close(fds[i]);
 			errno = err;
 			return -1;
 		}
-	}
 	return 0;
 }
 
@@ -1386,7 +1385,7 @@ gproxy_open_address(struct guestd *g, const char *keyword, const char *address, 
 {
 	struct gproxy *px = g->proxy;
 	struct sockaddr_storage ss;
-	int fds[GPROXY_MAX_SHARDS], sslen;
+	int fds[GUESTD_PROXY_THREADS_MAX], sslen;
 	size_t n = kind == PROXY_KIND_HTTP ? px->nshards : 1, i;
 
 	if (guestd_config_sockaddr(address, &ss, &sslen) != 0) {

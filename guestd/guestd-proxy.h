@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define GPROXY_MAX_HEAD 8192
 #define GPROXY_MAX_HEADERS 64
@@ -108,6 +109,11 @@ int proxy_listen_fds(struct guestd *g, const int *fds, size_t n, const char *ses
 		     unsigned long tag, int kind);
 /* Closes the listeners of session_id given tag (the connections they accepted go on). */
 void proxy_unlisten(struct guestd *g, const char *session_id, unsigned long tag);
+/* A listening TCP socket on sa (non-blocking, close-on-exec, SO_REUSEADDR; with group,
+ * SO_REUSEPORT: a socket of the egress listener's group, which only the same user, root, can
+ * join, so that no process of a session can take a share of its connections), in the
+ * caller's network namespace. The descriptor, or -1 with errno. */
+int proxy_listen_socket(const struct sockaddr *sa, socklen_t salen, bool group);
 /* How many event loops serve the egress proxy (ProxyThreads), at least 1. */
 size_t proxy_loops(struct guestd *g);
 

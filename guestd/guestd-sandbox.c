@@ -1078,12 +1078,10 @@ out:
 
 /* ---- proxy listeners inside the sandbox's network namespace ----------------------------- */
 
-#define GSANDBOX_MAX_HTTP 16 /* sockets of the egress listener: its loops at most (ProxyThreads) */
-
 struct gsandbox_ns_job {
 	int pidfd;
-	size_t nhttp;		     /* one egress socket per loop of the proxy */
-	int http[GSANDBOX_MAX_HTTP]; /* one SO_REUSEPORT group on SANDBOX_PROXY_HTTP_PORT */
+	size_t nhttp;			    /* one egress socket per loop of the proxy */
+	int http[GUESTD_PROXY_THREADS_MAX]; /* one group on SANDBOX_PROXY_HTTP_PORT */
 	int cred, decide;
 	int err;
 	const char *step;
@@ -1094,29 +1092,16 @@ static int
 gsandbox_ns_listen(int port, bool group)
 {
 	struct sockaddr_in sin;
-	int fd, one = 1, err;
 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    (group && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 128) != 0) {
-		err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	return fd;
+	return proxy_listen_socket((struct sockaddr *)&sin, sizeof(sin), group);
 }
 
 /* A socket stays in the network namespace it was created in: make them from a thread that
- * joins the sandbox's namespace, so that guestd's own thread never changes namespace. The
- * egress listener's group can only be joined by root (SO_REUSEPORT: the same user), so no
- * process of the sandbox can take a share of its connections. */
+ * joins the sandbox's namespace, so that guestd's own thread never changes namespace. */
 static void *
 gsandbox_ns_thread(void *arg)
 {
@@ -1170,8 +1155,9 @@ gsandbox_listeners(struct gsandbox *sb)
 
 	memset(&job, 0, sizeof(job));
 	job.pidfd = sb->init_pidfd;
-	job.nhttp = proxy_loops(g) < GSANDBOX_MAX_HTTP ? proxy_loops(g) : GSANDBOX_MAX_HTTP;
-	for (i = 0; i < GSANDBOX_MAX_HTTP; i++)
+	job.nhttp = proxy_loops(g) < GUESTD_PROXY_THREADS_MAX ? proxy_loops(g) :
+								GUESTD_PROXY_THREADS_MAX;
+	for (i = 0; i < GUESTD_PROXY_THREADS_MAX; i++)
 		job.http[i] = -1;
 	job.cred = job.decide = -1;
 	if ((errno = pthread_create(&th, NULL, gsandbox_ns_thread, &job)) != 0) {

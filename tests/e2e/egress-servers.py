@@ -10,6 +10,11 @@
                                   5 server-sent events 200 ms apart (send times to SENTLOG)
   sse URL TOKEN BODY              client: POST BODY with the capability, print the arrival
                                   time of each "data:" line (time.time())
+  hold PROXY TARGET N SECONDS     client: N tunnels through the proxy on 127.0.0.1:PROXY to
+                                  TARGET (CONNECT), print "HELD N" once all are up (or
+                                  "REFUSED i HEAD" and exit 1), then wait up to SECONDS for
+                                  the proxy to close them (the origin sends nothing on an
+                                  idle tunnel) and print "CLOSED n": how many it closed
   dns PORT NAMES QUERYLOG         a DNS server on UDP 127.0.0.1:PORT answering A and AAAA
                                   queries from NAMES (lines "name address"), NXDOMAIN for
                                   other names; each query is appended to QUERYLOG as
@@ -122,6 +127,35 @@ def sse_client(url, token, body):
                 print("data %.6f %s" % (time.time(), line.decode().strip()), flush=True)
 
 
+def hold(proxy, target, n, secs):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:  # a byte at a time: nothing of the tunnel is read
+            d = s.recv(1)
+            if not d:
+                break
+            head += d
+        if not head.startswith(b"HTTP/1.1 200"):
+            print("REFUSED", i, head, flush=True)
+            sys.exit(1)
+        socks.append(s)
+    print("HELD", n, flush=True)
+    closed, deadline = 0, time.time() + secs
+    for s in socks:
+        s.settimeout(max(0.1, deadline - time.time()))
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+        except ConnectionResetError:
+            closed += 1
+        except socket.timeout:
+            pass
+    print("CLOSED", closed, flush=True)
+
+
 def dns(port, names_file, log):
     names = {}
     with open(names_file) as f:
@@ -179,6 +213,8 @@ def main():
         srv.serve_forever()
     elif mode == "sse":
         sse_client(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "hold":
+        hold(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     elif mode == "dns":
         dns(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     else:

@@ -227,37 +227,8 @@ assert_eq "$out" 405 "an origin-form request to the proxy is refused (405)"
 
 # --- the session ends: its open tunnels are reset, on every loop, and it is refused again -------
 HELD=16
-python3 - "$PROXY_PORT" "$ORIGIN_PORT" "$HELD" >"$T/held.out" 2>"$T/held.err" <<'PY' &
-import socket, sys, time
-proxy, origin, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-socks = []
-for i in range(n):
-    s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
-    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % origin)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        d = s.recv(1)
-        if not d:
-            break
-        head += d
-    if not head.startswith(b"HTTP/1.1 200"):
-        print("REFUSED", i, head, flush=True)
-        sys.exit(1)
-    socks.append(s)
-print("HELD", n, flush=True)
-# the origin sends nothing on an idle tunnel: a read ends only when guestd closes it
-closed, deadline = 0, time.time() + 30
-for s in socks:
-    s.settimeout(max(0.1, deadline - time.time()))
-    try:
-        if s.recv(1) == b"":
-            closed += 1
-    except ConnectionResetError:
-        closed += 1
-    except socket.timeout:
-        pass
-print("CLOSED", closed, flush=True)
-PY
+python3 "$EGRESS_HELPERS" hold "$PROXY_PORT" "127.0.0.1:$ORIGIN_PORT" "$HELD" 30 \
+	>"$T/held.out" 2>"$T/held.err" &
 HELD_PID=$!
 wait_for_text "$T/held.out" "HELD $HELD" 15 || { show_file "$T/held.out"; show_file "$T/held.err"; fail "could not hold $HELD tunnels"; }
 revoke_session || fail_soft "guestd did not end the revoked session"
